@@ -1,0 +1,96 @@
+"""Shared fixtures: the pysot parity material in ../shared/parity."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
+
+# model name -> (compact weights, keys file, golden run name)
+PARITY_MODELS = {
+    "r50": ("r50_s0.npz", "keys_r50.txt", "r50_s0_video_s0"),
+    "mobilev2": ("mobilev2_s1.npz", "keys_mobilev2.txt", "mobilev2_s1_video_s0"),
+    "alex": ("alex_s0.npz", "keys_alex.txt", "alex_s0_video_s0"),
+}
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    if not (PARITY_DIR / "FACTS.md").is_file():
+        pytest.skip(f"pysot parity material not found at {PARITY_DIR} (set SIAMRPNPP_PARITY_DIR)")
+    return PARITY_DIR
+
+
+def _import_parity_weights(parity_dir: Path):
+    spec = importlib.util.spec_from_file_location("parity_weights", parity_dir / "parity_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def parity_state_dict(parity_dir: Path):
+    """``parity_state_dict(model) -> {key: np.ndarray}`` in pysot's key order."""
+    parity_weights = _import_parity_weights(parity_dir)
+    cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def get(model: str) -> dict[str, np.ndarray]:
+        if model not in cache:
+            npz, keys, _ = PARITY_MODELS[model]
+            cache[model] = parity_weights.load_state_dict(str(parity_dir / npz), str(parity_dir / keys))
+        return cache[model]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def parity_checkpoint(parity_state_dict, tmp_path_factory):
+    """``parity_checkpoint(model) -> Path`` of a pysot-format ``{'state_dict': ...}`` .pth file."""
+    import torch
+
+    cache: dict[str, Path] = {}
+
+    def get(model: str) -> Path:
+        if model not in cache:
+            path = tmp_path_factory.mktemp("parity_ckpt") / f"{model}.pth"
+            state = OrderedDict(
+                (k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in parity_state_dict(model).items()
+            )
+            torch.save({"state_dict": state}, path)
+            cache[model] = path
+        return cache[model]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def parity_video(parity_dir: Path, tmp_path_factory) -> Path:
+    """The 60-frame synthetic sequence the goldens were made on (``img/0001.png``..., ``groundtruth.txt``)."""
+    out = tmp_path_factory.mktemp("video_s0")
+    subprocess.run(
+        [sys.executable, str(parity_dir / "make_video.py"), "--out", str(out), "--frames", "60", "--seed", "0"],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def read_golden(parity_dir: Path, model: str) -> np.ndarray:
+    """pysot's per-frame output for ``model``: rows of ``idx, x, y, w, h, best_score``."""
+    _, _, run = PARITY_MODELS[model]
+    return np.loadtxt(parity_dir / "expected" / f"{run}.txt", delimiter=",", comments="#", ndmin=2)
+
+
+def golden_dump(parity_dir: Path, model: str) -> dict[str, np.ndarray]:
+    """Frame-1 tensors: ``z_crop``, ``x_crop_f1``, ``cls_f1``, ``loc_f1``."""
+    _, _, run = PARITY_MODELS[model]
+    folder = parity_dir / "expected" / f"{run}_dump"
+    return {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}
