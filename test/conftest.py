@@ -83,14 +83,24 @@ def parity_video(parity_dir: Path, tmp_path_factory) -> Path:
     return out
 
 
-def read_golden(parity_dir: Path, model: str) -> np.ndarray:
-    """pysot's per-frame output for ``model``: rows of ``idx, x, y, w, h, best_score``."""
-    _, _, run = PARITY_MODELS[model]
-    return np.loadtxt(parity_dir / "expected" / f"{run}.txt", delimiter=",", comments="#", ndmin=2)
+@pytest.fixture(scope="session")
+def parity_golden(parity_dir: Path):
+    """``parity_golden(model) -> ndarray`` of pysot's rows ``idx, x, y, w, h, best_score`` per frame."""
+
+    def get(model: str) -> np.ndarray:
+        _, _, run = PARITY_MODELS[model]
+        return np.loadtxt(parity_dir / "expected" / f"{run}.txt", delimiter=",", comments="#", ndmin=2)
+
+    return get
 
 
-def golden_dump(parity_dir: Path, model: str) -> dict[str, np.ndarray]:
-    """Frame-1 tensors: ``z_crop``, ``x_crop_f1``, ``cls_f1``, ``loc_f1``."""
-    _, _, run = PARITY_MODELS[model]
-    folder = parity_dir / "expected" / f"{run}_dump"
-    return {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}
+@pytest.fixture(scope="session")
+def parity_dump(parity_dir: Path):
+    """``parity_dump(model) -> {name: ndarray}`` of frame 1: ``z_crop``, ``x_crop_f1``, ``cls_f1``, ``loc_f1``."""
+
+    def get(model: str) -> dict[str, np.ndarray]:
+        _, _, run = PARITY_MODELS[model]
+        folder = parity_dir / "expected" / f"{run}_dump"
+        return {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}
+
+    return get
