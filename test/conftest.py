@@ -104,3 +104,66 @@ def parity_dump(parity_dir: Path):
         return {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}
 
     return get
+
+
+# ---------------------------------------------------------------------------
+# ROS: real rclpy nodes in separate processes on an isolated domain.
+
+
+@pytest.fixture(scope="session")
+def ros_environment() -> dict[str, str]:
+    """The environment for ROS peers, also applied to this process before rclpy starts."""
+    from ros_support import isolated_ros_environment, pick_domain_id
+
+    try:
+        import rclpy  # noqa: F401
+        import siamrpnpp_ros.msg  # noqa: F401
+    except ImportError as error:
+        pytest.fail(f"ROS 2 Python packages or generated messages missing ({error}); run tools/setup_venv.sh")
+    os.environ.update(isolated_ros_environment(pick_domain_id()))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def ros_peer(ros_environment, tmp_path, request):
+    """``ros_peer(*python_args) -> PeerProcess``; peers are stopped after the test.
+
+    Their output is printed when the test fails, so a failure shows what the peers said.
+    """
+    from ros_support import PeerProcess
+
+    peers: list[PeerProcess] = []
+
+    def start(*args: str) -> PeerProcess:
+        peer = PeerProcess(list(args), ros_environment, tmp_path / f"peer{len(peers)}.log")
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for peer in peers:
+            print(f"--- output of {' '.join(peer.args)} ---\n{peer.output()}")
+
+
+@pytest.fixture
+def ros_node(ros_environment, request):
+    """A real rclpy node in the test process (see ros_support.InProcessNode)."""
+    from ros_support import InProcessNode
+
+    node = InProcessNode("test_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:40])
+    yield node
+    node.close()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
