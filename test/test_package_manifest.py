@@ -1,0 +1,91 @@
+"""package.xml is a valid format-3 manifest that declares what the code imports."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from catkin_pkg.package import parse_package
+
+import siamrpnpp_ros
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Top-level Python module -> the rosdep key or ROS package that provides it.
+MODULE_PROVIDERS = {
+    "rclpy": "rclpy",
+    "std_msgs": "std_msgs",
+    "sensor_msgs": "sensor_msgs",
+    "std_srvs": "std_srvs",
+    "diagnostic_msgs": "diagnostic_msgs",
+    "builtin_interfaces": "builtin_interfaces",
+    "launch": "launch",
+    "launch_ros": "launch_ros",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "yaml": "python3-yaml",
+    "tqdm": "python3-tqdm",
+    "torch": "python3-torch",
+    "matplotlib": "python3-matplotlib",
+}
+# Imported only inside try/except as optional accelerators or fallbacks.
+OPTIONAL_MODULES = {"cv_bridge", "onnxruntime"}
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    package = parse_package(str(REPO_ROOT / "package.xml"))
+    package.validate()
+    return package
+
+
+def imported_top_level_modules(folder: Path) -> set[str]:
+    names: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_manifest_is_format_3_and_matches_the_python_version(manifest):
+    assert manifest.package_format == 3
+    assert manifest.name == "siamrpnpp_ros"
+    assert manifest.version == siamrpnpp_ros.__version__
+    assert manifest.get_build_type() == "ament_cmake"
+    assert "rosidl_interface_packages" in [group.name for group in manifest.member_of_groups]
+
+
+def test_every_third_party_import_is_declared(manifest):
+    runtime = {dep.name for dep in manifest.exec_depends + manifest.build_export_depends}
+    imported = imported_top_level_modules(REPO_ROOT / "siamrpnpp_ros") | imported_top_level_modules(REPO_ROOT / "launch")
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "siamrpnpp_ros"}
+    unknown = third_party - MODULE_PROVIDERS.keys() - OPTIONAL_MODULES
+    assert not unknown, f"map these imports to a rosdep key in MODULE_PROVIDERS and package.xml: {sorted(unknown)}"
+    undeclared = {MODULE_PROVIDERS[name] for name in third_party & MODULE_PROVIDERS.keys()} - runtime
+    assert not undeclared, f"package.xml lacks <exec_depend> for {sorted(undeclared)}"
+
+
+def test_core_does_not_import_ros():
+    ros_modules = {"rclpy", "std_msgs", "sensor_msgs", "std_srvs", "diagnostic_msgs", "builtin_interfaces", "launch", "launch_ros"}
+    for folder in ("models", "tracking", "training", "eval"):
+        path = REPO_ROOT / "siamrpnpp_ros" / folder
+        if path.is_dir():
+            leaked = imported_top_level_modules(path) & ros_modules
+            assert not leaked, f"siamrpnpp_ros/{folder} must stay ROS-free but imports {sorted(leaked)}"
+
+
+def test_manifest_passes_xmllint_against_the_format_3_schema_when_available():
+    schema = Path(os.environ.get("PACKAGE_FORMAT3_XSD", "package_format3.xsd"))
+    if shutil.which("xmllint") is None or not schema.is_file():
+        pytest.skip("needs xmllint and PACKAGE_FORMAT3_XSD pointing at a local copy of the format-3 schema")
+    result = subprocess.run(
+        ["xmllint", "--noout", "--schema", str(schema), str(REPO_ROOT / "package.xml")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
