@@ -1,0 +1,242 @@
+"""``siamrpnpp-track``: run the SiamRPN++ tracker offline on a video file or an image folder.
+
+    siamrpnpp-track --model alex --weights model.pth --video seq/ [--init x,y,w,h]
+                    [--config config/cpu_alex.yaml] [--device auto|cpu|cuda] [--fp16]
+                    [--long-term] [--out results.txt] [--show-video out.mp4]
+
+Boxes are top-left ``x,y,w,h`` in pixels. Without ``--init`` the first line of the sequence's
+``groundtruth.txt`` is the initial box. ``--out`` gets one ``x,y,w,h,score`` line per frame (6
+decimals; frame 0 is the init box with score 1). The last stdout line is machine-readable:
+
+    frames=N median_ms=X p90_ms=Y fps=Z device=D
+
+``frames`` counts every frame read (the init frame included); the timings cover only the
+``track()`` calls (frames 1..N-1), not init, decoding or drawing; ``fps`` is the number of
+``track()`` calls divided by their total time (mean throughput, not 1000/median).
+``--config`` supplies ``model`` and the ``tracker`` section of a parameters YAML; ``--device``
+and ``--fp16`` are taken from the command line only.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from siamrpnpp_ros.tracking.config import MODEL_NAMES, load_tracker_config, preset_for
+
+PROGRAM = "siamrpnpp-track"
+# Sequences shorter than this finish too quickly for a progress bar to help.
+PROGRESS_BAR_MIN_FRAMES = 100
+DEFAULT_VIDEO_FPS = 30.0
+
+PREDICTION_COLOR = (0, 200, 255)  # BGR orange
+GROUNDTRUTH_COLOR = (0, 220, 0)  # BGR green
+TEXT_COLOR = (255, 255, 255)
+
+
+class UsageError(ValueError):
+    """A command-line mistake that is reported as one line, without a traceback."""
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """Parse ``"x,y,w,h"`` (top-left, pixels; commas, optionally with spaces) into 4 floats."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    if len(parts) != 4 or not all(parts):
+        raise UsageError(f"--init must be x,y,w,h (four comma-separated numbers), got {text!r}")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--init must be x,y,w,h (four comma-separated numbers), got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"--init values must be finite, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``siamrpnpp-track``."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Track one object through a video file or image folder with SiamRPN++.",
+    )
+    parser.add_argument("--model", choices=MODEL_NAMES, help="backbone (may come from --config instead)")
+    parser.add_argument("--weights", help="pysot checkpoint (.pth); required until a default model ships")
+    parser.add_argument("--video", required=True, help="video file or image folder (OTB layout with img/ is fine)")
+    parser.add_argument("--init", help="initial box x,y,w,h (top-left, pixels); default: first groundtruth.txt line")
+    parser.add_argument("--config", help="ROS 2 parameters YAML giving model and tracker settings")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--fp16", action="store_true", help="half-precision network (CUDA only)")
+    parser.add_argument("--long-term", action="store_true", help="long-term tracker (wide search when lost)")
+    parser.add_argument("--out", help="write x,y,w,h,score per frame to this text file")
+    parser.add_argument("--show-video", metavar="OUT_MP4", help="write an annotated mp4 video")
+    return parser
+
+
+def _draw_box(image: np.ndarray, box: Sequence[float], color: tuple[int, int, int]) -> None:
+    x, y, w, h = box
+    if not all(math.isfinite(v) for v in box):
+        return
+    top_left = (int(round(x)), int(round(y)))
+    bottom_right = (int(round(x + w)), int(round(y + h)))
+    cv2.rectangle(image, top_left, bottom_right, color, 2)
+
+
+def annotate(
+    frame: np.ndarray,
+    index: int,
+    box: Sequence[float],
+    score: float,
+    fps: float | None,
+    groundtruth_box: Sequence[float] | None = None,
+    search_wide: bool = False,
+) -> np.ndarray:
+    """A copy of ``frame`` with the tracked box (and ground truth), score, index and FPS drawn."""
+    canvas = frame.copy()
+    if groundtruth_box is not None:
+        _draw_box(canvas, groundtruth_box, GROUNDTRUTH_COLOR)
+    _draw_box(canvas, box, PREDICTION_COLOR)
+    speed = "init" if fps is None else f"{fps:.1f} fps"
+    label = f"#{index}  score {score:.3f}  {speed}" + ("  wide search" if search_wide else "")
+    cv2.putText(canvas, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, TEXT_COLOR, 1, cv2.LINE_AA)
+    return canvas
+
+
+def format_row(box: Sequence[float], score: float) -> str:
+    """One ``--out`` line: ``x,y,w,h,score`` with 6 decimals (top-left box, pixels)."""
+    return ",".join(f"{v:.6f}" for v in (*box, score))
+
+
+def summary_line(frame_count: int, track_ms: Sequence[float], device: str) -> str:
+    """The final machine-readable line; timings in milliseconds over ``track()`` calls only."""
+    if track_ms:
+        times = np.asarray(track_ms, dtype=np.float64)
+        median = float(np.median(times))
+        p90 = float(np.percentile(times, 90))
+        fps = len(times) / (times.sum() / 1000.0) if times.sum() > 0 else float("inf")
+    else:
+        median = p90 = fps = float("nan")
+    return f"frames={frame_count} median_ms={median:.3f} p90_ms={p90:.3f} fps={fps:.2f} device={device}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from siamrpnpp_ros.tracking.factory import build_tracker
+    from siamrpnpp_ros.video import open_sequence
+
+    init_box = parse_box(args.init) if args.init is not None else None
+    if args.config:
+        model_name, tracker_config = load_tracker_config(args.config, args.model)
+    elif args.model:
+        model_name, tracker_config = args.model, preset_for(args.model)
+    else:
+        raise UsageError("--model is required (or a --config file that names the model)")
+
+    sequence = open_sequence(args.video)
+    groundtruth = sequence.groundtruth
+    if init_box is None:
+        if groundtruth is None or len(groundtruth) == 0:
+            raise UsageError(f"no --init box given and {args.video} has no groundtruth.txt to take it from")
+        init_box = tuple(float(v) for v in groundtruth[0])  # type: ignore[assignment]
+
+    tracker = build_tracker(
+        model_name,
+        args.weights,
+        device=args.device,
+        fp16=args.fp16,
+        config=tracker_config,
+        long_term=args.long_term,
+    )
+
+    out_lines: list[str] = []
+    track_ms: list[float] = []
+    writer: cv2.VideoWriter | None = None
+    video_size: tuple[int, int] | None = None
+    frame_count = 0
+    total = sequence.frame_count
+    progress = tqdm(
+        total=total,
+        unit="frame",
+        file=sys.stderr,
+        disable=True if (total is not None and total < PROGRESS_BAR_MIN_FRAMES) else None,
+    )
+    try:
+        for index, frame in enumerate(sequence):
+            frame_count += 1
+            search_wide = False
+            if index == 0:
+                tracker.init(frame, init_box)
+                box, score, fps = init_box, 1.0, None
+            else:
+                start = time.perf_counter()
+                result = tracker.track(frame)
+                elapsed_ms = (time.perf_counter() - start) * 1000.0
+                track_ms.append(elapsed_ms)
+                box, score, search_wide = result.box, result.score, result.search_wide
+                fps = 1000.0 / elapsed_ms if elapsed_ms > 0 else float("inf")
+                progress.set_postfix_str(f"{elapsed_ms:.1f} ms", refresh=False)
+            progress.update(1)
+            out_lines.append(format_row(box, score))
+
+            if args.show_video:
+                if writer is None:
+                    video_size = (frame.shape[1], frame.shape[0])
+                    writer = _open_writer(args.show_video, sequence.fps or DEFAULT_VIDEO_FPS, video_size)
+                gt_box = groundtruth[index] if groundtruth is not None and index < len(groundtruth) else None
+                canvas = annotate(frame, index, box, score, fps, gt_box, search_wide)
+                if (canvas.shape[1], canvas.shape[0]) != video_size:
+                    canvas = cv2.resize(canvas, video_size)
+                writer.write(canvas)
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.release()
+
+    if frame_count == 0:
+        raise UsageError(f"{args.video} yielded no frames")
+    if args.out:
+        out_path = Path(args.out)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text("\n".join(out_lines) + "\n", encoding="utf-8")
+    print(summary_line(frame_count, track_ms, str(tracker.device)), flush=True)
+    return 0
+
+
+def _open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {path} (mp4v codec unavailable or path not writable)")
+    return writer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 success, 1 runtime error, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on malformed arguments
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        # CheckpointError and SequenceError are ValueErrors; FileNotFoundError is an OSError.
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Tracker hyperparameters: the frozen ``TrackerConfig``, pysot's presets, and the YAML loader.
+
+The YAML files under ``config/`` are ROS 2 parameter files, so the same file can be
+passed to the offline CLI (``--config``) and to the ROS node (``--params-file``).
+Only two entries are read here: ``model`` and the ``tracker`` section. Everything
+else under ``ros__parameters`` belongs to other consumers (the node) and is ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+MODEL_NAMES: tuple[str, ...] = ("r50", "mobilev2", "alex")
+
+_INT_FIELDS = ("exemplar_size", "instance_size", "base_size", "anchor_stride", "lost_instance_size")
+_FLOAT_FIELDS = (
+    "penalty_k",
+    "window_influence",
+    "lr",
+    "context_amount",
+    "confidence_low",
+    "confidence_high",
+    "lost_window_influence",
+)
+_TUPLE_FIELDS = ("anchor_ratios", "anchor_scales")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """SiamRPN++ tracking hyperparameters (pysot's ``cfg.TRACK`` and ``cfg.ANCHOR``).
+
+    Sizes (``exemplar_size``, ``instance_size``, ``lost_instance_size``) are side lengths in
+    pixels of the square network inputs; ``anchor_stride`` is in search-crop pixels per
+    score-map cell. The model-specific values (``penalty_k``, ``window_influence``, ``lr``,
+    ``instance_size``, ``base_size``) have no defaults on purpose: take them from
+    ``TRACKER_PRESETS`` so that a config never silently mixes two models' settings.
+
+    Long-term fields (used only by ``LongTermTracker``, as pysot's ``SiamRPNLTTracker``):
+    below ``confidence_low`` the target counts as lost and the search widens to
+    ``lost_instance_size`` with ``lost_window_influence``; above ``confidence_high`` it
+    counts as found again.
+    """
+
+    penalty_k: float
+    window_influence: float
+    lr: float
+    instance_size: int
+    base_size: int
+    exemplar_size: int = 127
+    context_amount: float = 0.5
+    anchor_stride: int = 8
+    anchor_ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
+    anchor_scales: tuple[float, ...] = (8.0,)
+    lost_instance_size: int = 831
+    confidence_low: float = 0.85
+    confidence_high: float = 0.998
+    # pysot hard-codes this weight for the lost state; it is a field so it can be tuned.
+    lost_window_influence: float = 0.001
+
+    def __post_init__(self) -> None:
+        for name in _INT_FIELDS:
+            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        for name in _FLOAT_FIELDS:
+            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
+        for name in _TUPLE_FIELDS:
+            object.__setattr__(self, name, _as_float_tuple(name, getattr(self, name)))
+
+        problems: list[str] = []
+        if self.penalty_k < 0:
+            problems.append(f"penalty_k must be >= 0, got {self.penalty_k}")
+        for name in ("window_influence", "lost_window_influence", "lr"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {value}")
+        if self.exemplar_size < 1:
+            problems.append(f"exemplar_size must be >= 1, got {self.exemplar_size}")
+        if self.instance_size < self.exemplar_size:
+            problems.append(
+                f"instance_size ({self.instance_size}) must be >= exemplar_size ({self.exemplar_size})"
+            )
+        if self.lost_instance_size < self.instance_size:
+            problems.append(
+                f"lost_instance_size ({self.lost_instance_size}) must be >= instance_size ({self.instance_size})"
+            )
+        if self.base_size < 0:
+            problems.append(f"base_size must be >= 0, got {self.base_size}")
+        if self.context_amount < 0:
+            problems.append(f"context_amount must be >= 0, got {self.context_amount}")
+        if self.anchor_stride < 1:
+            problems.append(f"anchor_stride must be >= 1, got {self.anchor_stride}")
+        for name in _TUPLE_FIELDS:
+            values = getattr(self, name)
+            if not values:
+                problems.append(f"{name} must not be empty")
+            elif any(v <= 0 for v in values):
+                problems.append(f"{name} must all be > 0, got {list(values)}")
+        if not 0.0 <= self.confidence_low <= self.confidence_high <= 1.0:
+            problems.append(
+                "need 0 <= confidence_low <= confidence_high <= 1, got "
+                f"confidence_low={self.confidence_low}, confidence_high={self.confidence_high}"
+            )
+        if problems:
+            raise ValueError("invalid tracker config: " + "; ".join(problems))
+
+    @property
+    def anchor_count(self) -> int:
+        """Anchors per score-map cell (ratios x scales)."""
+        return len(self.anchor_ratios) * len(self.anchor_scales)
+
+    def score_size(self, instance_size: int | None = None) -> int:
+        """Side of the score map, in cells, for a search crop of ``instance_size`` pixels.
+
+        ``(instance_size - exemplar_size) // anchor_stride + 1 + base_size`` as pysot computes it;
+        ``instance_size`` defaults to this config's ``instance_size``.
+        """
+        size = self.instance_size if instance_size is None else int(instance_size)
+        return (size - self.exemplar_size) // self.anchor_stride + 1 + self.base_size
+
+    def replace(self, **changes: Any) -> TrackerConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def tracker_field_names() -> tuple[str, ...]:
+    """Names of the settable ``TrackerConfig`` fields, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(TrackerConfig))
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"tracker config: {name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"tracker config: {name} must be an integer, got {value!r}")
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"tracker config: {name} must be a number, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"tracker config: {name} must be finite, got {value!r}")
+    return result
+
+
+def _as_float_tuple(name: str, value: Any) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"tracker config: {name} must be a list of numbers, got {value!r}")
+    return tuple(_as_float(name, v) for v in value)
+
+
+# pysot's experiments/<name>/config.yaml values (FACTS.md table 1).
+TRACKER_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
+    {
+        "r50": TrackerConfig(penalty_k=0.05, window_influence=0.42, lr=0.38, instance_size=255, base_size=8),
+        "mobilev2": TrackerConfig(penalty_k=0.04, window_influence=0.40, lr=0.50, instance_size=255, base_size=8),
+        "alex": TrackerConfig(penalty_k=0.16, window_influence=0.40, lr=0.30, instance_size=287, base_size=0),
+    }
+)
+
+
+def preset_for(model: str) -> TrackerConfig:
+    """The pysot tracker preset of ``model`` ("r50" | "mobilev2" | "alex")."""
+    try:
+        return TRACKER_PRESETS[model]
+    except KeyError:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODEL_NAMES)}") from None
+
+
+def _collect_ros_parameters(node: Mapping[str, Any], found: list[Mapping[str, Any]]) -> None:
+    # ROS 2 parameter files nest ``ros__parameters`` under a node name, optionally under
+    # namespaces (``/ns: node: ros__parameters:``); wildcards like ``/**`` are plain keys here.
+    for value in node.values():
+        if isinstance(value, Mapping):
+            if "ros__parameters" in value:
+                params = value["ros__parameters"]
+                if not isinstance(params, Mapping):
+                    raise ValueError("'ros__parameters' must be a mapping")
+                found.append(params)
+            else:
+                _collect_ros_parameters(value, found)
+
+
+def _parameters_from_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    found: list[Mapping[str, Any]] = []
+    _collect_ros_parameters(document, found)
+    if not found:
+        return dict(document)
+    merged: dict[str, Any] = {}
+    # Several node sections may match; later sections override earlier ones like ROS does.
+    for params in found:
+        merged.update(params)
+    return merged
+
+
+def _tracker_section(params: Mapping[str, Any]) -> dict[str, Any]:
+    section: dict[str, Any] = {}
+    nested = params.get("tracker")
+    if nested is not None:
+        if not isinstance(nested, Mapping):
+            raise ValueError(f"'tracker' must be a mapping of tracker settings, got {nested!r}")
+        section.update(nested)
+    # ROS 2 also accepts the flattened spelling ``tracker.penalty_k: 0.05``.
+    for key, value in params.items():
+        if isinstance(key, str) and key.startswith("tracker."):
+            section[key[len("tracker."):]] = value
+    return section
+
+
+def load_tracker_config(
+    source: str | os.PathLike[str] | Mapping[str, Any], model: str | None = None
+) -> tuple[str, TrackerConfig]:
+    """Read ``model`` and the ``tracker`` section of a YAML parameters file (or a mapping).
+
+    ``source`` is a path to a ROS 2 parameters file (``<node>: ros__parameters: {...}``), or a
+    mapping with that layout, or a plain mapping ``{model: ..., tracker: {...}}``. Tracker
+    fields that are not given fall back to the model's pysot preset; unknown tracker keys are
+    an error. Top-level keys other than ``model`` and ``tracker`` are ignored (they belong to
+    the ROS node). ``model`` fills in a file without one; if both are given they must agree,
+    because a tracker section tuned for one backbone is wrong for another.
+
+    Returns ``(model_name, TrackerConfig)``. Raises ``ValueError`` (or ``FileNotFoundError``)
+    with a message naming the problem.
+    """
+    if isinstance(source, Mapping):
+        document: Any = source
+        origin = "config mapping"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        import yaml  # local import: only needed when reading files
+
+        try:
+            with path.open("r", encoding="utf-8") as handle:
+                document = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {path} is not valid YAML: {exc}") from None
+        origin = f"config file {path}"
+        if document is None:
+            document = {}
+    if not isinstance(document, Mapping):
+        raise ValueError(f"{origin}: expected a mapping at the top level, got {type(document).__name__}")
+
+    params = _parameters_from_document(document)
+    file_model = params.get("model")
+    if file_model is not None and not isinstance(file_model, str):
+        raise ValueError(f"{origin}: 'model' must be a string, got {file_model!r}")
+    if file_model and model and file_model != model:
+        raise ValueError(f"{origin} is for model {file_model!r} but model {model!r} was requested")
+    chosen = model or file_model
+    if not chosen:
+        raise ValueError(f"{origin}: no model given (set 'model' in the file or pass one)")
+    preset = preset_for(chosen)
+
+    overrides = _tracker_section(params)
+    allowed = set(tracker_field_names())
+    unknown = sorted(str(k) for k in overrides if k not in allowed)
+    if unknown:
+        raise ValueError(
+            f"{origin}: unknown tracker key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(allowed))}"
+        )
+    try:
+        config = preset.replace(**overrides) if overrides else preset
+    except ValueError as exc:
+        raise ValueError(f"{origin}: {exc}") from None
+    return chosen, config

@@ -1,0 +1,109 @@
+"""Context-padded square crops (pysot's ``get_subwindow``), bit-identical to the reference.
+
+A crop is a ``crop_side`` x ``crop_side`` window of the frame around a centre, where the parts
+outside the frame are filled with the first frame's mean colour (truncated to uint8), then
+resized with OpenCV's bilinear filter on uint8 to the network input side.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+
+def channel_average(frame: np.ndarray) -> np.ndarray:
+    """Per-channel mean colour of a BGR uint8 frame, float64 shape (3,).
+
+    Computed exactly like pysot (``np.mean`` over rows and columns) because the padding colour
+    derived from it must match to the last bit.
+    """
+    return np.mean(frame, axis=(0, 1))
+
+
+def padding_color(average: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The uint8 padding colour for a mean colour: truncated (124.63 -> 124), not rounded.
+
+    Truncation is what numpy does when pysot assigns the float mean into a uint8 canvas.
+    """
+    return np.asarray(average, dtype=np.float64).astype(np.uint8)
+
+
+def crop_origin(center: Sequence[float], crop_side: int) -> tuple[int, int]:
+    """Top-left pixel (x, y) of the ``crop_side`` window centred on ``center`` (pixels).
+
+    ``floor(center - (crop_side + 1) / 2 + 0.5)`` per axis, as pysot rounds it.
+    """
+    half = (crop_side + 1) / 2
+    x_min = int(np.floor(center[0] - half + 0.5))
+    y_min = int(np.floor(center[1] - half + 0.5))
+    return x_min, y_min
+
+
+def square_crop(
+    frame: np.ndarray,
+    center: Sequence[float],
+    crop_side: int,
+    output_side: int,
+    pad_color: np.ndarray,
+) -> np.ndarray:
+    """The square window of ``crop_side`` pixels around ``center``, resized to ``output_side``.
+
+    ``frame`` is HxWx3 uint8 (BGR), ``center`` is (x, y) in frame pixels (a float centre, not a
+    top-left corner), ``pad_color`` is the uint8 colour (see ``padding_color``) for the part of
+    the window outside the frame. Returns ``output_side`` x ``output_side`` x 3 uint8. When the
+    window lies inside the frame and no resize is needed, the result is a view of ``frame``.
+    """
+    crop_side = int(crop_side)
+    output_side = int(output_side)
+    if crop_side < 1:
+        raise ValueError(f"crop side must be at least 1 pixel, got {crop_side}")
+    if output_side < 1:
+        raise ValueError(f"output side must be at least 1 pixel, got {output_side}")
+    height, width = frame.shape[:2]
+    x_min, y_min = crop_origin(center, crop_side)
+    x_end, y_end = x_min + crop_side, y_min + crop_side
+
+    if x_min >= 0 and y_min >= 0 and x_end <= width and y_end <= height:
+        patch = frame[y_min:y_end, x_min:x_end]
+    else:
+        # Only the window is materialised, not the whole padded frame pysot builds; each
+        # pixel is still either a frame pixel or the padding colour, so the result is the same.
+        patch = np.empty((crop_side, crop_side, frame.shape[2]), dtype=np.uint8)
+        patch[...] = pad_color
+        src_x0, src_x1 = max(x_min, 0), min(x_end, width)
+        src_y0, src_y1 = max(y_min, 0), min(y_end, height)
+        if src_x0 < src_x1 and src_y0 < src_y1:
+            patch[src_y0 - y_min : src_y1 - y_min, src_x0 - x_min : src_x1 - x_min] = frame[
+                src_y0:src_y1, src_x0:src_x1
+            ]
+
+    if crop_side != output_side:
+        patch = cv2.resize(patch, (output_side, output_side), interpolation=cv2.INTER_LINEAR)
+    return patch
+
+
+def crop_to_tensor(
+    patch: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """A HxWx3 uint8 patch as a (1, 3, H, W) tensor of ``dtype`` on ``device``.
+
+    Values stay 0..255 in BGR order (no mean subtraction, no scaling), as the models expect.
+    The uint8 data is moved before the conversion so a GPU transfer carries a quarter of the bytes.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
+    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
+
+
+def square_crop_tensor(
+    frame: np.ndarray,
+    center: Sequence[float],
+    crop_side: int,
+    output_side: int,
+    pad_color: np.ndarray,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """``square_crop`` followed by ``crop_to_tensor``: the (1, 3, output_side, output_side) network input."""
+    return crop_to_tensor(square_crop(frame, center, crop_side, output_side, pad_color), device, dtype)

@@ -1,0 +1,95 @@
+"""One place that turns (model name, weights, device, precision) into a ready tracker.
+
+Used by the offline CLI and the ROS node alike, so both build trackers the same way.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .config import MODEL_NAMES, TrackerConfig, preset_for
+from .longterm import LongTermTracker
+from .tracker import SiamRPNTracker
+
+# Where a future release bundles default weights, one file per model name.
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto" | "cpu" | "cuda" | "cuda:N"`` (or a ``torch.device``) to a usable device.
+
+    ``"auto"`` picks ``cuda`` when available, else ``cpu``. Asking for CUDA on a machine without
+    it, or for a GPU index that does not exist, raises ValueError saying so.
+    """
+    if isinstance(device, torch.device):
+        requested = device
+    else:
+        text = str(device).strip().lower()
+        if text == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            requested = torch.device(text)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if requested.type == "cpu":
+        return torch.device("cpu")
+    if requested.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!s} was requested but CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if requested.index is not None and requested.index >= count:
+            raise ValueError(f"device {device!s} was requested but only {count} CUDA device(s) exist")
+        return requested
+    raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def default_weights_path(model_name: str) -> Path:
+    """The bundled weights file for ``model_name``; FileNotFoundError while none ships.
+
+    Looks for ``siamrpnpp_ros/data/default_<model>.pth``.
+    """
+    path = DEFAULT_WEIGHTS_DIR / f"default_{model_name}.pth"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no bundled default weights for model {model_name!r} (looked for {path}); "
+            "pass a pysot checkpoint with --weights (required until a default model ships)"
+        )
+    return path
+
+
+def build_tracker(
+    model_name: str,
+    weights: str | os.PathLike[str] | None,
+    device: str | torch.device = "auto",
+    fp16: bool = False,
+    config: TrackerConfig | None = None,
+    long_term: bool = False,
+) -> SiamRPNTracker:
+    """Build the network, load a pysot checkpoint and wrap it in a tracker.
+
+    ``model_name``: "r50" | "mobilev2" | "alex". ``weights``: checkpoint path, or None for the
+    bundled default (none ships yet: FileNotFoundError). ``device``: see ``select_device``.
+    ``fp16`` runs the network in half precision and is refused (ValueError) unless the device
+    is CUDA, since CPU half convolutions are slow or unsupported. ``config`` defaults to the
+    model's pysot preset. ``long_term`` returns a ``LongTermTracker``.
+    A checkpoint that does not fit the model raises ``siamrpnpp_ros.models.CheckpointError``.
+    """
+    from siamrpnpp_ros.models import build_model, load_checkpoint
+
+    if model_name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model_name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    resolved_device = select_device(device)
+    if fp16 and resolved_device.type != "cuda":
+        raise ValueError(f"fp16 needs a CUDA device, but the device is {resolved_device}; drop --fp16")
+    tracker_config = config if config is not None else preset_for(model_name)
+    weights_path = Path(weights) if weights is not None else default_weights_path(model_name)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"weights file not found: {weights_path}")
+
+    model = build_model(model_name)
+    load_checkpoint(model, weights_path)
+    model = model.to(resolved_device).eval()
+    tracker_class = LongTermTracker if long_term else SiamRPNTracker
+    return tracker_class(model, tracker_config, device=resolved_device, fp16=fp16)
