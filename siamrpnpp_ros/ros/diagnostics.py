@@ -1,0 +1,113 @@
+"""Counters the node keeps, and their ``diagnostic_msgs/DiagnosticStatus`` form."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+
+@dataclass
+class StatsSnapshot:
+    """Totals at one moment; two snapshots give the rates over the time between them."""
+
+    when: float
+    received: int
+    processed: int
+    dropped: int
+    rejected: int
+    latency_sum: float
+    latency_max: float
+    last_received: float | None
+
+
+class NodeStats:
+    """Thread-safe counters: images received/processed/dropped/rejected and processing latency."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.rejected = 0
+        self._latency_sum = 0.0
+        self._latency_max = 0.0  # since the last snapshot
+        self._last_received: float | None = None
+
+    def image_received(self, when: float) -> None:
+        with self._lock:
+            self.received += 1
+            self._last_received = when
+
+    def image_rejected(self) -> None:
+        with self._lock:
+            self.rejected += 1
+
+    def frame_processed(self, latency: float, dropped_before: int = 0) -> None:
+        with self._lock:
+            self.processed += 1
+            self.dropped += dropped_before
+            self._latency_sum += latency
+            self._latency_max = max(self._latency_max, latency)
+
+    def snapshot(self) -> StatsSnapshot:
+        """The totals now; resets the running latency maximum."""
+        with self._lock:
+            snapshot = StatsSnapshot(
+                time.monotonic(), self.received, self.processed, self.dropped, self.rejected,
+                self._latency_sum, self._latency_max, self._last_received,
+            )
+            self._latency_max = 0.0
+            return snapshot
+
+
+def tracker_status(
+    name: str,
+    hardware_id: str,
+    previous: StatsSnapshot,
+    current: StatsSnapshot,
+    tracking_status: str,
+    target_id: int,
+    extra: dict[str, str],
+    worker_alive: bool,
+) -> DiagnosticStatus:
+    """One DiagnosticStatus summarising the period between two snapshots."""
+    period = max(current.when - previous.when, 1e-6)
+    processed = current.processed - previous.processed
+    input_rate = (current.received - previous.received) / period
+    processing_rate = processed / period
+    mean_latency_ms = 1000.0 * (current.latency_sum - previous.latency_sum) / processed if processed else 0.0
+    silence = None if current.last_received is None else current.when - current.last_received
+    active = tracking_status not in ("IDLE",)
+
+    level, message = DiagnosticStatus.OK, tracking_status if not active else f"{tracking_status} target {target_id}"
+    if not worker_alive:
+        level, message = DiagnosticStatus.ERROR, "tracking worker stopped; restart the node"
+    elif active and (silence is None or silence > max(2 * period, 1.0)):
+        level, message = DiagnosticStatus.WARN, f"{message}; no images for {silence or 0:.1f} s"
+    elif tracking_status == "LOST":
+        level = DiagnosticStatus.WARN
+
+    values = {
+        "status": tracking_status,
+        "target_id": str(target_id) if active else "",
+        "input_rate_hz": f"{input_rate:.2f}",
+        "processing_rate_hz": f"{processing_rate:.2f}",
+        "latency_mean_ms": f"{mean_latency_ms:.1f}",
+        "latency_max_ms": f"{1000.0 * current.latency_max:.1f}",
+        "frames_received": str(current.received),
+        "frames_processed": str(current.processed),
+        "dropped_frames": str(current.dropped),
+        "dropped_frames_in_period": str(current.dropped - previous.dropped),
+        "rejected_images": str(current.rejected),
+        "seconds_since_last_image": "" if silence is None else f"{silence:.2f}",
+        **extra,
+    }
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=key, value=value) for key, value in values.items()],
+    )

@@ -1,0 +1,289 @@
+"""The node's ROS parameters: declarations (with descriptors), validation and runtime changes.
+
+Everything is declared with a description; parameters whose change needs a restart (the
+model, the device, the topics' QoS, sizes baked into the network input) are read-only,
+and numeric ones carry ranges that ``ros2 param`` and rqt show. Cross-field rules (e.g.
+``instance_size >= exemplar_size``) are checked by ``TrackerConfig`` and ``LostPolicy``; a
+violation raises ``ValueError`` at start-up and is a rejected ``set_parameters`` at run time.
+
+``tracker.confidence_low`` / ``tracker.confidence_high`` (pysot's long-term thresholds) are
+not node parameters: the node derives them from ``lost_score_threshold`` and
+``recover_score_threshold`` (see ``tracking.session``). The offline CLI still reads them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
+from siamrpnpp_ros.tracking.config import MODEL_NAMES, TrackerConfig, preset_for, tracker_field_names
+from siamrpnpp_ros.tracking.session import LostPolicy
+
+MAX_INT = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The validated parameter values the node runs with."""
+
+    model: str
+    weights: str
+    device: str
+    fp16: bool
+    long_term: bool
+    use_compressed: bool
+    image_qos: str
+    image_qos_depth: int
+    frame_cache_size: int
+    frame_cache_max_mb: int
+    max_catch_up_frames: int
+    max_image_pixels: int
+    diagnostics_period: float
+    policy: LostPolicy
+    tracker: TrackerConfig
+
+    @property
+    def weights_path(self) -> str | None:
+        """The checkpoint to load; None means the package's bundled default."""
+        return self.weights or None
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    constraints: str = ""
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(
+            name=self.name,
+            type=_parameter_type(self.default),
+            description=self.description,
+            read_only=self.read_only,
+            additional_constraints=self.constraints,
+        )
+        if self.float_range is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(self.float_range[0]), to_value=float(self.float_range[1]), step=0.0)
+            ]
+        if self.int_range is not None:
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(self.int_range[0]), to_value=int(self.int_range[1]), step=1)
+            ]
+        return descriptor
+
+
+def _parameter_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return ParameterType.PARAMETER_BOOL
+    if isinstance(value, int):
+        return ParameterType.PARAMETER_INTEGER
+    if isinstance(value, float):
+        return ParameterType.PARAMETER_DOUBLE
+    if isinstance(value, str):
+        return ParameterType.PARAMETER_STRING
+    if isinstance(value, (list, tuple)):
+        return ParameterType.PARAMETER_DOUBLE_ARRAY
+    raise TypeError(f"no parameter type for {value!r}")
+
+
+_DEFAULT_POLICY = LostPolicy()
+
+# Declared first: the tracker defaults depend on the model.
+MODEL_SPEC = _Spec(
+    "model", "r50", "Backbone of the checkpoint: r50, mobilev2 or alex. Must match 'weights'.",
+    constraints="one of " + ", ".join(MODEL_NAMES),
+)
+
+NODE_SPECS: tuple[_Spec, ...] = (
+    _Spec("weights", "", "pysot checkpoint (.pth) for 'model'; empty = the package's bundled default model."),
+    _Spec("device", "auto", "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
+          constraints="auto, cpu, cuda or cuda:N"),
+    _Spec("fp16", False, "Half-precision network (CUDA only; refused on the CPU)."),
+    _Spec("long_term", True,
+          "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
+          "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++."),
+    _Spec("use_compressed", False,
+          "Subscribe to sensor_msgs/CompressedImage on 'image/compressed' instead of Image on 'image'."),
+    _Spec("image_qos", "sensor_data",
+          "Camera subscription QoS: sensor_data (best effort, works with every camera) or reliable.",
+          constraints="one of " + ", ".join(IMAGE_QOS_CHOICES)),
+    _Spec("image_qos_depth", 5, "History depth of the camera subscription (the node only uses the newest frame).",
+          int_range=(1, 100)),
+    _Spec("frame_cache_size", 45,
+          "Recent frames kept so a selection can start on the exact image it was drawn on (45 = 1.5 s at 30 fps).",
+          int_range=(1, 1000)),
+    _Spec("frame_cache_max_mb", 256, "Memory bound of that cache in MiB; the oldest frames go first.",
+          int_range=(1, 65536)),
+    _Spec("max_catch_up_frames", 15,
+          "After initialising on an older cached frame, track through at most this many of the newer cached "
+          "frames (evenly spaced) before joining the live stream; 0 = jump straight to the newest.",
+          int_range=(0, 1000)),
+    _Spec("max_image_pixels", 3840 * 2160,
+          "Images with more pixels than this (default 4K UHD) are dropped with a warning.",
+          read_only=False, int_range=(1, MAX_INT)),
+    _Spec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.05, 60.0)),
+    _Spec("lost_score_threshold", _DEFAULT_POLICY.lost_score_threshold,
+          "A frame whose score is below this counts as low; lost_frames low frames in a row make the target LOST.",
+          read_only=False, float_range=(0.0, 1.0)),
+    _Spec("lost_frames", _DEFAULT_POLICY.lost_frames,
+          "Consecutive low-score frames before the status becomes LOST.", read_only=False, int_range=(1, 10000)),
+    _Spec("recover_score_threshold", _DEFAULT_POLICY.recover_score_threshold,
+          "While LOST, recover_frames frames at or above this score make the status TRACKING again. "
+          "Must be >= lost_score_threshold.", read_only=False, float_range=(0.0, 1.0)),
+    _Spec("recover_frames", _DEFAULT_POLICY.recover_frames,
+          "Consecutive frames at or above recover_score_threshold needed to leave LOST.",
+          read_only=False, int_range=(1, 10000)),
+)
+
+# Tracker fields that only change numbers in the search, so they may change between frames.
+RUNTIME_TRACKER_FIELDS = frozenset({"penalty_k", "window_influence", "lr", "context_amount", "lost_window_influence"})
+# Set from the lost/recover thresholds instead (module docstring).
+DERIVED_TRACKER_FIELDS = frozenset({"confidence_low", "confidence_high"})
+
+_TRACKER_DESCRIPTIONS = {
+    "penalty_k": "Penalty on scale and aspect-ratio changes between frames.",
+    "window_influence": "Weight of the cosine window (preference for small motion) against the score.",
+    "lr": "Size update rate: how fast the box size follows the network's estimate.",
+    "instance_size": "Search crop side in pixels (network input; fixed per model).",
+    "base_size": "pysot's BASE_SIZE, added to the score-map size (8 for r50/mobilev2, 0 for alex).",
+    "exemplar_size": "Template crop side in pixels (network input).",
+    "context_amount": "Context added around the target when cropping, as a fraction of (w + h).",
+    "anchor_stride": "Anchor stride in search-crop pixels.",
+    "anchor_ratios": "Anchor aspect ratios.",
+    "anchor_scales": "Anchor scales.",
+    "lost_instance_size": "Long-term tracker: search crop side while the target is lost.",
+    "lost_window_influence": "Long-term tracker: cosine-window weight while the target is lost.",
+}
+_TRACKER_RANGES: dict[str, tuple[float, float]] = {
+    "penalty_k": (0.0, 10.0),
+    "window_influence": (0.0, 1.0),
+    "lr": (0.0, 1.0),
+    "context_amount": (0.0, 10.0),
+    "lost_window_influence": (0.0, 1.0),
+    "instance_size": (1, 4096),
+    "base_size": (0, 256),
+    "exemplar_size": (1, 1024),
+    "anchor_stride": (1, 256),
+    "lost_instance_size": (1, 8192),
+}
+
+
+def tracker_specs(model: str) -> tuple[_Spec, ...]:
+    """``tracker.*`` parameter specs, defaulting to ``model``'s pysot preset."""
+    preset = preset_for(model)
+    specs = []
+    for field in tracker_field_names():
+        if field in DERIVED_TRACKER_FIELDS:
+            continue
+        default = getattr(preset, field)
+        if isinstance(default, tuple):
+            default = [float(v) for v in default]
+        bounds = _TRACKER_RANGES.get(field)
+        specs.append(
+            _Spec(
+                f"tracker.{field}",
+                default,
+                _TRACKER_DESCRIPTIONS.get(field, f"Tracker setting {field}."),
+                read_only=field not in RUNTIME_TRACKER_FIELDS,
+                float_range=bounds if isinstance(default, float) and bounds else None,
+                int_range=(int(bounds[0]), int(bounds[1])) if isinstance(default, int) and bounds else None,
+            )
+        )
+    return tuple(specs)
+
+
+def declare_node_parameters(node: Any) -> NodeSettings:
+    """Declare every parameter on ``node`` and return the validated settings.
+
+    Raises ``rclpy.exceptions.ParameterException`` (wrong type, out of range) or ValueError
+    (a rule across fields, an unknown model or QoS name) with a message naming the parameter.
+    """
+    model = node.declare_parameter(MODEL_SPEC.name, MODEL_SPEC.default, MODEL_SPEC.descriptor()).value
+    if model not in MODEL_NAMES:
+        raise ValueError(f"parameter model must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    values: dict[str, Any] = {"model": model}
+    for spec in (*NODE_SPECS, *tracker_specs(model)):
+        values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+    return settings_from_values(values)
+
+
+def settings_from_values(values: dict[str, Any]) -> NodeSettings:
+    """Build and validate ``NodeSettings`` from a ``{parameter name: value}`` mapping."""
+    if values["image_qos"] not in IMAGE_QOS_CHOICES:
+        raise ValueError(f"parameter image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {values['image_qos']!r}")
+    device = str(values["device"]).strip().lower()
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"parameter device must be auto, cpu, cuda or cuda:N, got {values['device']!r}")
+    try:
+        policy = LostPolicy(
+            lost_score_threshold=float(values["lost_score_threshold"]),
+            lost_frames=int(values["lost_frames"]),
+            recover_score_threshold=float(values["recover_score_threshold"]),
+            recover_frames=int(values["recover_frames"]),
+        )
+    except ValueError as error:
+        raise ValueError(f"invalid lost/recover parameters: {error}") from None
+    tracker_values = {
+        name[len("tracker."):]: value for name, value in values.items() if name.startswith("tracker.")
+    }
+    try:
+        tracker = preset_for(values["model"]).replace(**tracker_values)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"invalid tracker.* parameters: {error}") from None
+    return NodeSettings(
+        model=values["model"],
+        weights=str(values["weights"]),
+        device=device,
+        fp16=bool(values["fp16"]),
+        long_term=bool(values["long_term"]),
+        use_compressed=bool(values["use_compressed"]),
+        image_qos=values["image_qos"],
+        image_qos_depth=int(values["image_qos_depth"]),
+        frame_cache_size=int(values["frame_cache_size"]),
+        frame_cache_max_mb=int(values["frame_cache_max_mb"]),
+        max_catch_up_frames=int(values["max_catch_up_frames"]),
+        max_image_pixels=int(values["max_image_pixels"]),
+        diagnostics_period=float(values["diagnostics_period"]),
+        policy=policy,
+        tracker=tracker,
+    )
+
+
+def settings_values(settings: NodeSettings) -> dict[str, Any]:
+    """The inverse of ``settings_from_values``: ``{parameter name: value}``."""
+    values = {
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.name not in ("policy", "tracker")
+    }
+    values.update(dataclasses.asdict(settings.policy))
+    for field in tracker_field_names():
+        if field not in DERIVED_TRACKER_FIELDS:
+            values[f"tracker.{field}"] = getattr(settings.tracker, field)
+    return values
+
+
+def apply_changes(settings: NodeSettings, changes: Iterable[Any]) -> NodeSettings:
+    """Settings with ``changes`` (rclpy ``Parameter`` objects) applied; ValueError with a reason if invalid.
+
+    Read-only parameters and ranges are enforced by rclpy from the descriptors before this
+    runs; this checks the rules across fields.
+    """
+    values = settings_values(settings)
+    for parameter in changes:
+        if parameter.name not in values:
+            continue
+        value = parameter.value
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+            value = [float(v) for v in value]
+        values[parameter.name] = value
+    return settings_from_values(values)
