@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -218,6 +219,9 @@ def _open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWrite
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 1 runtime error, 2 usage error)."""
+    # FFmpeg prints its own low-level lines (e.g. "moov atom not found") next to our one-line
+    # error; silence it unless the user asked for a level. Read when the first video opens.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

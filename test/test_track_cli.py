@@ -1,0 +1,141 @@
+"""The ``siamrpnpp-track`` CLI, run as ``python -m siamrpnpp_ros.track`` in a subprocess."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = re.compile(r"^frames=(\d+) median_ms=(\d+\.\d+) p90_ms=(\d+\.\d+) fps=(\d+\.\d+) device=(\S+)$")
+ROW = re.compile(r"^-?\d+\.\d{6}(,-?\d+\.\d{6}){4}$")
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # This checkout, not whatever copy of the package is installed.
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return subprocess.run(
+        [sys.executable, "-m", "siamrpnpp_ros.track", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, f"expected failure, got exit 0; stdout: {result.stdout}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
+    assert lines[0].startswith("siamrpnpp-track: error:"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+
+
+def test_tracks_parity_video_like_pysot(parity_checkpoint, parity_video, parity_golden, tmp_path):
+    out = tmp_path / "results" / "alex.txt"
+    video = tmp_path / "annotated.mp4"
+    result = run_cli(
+        "--model", "alex",
+        "--weights", str(parity_checkpoint("alex")),
+        "--video", str(parity_video),
+        "--device", "cpu",
+        "--out", str(out),
+        "--show-video", str(video),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+    last_line = result.stdout.strip().splitlines()[-1]
+    match = SUMMARY.match(last_line)
+    assert match, f"last stdout line is not machine-readable: {last_line!r}"
+    assert int(match.group(1)) == 60 and match.group(5) == "cpu"
+    median, p90, fps = (float(match.group(i)) for i in (2, 3, 4))
+    assert 0 < median <= p90 and fps > 0
+
+    lines = out.read_text().splitlines()
+    assert len(lines) == 60
+    for line in lines:
+        assert ROW.match(line), f"bad result line {line!r}"
+    rows = np.array([[float(v) for v in line.split(",")] for line in lines])
+    golden = parity_golden("alex")
+    assert rows[0].tolist() == [*golden[0, 1:5], 1.0]
+    box_error = np.abs(rows[:, :4] - golden[:, 1:5]).max()
+    score_error = np.abs(rows[:, 4] - golden[:, 5]).max()
+    assert box_error <= 0.01, f"max box error {box_error} px"
+    assert score_error <= 1e-4 + 5e-7, f"max score error {score_error}"
+
+    capture = cv2.VideoCapture(str(video))
+    assert capture.isOpened()
+    frames = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        assert frame.shape == (480, 640, 3)
+        frames += 1
+    capture.release()
+    assert frames == 60
+
+
+def test_missing_video(parity_checkpoint, tmp_path):
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
+                     "--video", str(tmp_path / "nope.mp4"), "--init", "1,1,10,10")  # fmt: skip
+    assert_one_line_error(result, "nope.mp4")
+
+
+def test_empty_folder(parity_checkpoint, tmp_path):
+    (tmp_path / "img").mkdir()
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
+                     "--video", str(tmp_path), "--init", "1,1,10,10")  # fmt: skip
+    assert_one_line_error(result, "no images")
+
+
+def test_unreadable_video(parity_checkpoint, tmp_path):
+    bogus = tmp_path / "broken.mp4"
+    bogus.write_bytes(b"this is not a video")
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
+                     "--video", str(bogus), "--init", "1,1,10,10")  # fmt: skip
+    assert_one_line_error(result, "broken.mp4")
+
+
+@pytest.mark.parametrize(
+    "init, fragment",
+    [("700,10,20,20", "outside"), ("10,10,0,20", "width"), ("1,2,3", "x,y,w,h"), ("a,b,c,d", "x,y,w,h")],
+)
+def test_bad_init_box(parity_checkpoint, parity_video, init, fragment):
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
+                     "--video", str(parity_video), "--init", init)  # fmt: skip
+    assert_one_line_error(result, fragment)
+
+
+def test_no_init_and_no_groundtruth(parity_checkpoint, parity_video, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "0001.png").write_bytes((parity_video / "img" / "0001.png").read_bytes())
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(folder))
+    assert_one_line_error(result, "--init")
+
+
+def test_mismatched_checkpoint(parity_checkpoint, parity_video):
+    result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("mobilev2")), "--video", str(parity_video))
+    assert_one_line_error(result, "alex")
+
+
+def test_main_returns_exit_codes_in_process(parity_video, capsys):
+    from siamrpnpp_ros.track import main
+
+    assert main(["--model", "alex", "--video", str(parity_video), "--init", "1;2"]) == 2
+    assert "--init" in capsys.readouterr().err
+    code = main(["--model", "alex", "--video", str(parity_video), "--device", "cpu"])
+    assert code == 1
+    assert "--weights" in capsys.readouterr().err
