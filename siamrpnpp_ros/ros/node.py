@@ -17,6 +17,7 @@ later: by the time images come, the box may describe nothing in them).
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ WARNING_PERIOD_S = 2.0  # at most one warning per reason in this period
 # reset simulation), not a stray late packet: follow the new timeline.
 STAMP_RESET_AFTER = 30
 CANCEL_SERVICE_TIMEOUT_S = 10.0
+_NUMBERS = re.compile(r"[-+]?\d[\d.]*")
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -160,11 +162,18 @@ class TrackerNode(Node):
         super().destroy_node()
 
     # ------------------------------------------------------------------ executor thread: input
-    def _warn(self, reason: str, message: str) -> None:
-        """A warning at most once per WARNING_PERIOD_S for each ``reason``."""
+    def _warn(self, message: str) -> None:
+        """A warning at most once per WARNING_PERIOD_S for each kind of message.
+
+        Messages that differ only in numbers (sizes, stamps) are the same kind, so a camera
+        streaming bad images gets one warning every few seconds, not thirty a second.
+        """
+        kind = _NUMBERS.sub("#", message)
         now = time.monotonic()
-        if now - self._last_warning.get(reason, -math.inf) >= WARNING_PERIOD_S:
-            self._last_warning[reason] = now
+        if now - self._last_warning.get(kind, -math.inf) >= WARNING_PERIOD_S:
+            if len(self._last_warning) > 256:  # bounded, whatever the input
+                self._last_warning.clear()
+            self._last_warning[kind] = now
             self.get_logger().warning(message)
 
     def _on_image(self, msg: Image) -> None:
@@ -173,13 +182,12 @@ class TrackerNode(Node):
         try:
             layout = check_image(msg)
         except ValueError as error:
-            self._reject("bad_image", f"dropped image on {self._image_subscription.topic_name}: {error}")
+            self._reject(f"dropped image on {self._image_subscription.topic_name}: {error}")
             return
         if layout.pixel_count > self.settings.max_image_pixels:
             self._reject(
-                "huge_image",
                 f"dropped {layout.width}x{layout.height} image: more than max_image_pixels "
-                f"({self.settings.max_image_pixels}) pixels",
+                f"({self.settings.max_image_pixels}) pixels"
             )
             return
         self._accept(msg, len(msg.data), received, lambda: image_to_bgr(msg, layout))
@@ -188,7 +196,7 @@ class TrackerNode(Node):
         received = time.monotonic()
         self._stats.image_received(received)
         if len(msg.data) == 0:
-            self._reject("bad_image", "dropped empty compressed image")
+            self._reject("dropped empty compressed image")
             return
         max_pixels = self.settings.max_image_pixels
 
@@ -202,9 +210,9 @@ class TrackerNode(Node):
 
         self._accept(msg, len(msg.data), received, decode)
 
-    def _reject(self, reason: str, message: str) -> None:
+    def _reject(self, message: str) -> None:
         self._stats.image_rejected()
-        self._warn(reason, message)
+        self._warn(message)
 
     def _accept(self, msg: Any, nbytes: int, received: float, decode: Any) -> None:
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -213,9 +221,8 @@ class TrackerNode(Node):
             self._older_stamps_in_a_row += 1
             if self._older_stamps_in_a_row < STAMP_RESET_AFTER:
                 self._reject(
-                    "out_of_order",
                     f"dropped image stamped {stamp_ns / 1e9:.9f} s: not newer than the last one "
-                    f"({self._newest_stamp_ns / 1e9:.9f} s)",
+                    f"({self._newest_stamp_ns / 1e9:.9f} s)"
                 )
                 return
             self.get_logger().warning(
@@ -269,7 +276,7 @@ class TrackerNode(Node):
             except Exception as error:  # noqa: BLE001 - the worker must outlive any one bad frame
                 if self._slot.closed or not self.context.ok():
                     break
-                self._warn("worker_error", f"tracking step failed ({type(error).__name__}: {error}); continuing")
+                self._warn(f"tracking step failed ({type(error).__name__}: {error}); continuing")
 
     def _run_command(self, command: Any) -> None:
         if isinstance(command, _Selection):
@@ -378,7 +385,7 @@ class TrackerNode(Node):
             image = frame.decode()
         except ValueError as error:
             self._stats.image_rejected()
-            self._warn("bad_image", f"dropped image: {error}")
+            self._warn(f"dropped image: {error}")
             return
         previous_status = self._session.status
         result = self._session.step(image)

@@ -132,8 +132,9 @@ def clip_selection(box: Sequence[float], frame_width: int, frame_height: int) ->
         raise ValueError(
             f"box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies wholly outside the {frame_width}x{frame_height} image"
         )
-    clipped = (left, top, right - left, bottom - top)
-    return clipped, clipped != (x, y, w, h)
+    if (left, top, right, bottom) == (x, y, x + w, y + h):
+        return (x, y, w, h), False  # untouched, without float round-off from right - left
+    return (left, top, right - left, bottom - top), True
 
 
 def align_long_term_thresholds(config: Any, policy: LostPolicy) -> Any:
