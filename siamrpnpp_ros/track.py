@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Track one object through a video file or image folder with SiamRPN++.",
+        epilog=(
+            "Boxes are top-left x,y,w,h in pixels. The last stdout line is "
+            "'frames=N median_ms=X p90_ms=Y fps=Z device=D': N counts all frames read, the "
+            "timings cover track() calls only, fps = track() calls / their total time."
+        ),
     )
     parser.add_argument("--model", choices=MODEL_NAMES, help="backbone (may come from --config instead)")
     parser.add_argument("--weights", help="pysot checkpoint (.pth); required until a default model ships")

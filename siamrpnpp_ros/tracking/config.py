@@ -216,11 +216,11 @@ def _tracker_section(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_tracker_config(
-    source: str | os.PathLike[str] | Mapping[str, Any], model: str | None = None
+    path_or_mapping: str | os.PathLike[str] | Mapping[str, Any], model: str | None = None
 ) -> tuple[str, TrackerConfig]:
     """Read ``model`` and the ``tracker`` section of a YAML parameters file (or a mapping).
 
-    ``source`` is a path to a ROS 2 parameters file (``<node>: ros__parameters: {...}``), or a
+    ``path_or_mapping`` is a path to a ROS 2 parameters file (``<node>: ros__parameters: {...}``), or a
     mapping with that layout, or a plain mapping ``{model: ..., tracker: {...}}``. Tracker
     fields that are not given fall back to the model's pysot preset; unknown tracker keys are
     an error. Top-level keys other than ``model`` and ``tracker`` are ignored (they belong to
@@ -230,11 +230,11 @@ def load_tracker_config(
     Returns ``(model_name, TrackerConfig)``. Raises ``ValueError`` (or ``FileNotFoundError``)
     with a message naming the problem.
     """
-    if isinstance(source, Mapping):
-        document: Any = source
+    if isinstance(path_or_mapping, Mapping):
+        document: Any = path_or_mapping
         origin = "config mapping"
     else:
-        path = Path(source)
+        path = Path(path_or_mapping)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         import yaml  # local import: only needed when reading files

@@ -90,10 +90,11 @@ def crop_to_tensor(
     """A HxWx3 uint8 patch as a (1, 3, H, W) tensor of ``dtype`` on ``device``.
 
     Values stay 0..255 in BGR order (no mean subtraction, no scaling), as the models expect.
-    The uint8 data is moved before the conversion so a GPU transfer carries a quarter of the bytes.
+    The uint8 data is moved before the conversion so a GPU transfer carries a quarter of the bytes,
+    and the conversion writes straight into the contiguous NCHW result (one copy on the CPU).
     """
-    tensor = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
-    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype).contiguous()
+    tensor = torch.from_numpy(patch).to(device)
+    return tensor.permute(2, 0, 1).unsqueeze(0).to(dtype, memory_format=torch.contiguous_format)
 
 
 def square_crop_tensor(
