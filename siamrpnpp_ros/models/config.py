@@ -1,0 +1,244 @@
+"""Explicit, immutable descriptions of the SiamRPN++ network architectures.
+
+A :class:`ModelConfig` fixes everything that determines the parameter layout
+(and therefore the checkpoint keys) of a :class:`~siamrpnpp_ros.models.SiamRPN`.
+Tracking hyper-parameters (penalty, window influence, crop sizes) are *not*
+part of it: they belong to the tracker, which can change them without touching
+the weights.
+
+The presets reproduce the three published pysot experiments
+(``siamrpn_r50_l234_dwxcorr``, ``siamrpn_mobilev2_l234_dwxcorr`` and
+``siamrpn_alex_dwxcorr``) so that their checkpoints load key for key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping, Optional, Union
+
+BackboneName = Literal["resnet50", "mobilenetv2", "alexnet"]
+_BACKBONE_NAMES: tuple[str, ...] = ("resnet50", "mobilenetv2", "alexnet")
+
+# The layers a backbone can expose (index into its list of stage outputs).
+# AlexNet only exposes its final conv5 output, called layer 5 here.
+_VALID_LAYERS: dict[str, tuple[int, ...]] = {
+    "resnet50": (0, 1, 2, 3, 4),
+    "mobilenetv2": (0, 1, 2, 3, 4, 5, 6, 7),
+    "alexnet": (5,),
+}
+
+
+def _as_int_tuple(value: object, what: str, positive: bool = True) -> tuple[int, ...]:
+    """Normalise a list/tuple of ints to a tuple, so configs stay hashable and frozen."""
+    try:
+        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    except TypeError as exc:
+        raise TypeError(f"{what} must be a sequence of ints, got {value!r}") from exc
+    if positive and any(v <= 0 for v in out):
+        raise ValueError(f"{what} must be positive, got {out}")
+    return out
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Feature extractor.
+
+    Attributes:
+        name: ``'resnet50'`` (pysot's atrous ResNet-50), ``'mobilenetv2'`` (pysot's
+            dilated MobileNetV2) or ``'alexnet'`` (pysot's ``AlexNetLegacy``).
+        used_layers: indices of the stage outputs handed to the neck/RPN, in
+            order. ResNet-50: 0 = stem, 1..4 = layer1..layer4. MobileNetV2:
+            0 = layer0 (stem), 1..7 = layer1..layer7. AlexNet: only ``(5,)``.
+        width_mult: channel multiplier (MobileNetV2 and AlexNet; must be 1.0 for
+            ResNet-50).
+    """
+
+    name: BackboneName
+    used_layers: tuple[int, ...]
+    width_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in _BACKBONE_NAMES:
+            raise ValueError(f"unknown backbone {self.name!r}; valid: {', '.join(_BACKBONE_NAMES)}")
+        layers = _as_int_tuple(self.used_layers, "used_layers", positive=False)
+        object.__setattr__(self, "used_layers", layers)
+        if not layers:
+            raise ValueError("used_layers must not be empty")
+        if list(layers) != sorted(set(layers)):
+            raise ValueError(f"used_layers must be strictly increasing, got {layers}")
+        bad = [i for i in layers if i not in _VALID_LAYERS[self.name]]
+        if bad:
+            raise ValueError(
+                f"{self.name} has no layer(s) {bad}; valid: {list(_VALID_LAYERS[self.name])}"
+            )
+        if not self.width_mult > 0:
+            raise ValueError(f"width_mult must be positive, got {self.width_mult}")
+        if self.name == "resnet50" and self.width_mult != 1.0:
+            raise ValueError("resnet50 has no width multiplier (width_mult must be 1.0)")
+
+
+@dataclass(frozen=True)
+class NeckConfig:
+    """Per-level channel adjustment (pysot ``AdjustAllLayer``): 1x1 conv + BN.
+
+    Attributes:
+        in_channels: backbone channels of each used layer.
+        out_channels: channels fed to the RPN, one per level.
+        template_crop: side (in feature cells) of the centre crop taken from
+            template features.
+        crop_below: pysot decides *by width* whether a feature is a template:
+            features narrower than this are centre-cropped (15 < 20 for the
+            127 px exemplar, 31 >= 20 for the 255 px search region).
+    """
+
+    in_channels: tuple[int, ...]
+    out_channels: tuple[int, ...]
+    template_crop: int = 7
+    crop_below: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_channels", _as_int_tuple(self.in_channels, "in_channels"))
+        object.__setattr__(self, "out_channels", _as_int_tuple(self.out_channels, "out_channels"))
+        if len(self.in_channels) != len(self.out_channels) or not self.in_channels:
+            raise ValueError(
+                f"neck in_channels {self.in_channels} and out_channels {self.out_channels} "
+                "must be non-empty and of equal length"
+            )
+        if self.template_crop <= 0:
+            raise ValueError(f"template_crop must be positive, got {self.template_crop}")
+
+
+@dataclass(frozen=True)
+class RPNConfig:
+    """Depth-wise cross-correlation region-proposal head(s).
+
+    Attributes:
+        anchor_num: anchors per score-map position ``A``; cls has ``2A`` and loc
+            ``4A`` output channels.
+        in_channels: feature channels per level.
+        hidden_channels: channels of the template/search branch convs and of the
+            correlation map, per level (pysot uses ``in_channels`` again).
+        weighted: fuse levels with learned softmax weights (``cls_weight`` /
+            ``loc_weight``) instead of a plain mean. Only for ``multi``.
+        multi: ``True`` -> pysot ``MultiRPN`` (keys ``rpn_head.rpn2.*``, ...),
+            ``False`` -> a single ``DepthwiseRPN`` (keys ``rpn_head.cls.*``),
+            which requires exactly one level.
+    """
+
+    anchor_num: int = 5
+    in_channels: tuple[int, ...] = (256, 256, 256)
+    hidden_channels: tuple[int, ...] = (256, 256, 256)
+    weighted: bool = False
+    multi: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_channels", _as_int_tuple(self.in_channels, "in_channels"))
+        object.__setattr__(
+            self, "hidden_channels", _as_int_tuple(self.hidden_channels, "hidden_channels")
+        )
+        if self.anchor_num <= 0:
+            raise ValueError(f"anchor_num must be positive, got {self.anchor_num}")
+        if len(self.in_channels) != len(self.hidden_channels) or not self.in_channels:
+            raise ValueError(
+                f"rpn in_channels {self.in_channels} and hidden_channels {self.hidden_channels} "
+                "must be non-empty and of equal length"
+            )
+        if not self.multi and len(self.in_channels) != 1:
+            raise ValueError("a single (non-multi) RPN takes exactly one level")
+        if self.weighted and not self.multi:
+            raise ValueError("weighted fusion needs a multi-level RPN")
+
+    @property
+    def num_levels(self) -> int:
+        """Number of feature levels the head consumes."""
+        return len(self.in_channels)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A complete SiamRPN++ network: backbone -> optional neck -> RPN head.
+
+    ``name`` is only used in messages (e.g. checkpoint mismatch errors).
+    """
+
+    backbone: BackboneConfig
+    neck: Optional[NeckConfig]
+    rpn: RPNConfig
+    name: str = field(default="custom")
+
+    def __post_init__(self) -> None:
+        levels = len(self.backbone.used_layers)
+        if self.neck is not None and len(self.neck.in_channels) != levels:
+            raise ValueError(
+                f"neck has {len(self.neck.in_channels)} levels but the backbone exposes {levels}"
+            )
+        if self.rpn.num_levels != levels:
+            raise ValueError(
+                f"rpn has {self.rpn.num_levels} levels but the backbone exposes {levels}"
+            )
+        if self.neck is not None and self.neck.out_channels != self.rpn.in_channels:
+            raise ValueError(
+                f"neck out_channels {self.neck.out_channels} != rpn in_channels {self.rpn.in_channels}"
+            )
+
+
+# Read-only view: presets are shared by every caller, so nobody may edit them in place.
+MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType({
+    # experiments/siamrpn_r50_l234_dwxcorr
+    "r50": ModelConfig(
+        name="r50",
+        backbone=BackboneConfig(name="resnet50", used_layers=(2, 3, 4)),
+        neck=NeckConfig(in_channels=(512, 1024, 2048), out_channels=(256, 256, 256)),
+        rpn=RPNConfig(
+            anchor_num=5,
+            in_channels=(256, 256, 256),
+            hidden_channels=(256, 256, 256),
+            weighted=True,
+            multi=True,
+        ),
+    ),
+    # experiments/siamrpn_mobilev2_l234_dwxcorr
+    "mobilev2": ModelConfig(
+        name="mobilev2",
+        backbone=BackboneConfig(name="mobilenetv2", used_layers=(3, 5, 7), width_mult=1.4),
+        neck=NeckConfig(in_channels=(44, 134, 448), out_channels=(256, 256, 256)),
+        rpn=RPNConfig(
+            anchor_num=5,
+            in_channels=(256, 256, 256),
+            hidden_channels=(256, 256, 256),
+            weighted=False,
+            multi=True,
+        ),
+    ),
+    # experiments/siamrpn_alex_dwxcorr (no neck: ADJUST false)
+    "alex": ModelConfig(
+        name="alex",
+        backbone=BackboneConfig(name="alexnet", used_layers=(5,), width_mult=1.0),
+        neck=None,
+        rpn=RPNConfig(
+            anchor_num=5,
+            in_channels=(256,),
+            hidden_channels=(256,),
+            weighted=False,
+            multi=False,
+        ),
+    ),
+})
+
+
+def model_config(name: Union[str, ModelConfig]) -> ModelConfig:
+    """The preset called ``name`` (``'r50'``, ``'mobilev2'``, ``'alex'``).
+
+    A :class:`ModelConfig` is returned unchanged, so callers can accept either.
+
+    Raises:
+        ValueError: ``name`` is not a preset; the message lists the valid names.
+    """
+    if isinstance(name, ModelConfig):
+        return name
+    try:
+        return MODEL_PRESETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown model {name!r}; valid names: {', '.join(sorted(MODEL_PRESETS))}"
+        ) from None
