@@ -1,0 +1,294 @@
+"""One-command demo: camera player -> tracker node -> tracked boxes, printed and filmed.
+
+    python tools/demo.py                                   # parity video + parity weights
+    python tools/demo.py --weights model.pth --model r50 --video clip.mp4 --init x,y,w,h
+
+Three processes on a private ROS domain (localhost discovery, Fast DDS large-data
+transport): the tracker node, a camera player (``ros.player``) and this one, which selects
+the target on the first image it sees (``ros.selector.AutoSelector``, echoing the image's
+stamp), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
+received. It stops the node at the end of the video and exits 0 with a summary line.
+
+Without ``--weights``/``--video`` it uses the pysot parity material (``../shared/parity``
+or ``$SIAMRPNPP_PARITY_DIR``): its synthetic video and its seeded AlexNet checkpoint. Those
+weights are untrained, so the box does not follow the object; pass a real checkpoint to see
+tracking.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
+NODE_STARTUP_TIMEOUT_S = 180.0
+END_OF_VIDEO_GRACE_S = 10.0  # after the last frame, how long to wait for its box
+MAX_PENDING_FRAMES = 300  # frames waiting for their box before being written anyway
+
+
+def isolated_environment() -> dict[str, str]:
+    """This host only, a domain of our own, and Fast DDS's large-data transport for images."""
+    return {
+        "ROS_DOMAIN_ID": str(1 + (os.getpid() + 50) % 100),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+        "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+    }
+
+
+def prepare_parity_material(out_dir: Path) -> tuple[Path, Path]:
+    """The parity video and alex checkpoint under ``out_dir``, made once from the parity folder."""
+    if not (PARITY_DIR / "make_video.py").is_file():
+        raise SystemExit(
+            f"demo: no parity material at {PARITY_DIR}; pass --weights model.pth and --video PATH "
+            "(and --init x,y,w,h for a video without groundtruth.txt)"
+        )
+    video = out_dir / "parity_video_s0"
+    if not (video / "groundtruth.txt").is_file():
+        subprocess.run([sys.executable, str(PARITY_DIR / "make_video.py"), "--out", str(video),
+                        "--frames", "60", "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
+    weights = out_dir / "parity_alex_s0.pth"
+    if not weights.is_file():
+        subprocess.run([sys.executable, str(PARITY_DIR / "parity_weights.py"), "--npz", str(PARITY_DIR / "alex_s0.npz"),
+                        "--keys", str(PARITY_DIR / "keys_alex.txt"), "--out", str(weights)],
+                       check=True, stdout=subprocess.DEVNULL)
+    return video, weights
+
+
+class AnnotatedVideoWriter:
+    """Writes each received frame with the box the tracker returned for it.
+
+    Frames wait (bounded) until their box arrives; a frame the node skipped gets the last
+    box, marked as not tracked.
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.path = path
+        self.fps = fps
+        self._writer = None
+        self._pending: deque[tuple[int, object]] = deque()
+        self._last_box = None
+        self.written = 0
+
+    def add_frame(self, stamp_ns: int, frame) -> None:
+        self._pending.append((stamp_ns, frame))
+        while len(self._pending) > MAX_PENDING_FRAMES:
+            self._write(*self._pending.popleft(), own_box=False)
+
+    def add_box(self, stamp_ns: int, box) -> None:
+        while self._pending and self._pending[0][0] <= stamp_ns:
+            frame_stamp, frame = self._pending.popleft()
+            if frame_stamp == stamp_ns:
+                self._last_box = box
+                self._write(frame_stamp, frame, own_box=True)
+            else:
+                self._write(frame_stamp, frame, own_box=False)
+
+    def close(self) -> None:
+        while self._pending:
+            self._write(*self._pending.popleft(), own_box=False)
+        if self._writer is not None:
+            self._writer.release()
+
+    def _write(self, stamp_ns: int, frame, own_box: bool) -> None:
+        from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
+        from siamrpnpp_ros.tracking.session import TrackStatus
+
+        box = self._last_box
+        if box is None:
+            image = draw_tracking_overlay(frame, None, "IDLE")
+        else:
+            status = TrackStatus(box.status).name if own_box else "not processed"
+            image = draw_tracking_overlay(frame, (box.x, box.y, box.width, box.height), status,
+                                          box.score if own_box else None, None, box.target_id)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            height, width = image.shape[:2]
+            self._writer = self._cv2.VideoWriter(str(self.path), self._cv2.VideoWriter_fourcc(*"mp4v"),
+                                                 self.fps, (width, height))
+        self._writer.write(image)
+        self.written += 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="demo", description="SiamRPN++ ROS 2 tracking demo (no ROS install needed).")
+    parser.add_argument("--video", help="video file or image folder (default: the parity synthetic video)")
+    parser.add_argument("--init", help="x,y,w,h of the target on the first frame (default: first groundtruth.txt line)")
+    parser.add_argument("--weights", help="pysot checkpoint (default: the parity alex checkpoint)")
+    parser.add_argument("--model", default="alex", choices=("r50", "mobilev2", "alex"), help="backbone of --weights")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--rate", type=float, help="camera frames per second (default: the video's, else 10)")
+    parser.add_argument("--frames", type=int, help="play only this many frames")
+    parser.add_argument("--compressed", action="store_true", help="send JPEG CompressedImage instead of raw images")
+    parser.add_argument("--out", default=str(REPO_ROOT / "out" / "demo.mp4"), help="annotated video (default out/demo.mp4)")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return parser
+
+
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _stop(process: subprocess.Popen, timeout: float = 15.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.update(isolated_environment())  # before rclpy starts, and inherited by the children
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
+    from siamrpnpp_ros.ros.selector import parse_box
+    from siamrpnpp_ros.video import SequenceError, open_sequence
+
+    out_path = Path(args.out)
+    video, weights = args.video, args.weights
+    if video is None or weights is None:
+        parity_video, parity_weights = prepare_parity_material(out_path.parent / "demo_material")
+        if video is None:
+            video = str(parity_video)
+        if weights is None:
+            if args.model != "alex":
+                raise SystemExit("demo: the parity checkpoint is an alex one; pass --weights for --model "
+                                 f"{args.model}")
+            weights = str(parity_weights)
+    try:
+        sequence = open_sequence(video)
+    except SequenceError as error:
+        raise SystemExit(f"demo: {error}") from None
+    if args.init:
+        box = parse_box(args.init)
+    elif sequence.groundtruth is not None and len(sequence.groundtruth):
+        box = tuple(float(v) for v in sequence.groundtruth[0])
+    else:
+        raise SystemExit(f"demo: {video} has no groundtruth.txt; pass --init x,y,w,h")
+    rate = args.rate or sequence.fps or 10.0
+
+    # Raw 640x480 images are ~1 MB: reliable delivery, since best-effort samples that size
+    # are mostly lost between processes with this transport set-up.
+    node_command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node", "--ros-args",
+                    "-p", f"model:={args.model}", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
+                    "-p", f"use_compressed:={'true' if args.compressed else 'false'}", "-p", "image_qos:=reliable",
+                    "--log-level", "warn" if args.quiet else "info"]
+    node_process = subprocess.Popen(node_command, cwd=REPO_ROOT)
+    player_process: subprocess.Popen | None = None
+
+    import rclpy
+
+    from siamrpnpp_ros.msg import TrackedBox
+    from siamrpnpp_ros.ros.conversions import compressed_to_bgr, image_to_bgr
+    from siamrpnpp_ros.ros.qos import RESULT_QOS
+    from siamrpnpp_ros.ros.selector import AutoSelector
+    from siamrpnpp_ros.tracking.session import TrackStatus
+
+    rclpy.init(args=[sys.argv[0]])
+    node = rclpy.create_node("demo_monitor")
+    writer = AnnotatedVideoWriter(out_path, rate)
+    frame_indices: dict[int, int] = {}  # stamp -> frame index, for printing
+    boxes: list = []
+    latencies: list[float] = []
+    first_box_time: list[float] = []
+
+    def on_image(image) -> None:
+        stamp = _stamp_ns(image.header.stamp)
+        frame_indices.setdefault(stamp, len(frame_indices))
+        if len(frame_indices) > 10_000:  # bounded on long videos
+            frame_indices.pop(next(iter(frame_indices)))
+        writer.add_frame(stamp, compressed_to_bgr(image) if args.compressed else image_to_bgr(image))
+
+    def on_box(box: TrackedBox) -> None:
+        if box.status == TrackStatus.IDLE:
+            return
+        stamp = _stamp_ns(box.header.stamp)
+        boxes.append(box)
+        first_box_time.append(time.monotonic()) if not first_box_time else None
+        latency = box.processing_latency.sec + box.processing_latency.nanosec * 1e-9
+        latencies.append(latency)
+        writer.add_box(stamp, box)
+        if not args.quiet:
+            elapsed = time.monotonic() - first_box_time[0]
+            fps = (len(boxes) - 1) / elapsed if elapsed > 0 else 0.0
+            print(f"frame {frame_indices.get(stamp, -1):4d}  {TrackStatus(box.status).name:<12} "
+                  f"x={box.x:7.1f} y={box.y:7.1f} w={box.width:6.1f} h={box.height:6.1f}  "
+                  f"score {box.score:.3f}  latency {1000 * latency:5.0f} ms  {fps:5.1f} fps", flush=True)
+
+    selector = AutoSelector(node, box, target_id=1, compressed=args.compressed, qos="reliable", on_image=on_image)
+    node.create_subscription(TrackedBox, "tracked_box", on_box, RESULT_QOS)
+    exit_code = 0
+    try:
+        deadline = time.monotonic() + NODE_STARTUP_TIMEOUT_S
+        while not (selector.tracker_listening and node.count_publishers("tracked_box") > 0):
+            if node_process.poll() is not None:
+                print(f"demo: the tracker node exited with {node_process.returncode}", file=sys.stderr)
+                return node_process.returncode or 1
+            if time.monotonic() > deadline:
+                print("demo: the tracker node did not start in time", file=sys.stderr)
+                return 1
+            rclpy.spin_once(node, timeout_sec=0.1)
+
+        player_command = [sys.executable, "-m", "siamrpnpp_ros.ros.player", "--video", str(video),
+                          "--rate", str(rate), "--wait-subscribers", "2", "--qos", "reliable"]
+        if args.frames:
+            player_command += ["--frames", str(args.frames)]
+        if args.compressed:
+            player_command.append("--compressed")
+        player_process = subprocess.Popen(player_command, cwd=REPO_ROOT)
+        while player_process.poll() is None:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if node_process.poll() is not None:
+                print(f"demo: the tracker node exited with {node_process.returncode}", file=sys.stderr)
+                exit_code = 1
+                break
+        # End of the video: wait for the box of the last frame (or give up after a grace period).
+        grace_end = time.monotonic() + END_OF_VIDEO_GRACE_S
+        last_stamp = max(frame_indices) if frame_indices else None
+        while time.monotonic() < grace_end and last_stamp is not None and not any(
+            _stamp_ns(b.header.stamp) == last_stamp for b in boxes[-3:]
+        ):
+            rclpy.spin_once(node, timeout_sec=0.05)
+    except KeyboardInterrupt:
+        exit_code = 130
+    finally:
+        if player_process is not None:
+            _stop(player_process)
+        node_code = _stop(node_process)
+        writer.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+    frames = len(frame_indices)
+    statuses = [TrackStatus(b.status).name for b in boxes]
+    counts = ", ".join(f"{name} {statuses.count(name)}" for name in ("INITIALIZING", "TRACKING", "LOST")
+                       if statuses.count(name))
+    elapsed = (time.monotonic() - first_box_time[0]) if first_box_time else 0.0
+    median_latency = 1000 * statistics.median(latencies) if latencies else 0.0
+    print(f"demo: {frames} frames sent, {len(boxes)} boxes ({counts or 'none'}), "
+          f"{max(0, frames - len(boxes))} frames not processed, {len(boxes) / elapsed if elapsed else 0:.1f} fps, "
+          f"median latency {median_latency:.0f} ms, video {out_path} ({writer.written} frames); node exit {node_code}",
+          flush=True)
+    if exit_code == 0 and not boxes:
+        print("demo: no tracked boxes were received", file=sys.stderr)
+        exit_code = 1
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""An automatic operator: selects a box on the first image it sees once a tracker listens.
+
+    python -m siamrpnpp_ros.ros.selector --box x,y,w,h [--target-id 1] [--compressed]
+
+This is what a detector or a click in a GUI does: the SelectTarget carries the stamp of the
+image the box was drawn on, so the tracker initialises on exactly that image. ``AutoSelector``
+is also used inside the demo process.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import rclpy
+from rclpy.duration import Duration
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from siamrpnpp_ros.msg import SelectTarget
+from siamrpnpp_ros.ros.qos import COMMAND_QOS, image_qos
+
+
+class AutoSelector:
+    """Publishes one START selection for ``box`` on the first image received by ``node``."""
+
+    def __init__(self, node: Node, box: Sequence[float], target_id: int = 1, compressed: bool = False,
+                 qos: str = "reliable", on_image: Callable[[object], None] | None = None) -> None:
+        self.node = node
+        self.box = tuple(float(v) for v in box)
+        self.target_id = target_id
+        self.selected_header = None
+        self._on_image = on_image
+        self.publisher = node.create_publisher(SelectTarget, "select_target", COMMAND_QOS)
+        topic, kind = ("image/compressed", CompressedImage) if compressed else ("image", Image)
+        self.subscription = node.create_subscription(kind, topic, self._image_received, image_qos(qos, depth=5))
+
+    @property
+    def tracker_listening(self) -> bool:
+        return self.publisher.get_subscription_count() > 0
+
+    def _image_received(self, image) -> None:
+        # Until a tracker listens a selection would be lost: select on the first image after.
+        if self.selected_header is None and self.tracker_listening:
+            selection = SelectTarget()
+            selection.header = image.header
+            selection.target_id = self.target_id
+            selection.command = SelectTarget.COMMAND_START
+            selection.x, selection.y, selection.width, selection.height = self.box
+            self.publisher.publish(selection)
+            self.selected_header = image.header
+            self.node.get_logger().info(
+                f"selected target {self.target_id} at {self.box} on the image stamped "
+                f"{image.header.stamp.sec}.{image.header.stamp.nanosec:09d}"
+            )
+        if self._on_image is not None:
+            self._on_image(image)
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}")
+    try:
+        return tuple(float(p) for p in parts)  # type: ignore[return-value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected four numbers x,y,w,h, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="selector", description=__doc__.split("\n")[0])
+    parser.add_argument("--box", type=parse_box, required=True, help="x,y,w,h in pixels (top-left corner)")
+    parser.add_argument("--target-id", type=int, default=1)
+    parser.add_argument("--compressed", action="store_true", help="watch image/compressed instead of image")
+    parser.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data")
+    args, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=[sys.argv[0], *ros_args])
+    node = rclpy.create_node("auto_selector")
+    selector = AutoSelector(node, args.box, args.target_id, args.compressed, args.qos)
+    try:
+        while rclpy.ok() and selector.selected_header is None:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        selector.publisher.wait_for_all_acked(Duration(seconds=5.0))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
