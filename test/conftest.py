@@ -62,7 +62,8 @@ def parity_checkpoint(parity_state_dict, tmp_path_factory):
         if model not in cache:
             path = tmp_path_factory.mktemp("parity_ckpt") / f"{model}.pth"
             state = OrderedDict(
-                (k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in parity_state_dict(model).items()
+                # np.array keeps 0-d buffers (num_batches_tracked) 0-d, as in pysot's own files.
+                (k, torch.from_numpy(np.array(v))) for k, v in parity_state_dict(model).items()
             )
             torch.save({"state_dict": state}, path)
             cache[model] = path
