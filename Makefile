@@ -2,7 +2,6 @@
 # idempotent), so they work on a fresh machine and cost ~1 s once set up.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: setup demo test
 setup:

@@ -60,3 +60,13 @@ if [ "$(cat "$stamp_dir/messages" 2>/dev/null)" != "$want" ] \
   fi
   echo "$want" > "$stamp_dir/messages"
 fi
+
+# Development install: the venv imports siamrpnpp_ros from this checkout, whatever
+# the working directory. It must come before site-packages, where the message
+# build above put a siamrpnpp_ros folder holding only the generated `msg`; the
+# package's __init__ then extends its path to that folder.
+site_packages="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+pth_line="import sys; sys.path.insert(0, '$repo') if '$repo' not in sys.path else None"
+if [ "$(cat "$site_packages/siamrpnpp_ros_checkout.pth" 2>/dev/null)" != "$pth_line" ]; then
+  echo "$pth_line" > "$site_packages/siamrpnpp_ros_checkout.pth"
+fi
