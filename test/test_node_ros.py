@@ -537,9 +537,9 @@ def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(ros_peer, ros_nod
     # Sensor-data QoS: frames the node's reader cannot take in time are overwritten in DDS
     # already; the rest reach the latest-frame slot and are dropped there.
     start = len(primers)
-    burst_then_wait_for_the_newest(start, 400)
+    burst_then_wait_for_the_newest(start, 300)
     rss_after_warm_up = _rss_mb(node.process.pid)
-    answer_delay = burst_then_wait_for_the_newest(start + 400, 1600)
+    answer_delay = burst_then_wait_for_the_newest(start + 300, 1200)
     rss_at_end = _rss_mb(node.process.pid)
 
     tracked = [b for b in client.boxes if b.status != INITIALIZING]
@@ -553,9 +553,33 @@ def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(ros_peer, ros_nod
     assert dropped + len(client.boxes) <= client.published
     assert int(client.diagnostic_value(client.diagnostics[-1], "cached_frames")) <= 30
     growth = rss_at_end - rss_after_warm_up
-    assert growth < 40.0, f"node memory grew {growth:.0f} MB over 1600 frames"
+    assert growth < 40.0, f"node memory grew {growth:.0f} MB over 1200 frames"
     assert debug_images, "a debug image is published while someone subscribes"
     debug = debug_images[-1]
     assert (debug.encoding, debug.width, debug.height) == ("bgr8", 160, 120)
     assert client.box_for(debug.header) is not None, "the debug image carries a tracked frame's header"
     stop_cleanly(node)
+
+
+def test_demo_runs_end_to_end_and_exits_by_itself(ros_environment, parity_dir, tmp_path):
+    """`make demo`'s program: node + player + selector, a summary line, an annotated video, exit 0."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo.mp4"
+    env = dict(ros_environment, SIAMRPNPP_PARITY_DIR=str(parity_dir))
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "demo.py"), "--frames", "6", "--rate", "5", "--device", "cpu",
+         "--quiet", "--out", str(out)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    summary = [line for line in result.stdout.splitlines() if line.startswith("demo: ")]
+    assert len(summary) == 1 and "6 frames sent" in summary[0] and "INITIALIZING 1" in summary[0], output
+    capture = cv2.VideoCapture(str(out))
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    assert written == 6, output
+    assert "Traceback" not in output

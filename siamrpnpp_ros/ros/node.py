@@ -118,7 +118,9 @@ class TrackerNode(Node):
             )
         else:
             self._image_subscription = self.create_subscription(Image, "image", self._on_image, camera_qos)
-        self.create_subscription(SelectTarget, "select_target", self._on_select_target, COMMAND_QOS)
+        self._select_subscription = self.create_subscription(
+            SelectTarget, "select_target", self._on_select_target, COMMAND_QOS
+        )
         self.create_service(Trigger, "cancel_tracking", self._on_cancel_service)
         self._diagnostics_snapshot = self._stats.snapshot()
         self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
@@ -130,7 +132,7 @@ class TrackerNode(Node):
             f"ready: model {self.settings.model} on {self._device_name}"
             f"{' (long-term)' if self.settings.long_term else ''}; images from "
             f"{self._image_subscription.topic_name} ({self.settings.image_qos}), selections on "
-            f"{self.resolve_topic_name('select_target')}, boxes on {self._box_publisher.topic_name}"
+            f"{self._select_subscription.topic_name}, boxes on {self._box_publisher.topic_name}"
         )
 
     # ------------------------------------------------------------------ set-up and shut-down
