@@ -22,6 +22,17 @@ PARITY_MODELS = {
 }
 
 
+@pytest.fixture(scope="module")
+def two_torch_threads():
+    """Run with 2 torch threads, as the goldens were made; other counts move boxes by ~1e-5 px."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     if not (PARITY_DIR / "FACTS.md").is_file():

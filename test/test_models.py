@@ -38,13 +38,7 @@ DEFAULT_GEOMETRY = {"r50": (255, 25, 6), "mobilev2": (255, 25, 6), "alex": (287,
 PARITY_ATOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    # The goldens were produced with 2 threads; keep results comparable and restore after.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ HEAD_TOLERANCE = 1e-4
 MODELS = ("r50", "mobilev2", "alex")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _two_threads():
-    # The goldens were made with 2 threads; other counts still pass but move boxes by ~1e-5 px.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

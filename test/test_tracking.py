@@ -34,12 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("r50", "mobilev2", "alex")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 class TemplateMatchingNet(nn.Module):
