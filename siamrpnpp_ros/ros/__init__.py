@@ -1,6 +1,7 @@
 """The ROS 2 adapter around the tracking core.
 
-``conversions`` (image messages <-> BGR arrays), ``qos``, ``parameters``, ``frames`` (frame
-cache and latest-frame slot) and ``node`` (the tracker node) make up the node; ``player``,
-``selector`` and ``demo`` are the pieces of the demo that tests reuse as peers.
+The node: ``node`` (the tracker node), ``conversions`` (image messages <-> BGR arrays),
+``frames`` (frame cache and latest-frame slot), ``parameters``, ``qos``, ``diagnostics`` and
+``drawing`` (the debug image). The demo: ``player`` (a camera stand-in), ``selector`` (an
+automatic operator) and ``demo``; tests reuse them as peers.
 """

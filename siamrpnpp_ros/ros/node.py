@@ -415,7 +415,7 @@ class TrackerNode(Node):
         msg.header = header
         msg.target_id = int(result.target_id)
         msg.x, msg.y, msg.width, msg.height = (float(v) for v in result.box)
-        msg.center_x, msg.center_y = (float(v) for v in result.center) if result.status != TrackStatus.IDLE else (0.0, 0.0)
+        msg.center_x, msg.center_y = (float(v) for v in result.center)
         msg.score = float(result.score)
         msg.status = int(result.status)
         msg.age = int(result.age)
