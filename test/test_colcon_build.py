@@ -70,7 +70,9 @@ def test_installed_python_package_holds_sources_and_messages(colcon_install: Pat
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site_packages)
+    # The development venv puts this checkout first on sys.path; a user's install has no checkout.
     probe = (
+        f"import sys; sys.path = [p for p in sys.path if p != {str(REPO_ROOT)!r}]; "
         "import siamrpnpp_ros, siamrpnpp_ros.msg as m; "
         "from siamrpnpp_ros.msg import TrackedBox, SelectTarget; "
         "assert TrackedBox.STATUS_LOST == 3; "

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Top-level Python module -> the rosdep key or ROS package that provides it.
 MODULE_PROVIDERS = {
     "rclpy": "rclpy",
+    "rcl_interfaces": "rcl_interfaces",
     "std_msgs": "std_msgs",
     "sensor_msgs": "sensor_msgs",
     "std_srvs": "std_srvs",
@@ -73,7 +74,7 @@ def test_every_third_party_import_is_declared(manifest):
 
 
 def test_core_does_not_import_ros():
-    ros_modules = {"rclpy", "std_msgs", "sensor_msgs", "std_srvs", "diagnostic_msgs", "builtin_interfaces", "launch", "launch_ros"}
+    ros_modules = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "std_srvs", "diagnostic_msgs", "builtin_interfaces", "launch", "launch_ros"}
     for folder in ("models", "tracking", "training", "eval"):
         path = REPO_ROOT / "siamrpnpp_ros" / folder
         if path.is_dir():
