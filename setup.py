@@ -27,8 +27,9 @@ setup(
         "torch>=2.1",
         "PyYAML>=6",
         "tqdm>=4.60",
+        "matplotlib>=3.7",
     ],
-    extras_require={"plots": ["matplotlib>=3.7"], "test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7"]},
     entry_points={
         "console_scripts": [
             "siamrpnpp-track=siamrpnpp_ros.track:main",

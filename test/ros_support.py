@@ -1,8 +1,9 @@
 """Helpers for tests that run real rclpy nodes in separate processes.
 
 Every test session gets its own ROS domain, discovery limited to this host, and
-Fast DDS's large-data transport, so parallel runs and other ROS users on the
-machine do not interfere and 640x480 images cross processes reliably.
+the package's Fast DDS large-image profile (``isolated_ros_environment``), so
+parallel runs and other ROS users on the machine do not interfere and 640x480
+images cross processes reliably.
 """
 from __future__ import annotations
 
@@ -14,18 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from siamrpnpp_ros.ros.environment import isolated_ros_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = Path(__file__).resolve().parent / "ros_peers"
 
-
-def isolated_ros_environment(domain_id: int) -> dict[str, str]:
-    """Environment variables that isolate ROS traffic to this host and domain."""
-    return {
-        "ROS_DOMAIN_ID": str(domain_id),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
-        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-    }
+__all__ = ["isolated_ros_environment", "pick_domain_id", "wait_until", "PeerProcess", "InProcessNode"]
 
 
 def pick_domain_id() -> int:

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODULE_PROVIDERS = {
     "rclpy": "rclpy",
     "rcl_interfaces": "rcl_interfaces",
+    "ament_index_python": "ament_index_python",
     "std_msgs": "std_msgs",
     "sensor_msgs": "sensor_msgs",
     "std_srvs": "std_srvs",
@@ -34,7 +35,7 @@ MODULE_PROVIDERS = {
     "matplotlib": "python3-matplotlib",
 }
 # Imported only inside try/except as optional accelerators or fallbacks.
-OPTIONAL_MODULES = {"cv_bridge", "onnxruntime"}
+OPTIONAL_MODULES = {"cv_bridge", "onnx", "onnxruntime", "skimage"}
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
     python tools/demo.py                                   # parity video + parity weights
     python tools/demo.py --weights model.pth --model r50 --video clip.mp4 --init x,y,w,h
 
-Three processes on a private ROS domain (localhost discovery, Fast DDS large-data
-transport): the tracker node, a camera player (``ros.player``) and this one, which selects
+Three processes on a private ROS domain (localhost discovery, the Fast DDS large-image
+profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player (``ros.player``) and this one, which selects
 the target on the first image it sees (``ros.selector.AutoSelector``, echoing the image's
 stamp), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
 received. It stops the node at the end of the video and exits 0 with a summary line.
@@ -27,21 +27,13 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from siamrpnpp_ros.ros.environment import isolated_ros_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
 NODE_STARTUP_TIMEOUT_S = 180.0
 END_OF_VIDEO_GRACE_S = 10.0  # after the last frame, how long to wait for its box
 MAX_PENDING_FRAMES = 300  # frames waiting for their box before being written anyway
-
-
-def isolated_environment() -> dict[str, str]:
-    """This host only, a domain of our own, and Fast DDS's large-data transport for images."""
-    return {
-        "ROS_DOMAIN_ID": str(1 + (os.getpid() + 50) % 100),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
-        "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
-    }
 
 
 def prepare_parity_material(out_dir: Path) -> tuple[Path, Path]:
@@ -153,7 +145,7 @@ def _stop(process: subprocess.Popen, timeout: float = 15.0) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.update(isolated_environment())  # before rclpy starts, and inherited by the children
+    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))  # before rclpy starts, and inherited by the children
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
     from siamrpnpp_ros.ros.selector import parse_box
@@ -182,11 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"demo: {video} has no groundtruth.txt; pass --init x,y,w,h")
     rate = args.rate or sequence.fps or 10.0
 
-    # Raw 640x480 images are ~1 MB: reliable delivery, since best-effort samples that size
-    # are mostly lost between processes with this transport set-up.
     node_command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node", "--ros-args",
                     "-p", f"model:={args.model}", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
-                    "-p", f"use_compressed:={'true' if args.compressed else 'false'}", "-p", "image_qos:=reliable",
+                    "-p", f"use_compressed:={'true' if args.compressed else 'false'}",
                     "--log-level", "warn" if args.quiet else "info"]
     node_process = subprocess.Popen(node_command, cwd=REPO_ROOT)
     player_process: subprocess.Popen | None = None
@@ -230,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"x={box.x:7.1f} y={box.y:7.1f} w={box.width:6.1f} h={box.height:6.1f}  "
                   f"score {box.score:.3f}  latency {1000 * latency:5.0f} ms  {fps:5.1f} fps", flush=True)
 
-    selector = AutoSelector(node, box, target_id=1, compressed=args.compressed, qos="reliable", on_image=on_image)
+    selector = AutoSelector(node, box, target_id=1, compressed=args.compressed, qos="sensor_data", on_image=on_image)
     node.create_subscription(TrackedBox, "tracked_box", on_box, RESULT_QOS)
     exit_code = 0
     try:
@@ -245,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
 
         player_command = [sys.executable, "-m", "siamrpnpp_ros.ros.player", "--video", str(video),
-                          "--rate", str(rate), "--wait-subscribers", "2", "--qos", "reliable"]
+                          "--rate", str(rate), "--wait-subscribers", "2", "--qos", "sensor_data"]
         if args.frames:
             player_command += ["--frames", str(args.frames)]
         if args.compressed:

@@ -28,7 +28,7 @@ DEFAULT_RATE_HZ = 10.0
 class CameraPlayer(Node):
     """Publishes the frames of a ``FrameSequence`` on ``image`` (or ``image/compressed``)."""
 
-    def __init__(self, sequence: FrameSequence, compressed: bool = False, qos: str = "reliable",
+    def __init__(self, sequence: FrameSequence, compressed: bool = False, qos: str = "sensor_data",
                  frame_id: str = "camera_optical") -> None:
         super().__init__("camera_player")
         self.sequence = sequence
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, help=f"frames per second (default: the video's, else {DEFAULT_RATE_HZ:g})")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     parser.add_argument("--compressed", action="store_true", help="publish JPEG CompressedImage on image/compressed")
-    parser.add_argument("--qos", choices=IMAGE_QOS_CHOICES, default="reliable",
+    parser.add_argument("--qos", choices=IMAGE_QOS_CHOICES, default="sensor_data",
                         help="publisher reliability (reliable also serves best-effort subscribers)")
     parser.add_argument("--frame-id", default="camera_optical")
     parser.add_argument("--wait-subscribers", type=int, default=1, metavar="N",

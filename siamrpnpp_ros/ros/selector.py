@@ -25,7 +25,7 @@ class AutoSelector:
     """Publishes one START selection for ``box`` on the first image received by ``node``."""
 
     def __init__(self, node: Node, box: Sequence[float], target_id: int = 1, compressed: bool = False,
-                 qos: str = "reliable", on_image: Callable[[object], None] | None = None) -> None:
+                 qos: str = "sensor_data", on_image: Callable[[object], None] | None = None) -> None:
         self.node = node
         self.box = tuple(float(v) for v in box)
         self.target_id = target_id
