@@ -70,3 +70,41 @@ pth_line="import sys; sys.path.insert(0, '$repo') if '$repo' not in sys.path els
 if [ "$(cat "$site_packages/siamrpnpp_ros_checkout.pth" 2>/dev/null)" != "$pth_line" ]; then
   echo "$pth_line" > "$site_packages/siamrpnpp_ros_checkout.pth"
 fi
+
+# >>> training/evaluation extras (siamrpnpp_ros/training, siamrpnpp_ros/eval) >>>
+# Both steps are optional conveniences: the tests and tools work without them (the
+# benchmark builder falls back to scikit-image photos or generated textures; the
+# evaluator skips CSRT/KCF with a message). A failed attempt is remembered in a stamp
+# so later runs stay fast; delete the stamp to retry.
+# 1. Real photos for the benchmark builder: Debian's opencv-doc, only if missing and
+#    only when running as root with apt-get available.
+opencv_doc_data=/usr/share/doc/opencv-doc/examples/data
+if [ ! -d "$opencv_doc_data" ] && [ ! -f "$stamp_dir/opencv-doc.failed" ] \
+   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing Debian's opencv-doc (sample photos for the benchmark builder)"
+  if ! (export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends opencv-doc \
+          || { apt-get update && apt-get install -y --no-install-recommends opencv-doc; }
+       ) > "$stamp_dir/opencv-doc.log" 2>&1; then
+    touch "$stamp_dir/opencv-doc.failed"
+    say "could not install opencv-doc (log: $stamp_dir/opencv-doc.log); the builder will use other photos"
+  fi
+fi
+# 2. OpenCV contrib (CSRT/KCF baselines) of the same version as the venv's cv2, in a
+#    side folder so it never replaces the cv2 the tracker's crops are checked against.
+contrib_dir="$venv/opencv-contrib"
+cv_version="$("$vpy" -c 'from importlib.metadata import version; print(version("opencv-python-headless"))' 2>/dev/null || true)"
+if [ -n "$cv_version" ] && [ "$(cat "$stamp_dir/opencv-contrib" 2>/dev/null)" != "$cv_version" ] \
+   && [ "$(cat "$stamp_dir/opencv-contrib.failed" 2>/dev/null)" != "$cv_version" ]; then
+  say "installing opencv-contrib-python-headless==$cv_version into $contrib_dir (CSRT/KCF baselines)"
+  rm -rf "$contrib_dir"
+  if "$vpy" -m pip install --quiet --disable-pip-version-check --no-deps --target "$contrib_dir" \
+       "opencv-contrib-python-headless==$cv_version" > "$stamp_dir/opencv-contrib.log" 2>&1; then
+    echo "$cv_version" > "$stamp_dir/opencv-contrib"
+  else
+    rm -rf "$contrib_dir"
+    echo "$cv_version" > "$stamp_dir/opencv-contrib.failed"
+    say "could not install opencv-contrib (log: $stamp_dir/opencv-contrib.log); CSRT/KCF will be skipped"
+  fi
+fi
+# <<< training/evaluation extras <<<

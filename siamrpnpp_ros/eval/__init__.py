@@ -1,0 +1,73 @@
+"""Tracker evaluation (ROS-free): OTB-style one-pass evaluation, reports, a benchmark builder.
+
+    from siamrpnpp_ros.eval import load_benchmark, siamrpn_runner, run_ope, write_report
+    sequences = load_benchmark("bench/")
+    summaries = run_ope([siamrpn_runner("alex", "alex", "model.pth")], sequences, "out/results")
+    write_report(summaries.values(), "out/")
+
+Command lines: ``siamrpnpp-eval`` (``python -m siamrpnpp_ros.evaluate``), the benchmark
+builder ``python -m siamrpnpp_ros.eval.builder`` and the shift-range ablation
+``python -m siamrpnpp_ros.eval.ablation``.
+"""
+from .metrics import (
+    NORM_PRECISION_THRESHOLDS,
+    PRECISION_THRESHOLDS,
+    SUCCESS_THRESHOLDS,
+    SequenceScore,
+    TrackerSummary,
+    area_under_curve,
+    center_errors,
+    normalized_center_errors,
+    normalized_precision_curve,
+    overlap_ratio,
+    precision_curve,
+    score_sequence,
+    success_curve,
+)
+from .ope import (
+    BenchmarkSequence,
+    FrameTrackerRunner,
+    RunResult,
+    evaluate_model,
+    load_benchmark,
+    load_sequence,
+    opencv_runner,
+    run_ope,
+    siamrpn_runner,
+    track_sequence,
+)
+from .report import ReportFiles, markdown_table, write_report
+from .trackers import OPENCV_TRACKERS, OpenCVFrameTracker, SiamRPNFrameTracker, opencv_availability
+
+__all__ = [
+    "NORM_PRECISION_THRESHOLDS",
+    "OPENCV_TRACKERS",
+    "PRECISION_THRESHOLDS",
+    "SUCCESS_THRESHOLDS",
+    "BenchmarkSequence",
+    "FrameTrackerRunner",
+    "OpenCVFrameTracker",
+    "ReportFiles",
+    "RunResult",
+    "SequenceScore",
+    "SiamRPNFrameTracker",
+    "TrackerSummary",
+    "area_under_curve",
+    "center_errors",
+    "evaluate_model",
+    "load_benchmark",
+    "load_sequence",
+    "markdown_table",
+    "normalized_center_errors",
+    "normalized_precision_curve",
+    "opencv_availability",
+    "opencv_runner",
+    "overlap_ratio",
+    "precision_curve",
+    "run_ope",
+    "score_sequence",
+    "siamrpn_runner",
+    "success_curve",
+    "track_sequence",
+    "write_report",
+]

@@ -1,0 +1,31 @@
+"""Child process for OpenCV contrib trackers (see ``eval/trackers.py``): runs one tracker
+over one sequence with the ``cv2`` found first on ``PYTHONPATH`` and writes JSON
+``{"boxes": [[x, y, w, h], ...], "seconds": [...]}``. Internal; not a user command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kind", required=True)
+    parser.add_argument("--sequence", required=True)
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    from .ope import load_sequence, track_sequence
+    from .trackers import OpenCVFrameTracker
+
+    sequence = load_sequence(args.sequence).truncated(args.frames)
+    result = track_sequence(OpenCVFrameTracker(args.kind), sequence)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump({"boxes": result.boxes.tolist(), "seconds": result.frame_seconds.tolist()}, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Trackers under evaluation: SiamRPN++ and OpenCV's classic CSRT / KCF / MIL baselines.
+
+Every tracker is driven the same way: ``init(frame, box)`` on frame 0 with the
+ground-truth box, then ``update(frame) -> box`` on every later frame. Frames
+are HxWx3 uint8 BGR; boxes are ``(x, y, w, h)``, top-left, pixels.
+
+CSRT and KCF live in OpenCV's *contrib* modules, which ``opencv-python-headless``
+lacks (MIL is in the main build). The two wheels both provide ``cv2`` and break
+each other when installed side by side, so the venv keeps the plain wheel (the
+tracker's pysot-exact crops are checked against it) and ``tools/setup_venv.sh``
+puts ``opencv-contrib-python-headless`` of the same version in a separate folder
+(``<venv>/opencv-contrib``, or ``$SIAMRPNPP_OPENCV_CONTRIB``). Contrib trackers
+then run in a child process that imports ``cv2`` from there. When the ``cv2`` of
+this process already has them (e.g. a ROS install with contrib), they run in
+process.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+#: Classic baselines: name -> OpenCV class name (``cv2.<Class>_create`` or ``cv2.<Class>.create``).
+OPENCV_TRACKERS: dict[str, str] = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
+CONTRIB_ENV = "SIAMRPNPP_OPENCV_CONTRIB"
+CONTRIB_INSTALL_HINT = (
+    "pip install --target {target} --no-deps opencv-contrib-python-headless=={version} "
+    "(tools/setup_venv.sh does this), or set " + CONTRIB_ENV + " to a folder holding a contrib cv2"
+)
+
+
+class FrameTracker(Protocol):
+    """What the OPE runner drives."""
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None: ...
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
+
+
+class SiamRPNFrameTracker:
+    """Adapter for :class:`siamrpnpp_ros.tracking.SiamRPNTracker` (or ``LongTermTracker``)."""
+
+    def __init__(self, tracker) -> None:  # noqa: ANN001 - avoid importing torch at module load
+        self.tracker = tracker
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        self.tracker.init(frame, box)
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        return tuple(float(v) for v in self.tracker.track(frame).box)  # type: ignore[return-value]
+
+
+def _opencv_constructor(kind: str, module=cv2):  # noqa: ANN001, ANN202
+    class_name = OPENCV_TRACKERS[kind]
+    factory = getattr(module, f"{class_name}_create", None)
+    if factory is None:
+        cls = getattr(module, class_name, None)
+        factory = getattr(cls, "create", None) if cls is not None else None
+    if factory is None and hasattr(module, "legacy"):
+        factory = getattr(module.legacy, f"{class_name}_create", None)
+    return factory
+
+
+class OpenCVFrameTracker:
+    """An OpenCV tracker (``csrt``, ``kcf``, ``mil``) from this process's ``cv2``.
+
+    OpenCV trackers take integer boxes; the init box is rounded. When OpenCV reports a
+    failure for a frame, the previous box is repeated (OTB expects a box every frame).
+    """
+
+    def __init__(self, kind: str) -> None:
+        if kind not in OPENCV_TRACKERS:
+            raise ValueError(f"unknown OpenCV tracker {kind!r}; valid: {', '.join(OPENCV_TRACKERS)}")
+        factory = _opencv_constructor(kind)
+        if factory is None:
+            raise RuntimeError(f"this OpenCV ({cv2.__version__}) has no {OPENCV_TRACKERS[kind]}")
+        self.kind = kind
+        self._factory = factory
+        self._tracker = None
+        self._last: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        x, y, w, h = (float(v) for v in box)
+        self._tracker = self._factory()
+        rect = (int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h))))
+        self._tracker.init(frame, rect)
+        self._last = (x, y, w, h)
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        if self._tracker is None:
+            raise RuntimeError("update() before init()")
+        ok, rect = self._tracker.update(frame)
+        if ok:
+            self._last = tuple(float(v) for v in rect)  # type: ignore[assignment]
+        return self._last
+
+
+@dataclass(frozen=True)
+class OpenCVAvailability:
+    """How an OpenCV baseline can run here: ``in_process``, or from ``contrib_dir`` in a child
+    process, or not at all (``reason`` says why and how to fix it)."""
+
+    kind: str
+    in_process: bool
+    contrib_dir: Optional[Path]
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.in_process or self.contrib_dir is not None
+
+
+def contrib_dir_candidates() -> list[Path]:
+    """Folders searched for a side-installed contrib ``cv2``, in order."""
+    candidates = []
+    if os.environ.get(CONTRIB_ENV):
+        candidates.append(Path(os.environ[CONTRIB_ENV]))
+    candidates.append(Path(sys.prefix) / "opencv-contrib")
+    return candidates
+
+
+def _contrib_has(folder: Path, kind: str) -> bool:
+    """Whether ``folder``'s cv2 has the tracker (checked in a child process; cached on disk)."""
+    if not (folder / "cv2").is_dir():
+        return False
+    probe = (
+        "import cv2,sys;"
+        f"n={OPENCV_TRACKERS[kind]!r};"
+        "ok=hasattr(cv2,n+'_create') or hasattr(getattr(cv2,n,None),'create');"
+        "sys.exit(0 if ok else 3)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def opencv_availability(kind: str) -> OpenCVAvailability:
+    """Where (if anywhere) the OpenCV tracker ``kind`` can run."""
+    if kind not in OPENCV_TRACKERS:
+        raise ValueError(f"unknown OpenCV tracker {kind!r}; valid: {', '.join(OPENCV_TRACKERS)}")
+    if _opencv_constructor(kind) is not None:
+        return OpenCVAvailability(kind, True, None)
+    for folder in contrib_dir_candidates():
+        if _contrib_has(folder, kind):
+            return OpenCVAvailability(kind, False, folder)
+    hint = CONTRIB_INSTALL_HINT.format(target=Path(sys.prefix) / "opencv-contrib", version=_cv2_pip_version())
+    return OpenCVAvailability(
+        kind,
+        False,
+        None,
+        f"{kind.upper()} needs OpenCV's contrib modules, which this cv2 ({cv2.__version__}) lacks; install them with: {hint}",
+    )
+
+
+def _cv2_pip_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("opencv-python-headless")
+    except Exception:  # noqa: BLE001 - any metadata problem: fall back to the module version
+        return cv2.__version__

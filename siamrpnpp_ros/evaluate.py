@@ -1,0 +1,139 @@
+"""``siamrpnpp-eval``: one-pass evaluation of trackers on an OTB-format benchmark, with a report.
+
+    siamrpnpp-eval --benchmark bench/ --out report/ \\
+        --tracker alex:runs/alex/model.pth --tracker "shift0=alex:runs/s0/model.pth" \\
+        --tracker csrt --tracker kcf [--device auto] [--max-frames N] [--reuse]
+
+Tracker specs: ``csrt``, ``kcf``, ``mil`` (OpenCV baselines) or ``[LABEL=]MODEL:WEIGHTS`` with
+MODEL one of r50, mobilev2, alex and WEIGHTS a pysot-format checkpoint. A baseline OpenCV
+cannot provide here is skipped with a message (and noted in the report); the run fails only
+if no tracker can run. Writes ``report.md``, ``success_plot.png``, ``precision_plot.png``,
+``norm_precision_plot.png``, ``results.json`` and ``results/<tracker>/<sequence>.txt`` under
+``--out``, and prints the results table.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+PROGRAM = "siamrpnpp-eval"
+SIAMRPN_MODELS = ("r50", "mobilev2", "alex")
+
+
+class UsageError(ValueError):
+    """A command-line mistake, reported as one line."""
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """A parsed ``--tracker``: an OpenCV baseline (``weights`` None) or SiamRPN++ weights."""
+
+    label: str
+    kind: str
+    weights: Optional[str] = None
+
+
+def parse_tracker_spec(text: str) -> TrackerSpec:
+    """``csrt`` | ``kcf`` | ``mil`` | ``[LABEL=]MODEL:WEIGHTS``."""
+    from siamrpnpp_ros.eval.trackers import OPENCV_TRACKERS
+
+    label, sep, body = text.partition("=")
+    if not sep:
+        label, body = "", text
+    body = body.strip()
+    if body.lower() in OPENCV_TRACKERS:
+        return TrackerSpec(label or body.upper(), body.lower())
+    model, colon, weights = body.partition(":")
+    if not colon or model not in SIAMRPN_MODELS or not weights:
+        raise UsageError(
+            f"bad --tracker {text!r}: use csrt, kcf, mil or [LABEL=]MODEL:WEIGHTS with MODEL in {', '.join(SIAMRPN_MODELS)}"
+        )
+    if not Path(weights).is_file():
+        raise UsageError(f"--tracker {text!r}: weights file {weights} not found")
+    return TrackerSpec(label or f"SiamRPN++ {model} ({Path(weights).parent.name or Path(weights).stem})", model, weights)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="One-pass evaluation (success AUC, precision@20px, normalised precision, FPS) "
+        "of SiamRPN++ models and OpenCV baselines on an OTB-format benchmark.",
+        epilog="Example: siamrpnpp-eval --benchmark bench --tracker alex:model.pth --tracker csrt --out report",
+    )
+    parser.add_argument("--benchmark", required=True, help="folder of sequence folders (img/ + groundtruth.txt)")
+    parser.add_argument("--tracker", action="append", required=True, metavar="SPEC",
+                        help="csrt | kcf | mil | [LABEL=]MODEL:WEIGHTS (repeat to compare)")
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for SiamRPN++ (default auto)")
+    parser.add_argument("--sequences", nargs="+", default=None, help="only these sequence names")
+    parser.add_argument("--max-sequences", type=int, default=None, help="only the first N sequences")
+    parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
+    parser.add_argument("--reuse", action="store_true", help="reuse stored results in OUT/results instead of re-running")
+    parser.add_argument("--title", default=None, help="report title (default: the benchmark folder name)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.report import markdown_table, write_report
+    from siamrpnpp_ros.eval.trackers import opencv_availability
+
+    specs = [parse_tracker_spec(t) for t in args.tracker]
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"tracker labels must be unique, got {labels}; name them with LABEL=")
+    sequences = load_benchmark(args.benchmark, args.sequences, args.max_sequences, args.max_frames)
+
+    notes: list[str] = []
+    runners = []
+    for spec in specs:
+        if spec.weights is None:
+            availability = opencv_availability(spec.kind)
+            if not availability.available:
+                message = f"skipped {spec.label}: {availability.reason}"
+                print(f"{PROGRAM}: {message}", file=sys.stderr)
+                notes.append(message)
+                continue
+            if not availability.in_process:
+                notes.append(f"{spec.label} ran with OpenCV contrib from {availability.contrib_dir} (child process)")
+            runners.append(opencv_runner(spec.kind, availability, spec.label))
+        else:
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
+            runners.append(siamrpn_runner(spec.label, spec.kind, spec.weights, device=args.device))
+    if not runners:
+        raise RuntimeError("no tracker could run (see the messages above)")
+
+    out = Path(args.out)
+    summaries = run_ope(runners, sequences, out / "results", reuse=args.reuse, progress=not args.no_progress)
+    title = args.title or Path(args.benchmark).resolve().name
+    files = write_report(summaries.values(), out, title=title, notes=notes)
+    print(markdown_table(summaries.values()))
+    print(f"report: {files.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
