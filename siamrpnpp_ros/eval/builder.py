@@ -135,6 +135,8 @@ class SequencePlan:
     target_source: str
     frames: int
     extra_photos: list[str] = field(default_factory=list)
+    #: ``x, y, w, h`` of the target's appearance in ``target_source`` (source pixels).
+    target_region: list[float] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -398,8 +400,8 @@ def render_sequence(
             photo = pool.photos[int(photo_ids[(2 + k) % len(pool)])]
             extra.append(photo.name)
             source = photo.load()
-            region = _textured_region(source, rng, (0.15, 0.5), 2.5)
-            x, y, w, h = (int(v) for v in region)
+            occluder_region = _textured_region(source, rng, (0.15, 0.5), 2.5)
+            x, y, w, h = (int(v) for v in occluder_region)
             occluder_side = math.sqrt(target_w * target_h) * (zoom0 if kind == "window" else 1.0) * rng.uniform(0.6, 1.3)
             occluder_aspect = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
             ow = max(8, int(occluder_side * math.sqrt(occluder_aspect)))
@@ -486,6 +488,7 @@ def render_sequence(
         target_source=target_source,
         frames=F,
         extra_photos=extra,
+        target_region=[float(v) for v in region],
     )
     return frames, groundtruth, plan
 

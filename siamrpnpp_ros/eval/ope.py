@@ -222,6 +222,17 @@ def siamrpn_runner(
     return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
 
 
+def siamrpn_model_runner(name: str, model: Any, tracker_config: Any, device: Any = "cpu") -> SequenceRunner:
+    """A runner for an in-memory SiamRPN network (any config, e.g. width-reduced) with a
+    ``TrackerConfig``; the model is moved to ``device`` and put in eval mode."""
+    import torch
+
+    from siamrpnpp_ros.tracking import SiamRPNTracker
+
+    tracker = SiamRPNTracker(model, tracker_config, device=torch.device(device))
+    return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
+
+
 # ---------------------------------------------------------------------- results
 def safe_name(name: str) -> str:
     """A tracker label usable as a folder name."""
@@ -301,11 +312,5 @@ def evaluate_model(
 
     ``model`` is put in eval mode on ``device`` (the caller restores train mode).
     """
-    import torch
-
-    from siamrpnpp_ros.tracking import SiamRPNTracker
-
     sequences = load_benchmark(benchmark, max_sequences=max_sequences, max_frames=max_frames)
-    tracker = SiamRPNTracker(model, tracker_config, device=torch.device(device))
-    runner = FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
-    return run_ope([runner], sequences)[name]
+    return run_ope([siamrpn_model_runner(name, model, tracker_config, device)], sequences)[name]

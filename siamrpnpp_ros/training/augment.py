@@ -152,7 +152,7 @@ def training_crop(
         ]
     )
     if pad_color is None:
-        pad_color = frame.reshape(-1, frame.shape[2]).mean(axis=0)
+        pad_color = np.asarray(cv2.mean(frame)[:3])  # the frame's mean colour, like the tracker pads
     source = frame
     if gray:
         source = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)

@@ -247,6 +247,8 @@ def _replace_checked(base: Any, values: Mapping[str, Any], what: str) -> Any:
 
 
 def _data_spec(value: Any) -> DataSpec:
+    if isinstance(value, DataSpec):
+        return value
     if isinstance(value, str):
         return DataSpec.parse(value)
     if isinstance(value, Mapping):

@@ -1,15 +1,17 @@
 """Template/search pair sampling (pysot's ``TrkDataset``) as a map-style torch Dataset.
 
-Item ``i`` of epoch ``e`` is drawn with ``numpy.random.default_rng([seed, e, i])``,
-so a run is reproducible whatever the number of DataLoader workers, and a
-resumed run sees exactly the samples it would have seen.
+Sample ``i`` of epoch ``e`` has the global index ``e * samples_per_epoch + i`` and is
+drawn with ``numpy.random.default_rng([seed, e, i])``, so a run is reproducible
+whatever the number of DataLoader workers, and a resumed run sees exactly the
+samples it would have seen. :class:`EpochSampler` yields one epoch's global indices,
+which lets the DataLoader keep its worker processes across epochs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from .augment import AugmentConfig, augmented_view, random_patch_box, training_crop
 from .boxes import xywh_to_center
@@ -82,18 +84,15 @@ class PairDataset(Dataset):
         self.negative_prob = float(negative_prob)
         self.gray_prob = float(gray_prob)
         self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose samples ``__getitem__`` returns (call before each epoch)."""
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
+        """Samples per epoch (indices past it address later epochs, see the module docstring)."""
         return self.samples_per_epoch
 
     def rng_for(self, index: int) -> np.random.Generator:
-        """The generator item ``index`` of the current epoch is drawn with."""
-        return np.random.default_rng([self.seed, self.epoch, int(index)])
+        """The generator global sample ``index`` is drawn with."""
+        epoch, item = divmod(int(index), self.samples_per_epoch)
+        return np.random.default_rng([self.seed, epoch, item])
 
     # ------------------------------------------------------------ raw pairs
     def _pick_track(self, rng: np.random.Generator) -> tuple[TrainingSource, Track]:
@@ -182,7 +181,29 @@ class PairDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        if not 0 <= index < self.samples_per_epoch:
+        """Global sample ``index`` (``epoch * samples_per_epoch + i``)."""
+        if index < 0:
             raise IndexError(index)
         rng = self.rng_for(index)
         return self.make_item(self.sample_pair(rng), rng)
+
+
+class EpochSampler(Sampler[int]):
+    """Yields the global sample indices of the epoch chosen with :meth:`set_epoch`.
+
+    It runs in the main process, so the DataLoader's persistent workers follow the epoch.
+    """
+
+    def __init__(self, samples_per_epoch: int) -> None:
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __iter__(self):  # noqa: ANN204 - Iterator[int]
+        start = self.epoch * self.samples_per_epoch
+        return iter(range(start, start + self.samples_per_epoch))

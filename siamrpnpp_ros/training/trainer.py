@@ -47,7 +47,7 @@ from .model import (
     set_backbone_trainable,
     set_train_mode,
 )
-from .pairs import PairDataset
+from .pairs import EpochSampler, PairDataset
 from .schedule import LRSchedule
 from .targets import AnchorTargetAssigner
 
@@ -173,6 +173,8 @@ class Trainer:
         )
         self.scaler = _make_grad_scaler() if config.amp else None
         self.steps_per_epoch = config.samples_per_epoch // config.batch_size
+        self.sampler = EpochSampler(config.samples_per_epoch)
+        self._loader: Optional[DataLoader] = None
         self.start_epoch = 0
         self.global_step = 0
         self.out_dir = Path(config.out)
@@ -191,7 +193,7 @@ class Trainer:
         else:
             set_backbone_trainable(self.model, self.train_layers)
         set_train_mode(self.model)
-        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
 
     def set_learning_rate(self, progress: float) -> float:
         """Set every group's lr for ``progress`` (fractional epochs); returns the base lr."""
@@ -239,19 +241,23 @@ class Trainer:
             "grad_norm": float(grad_norm),
         }
 
-    def make_loader(self) -> DataLoader:
-        """The DataLoader of the current epoch (items are random per index, so no shuffling)."""
-        workers = self.config.workers
-        return DataLoader(
-            self.dataset,
-            batch_size=self.config.batch_size,
-            shuffle=False,
-            drop_last=True,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            # Each worker decodes with OpenCV; its own threads would fight the trainer's.
-            worker_init_fn=_quiet_worker if workers else None,
-        )
+    @property
+    def loader(self) -> DataLoader:
+        """The DataLoader, made once: its workers persist across epochs, :attr:`sampler` picks the epoch."""
+        if self._loader is None:
+            workers = self.config.workers
+            self._loader = DataLoader(
+                self.dataset,
+                batch_size=self.config.batch_size,
+                sampler=self.sampler,
+                drop_last=True,
+                num_workers=workers,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=workers > 0,
+                # Each worker decodes with OpenCV; its own threads would fight the trainer's.
+                worker_init_fn=_quiet_worker if workers else None,
+            )
+        return self._loader
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, epoch: int) -> Path:
@@ -342,7 +348,7 @@ class Trainer:
             leave=False,
         )
         try:
-            for batch in self.make_loader():
+            for batch in self.loader:
                 lr = self.set_learning_rate(epoch + steps / self.steps_per_epoch)
                 values = self.train_step(batch)
                 steps += 1
