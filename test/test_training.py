@@ -388,8 +388,10 @@ def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
 
 def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=2, out=str(out), **TINY)
+    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=2, out=str(out),
+                         val_benchmark=str(sequences_dir), val_every=2, val_max_frames=3, **TINY)
     result = Trainer(config).fit()
+    assert result.epoch_rows[0]["val_auc"] == "" and 0 <= float(result.epoch_rows[1]["val_auc"]) <= 1
     assert result.epochs_completed == 2
     for name in ("config.yaml", "train_log.csv", "epochs.csv", "loss.png", "model.pth"):
         assert (out / name).is_file(), name

@@ -56,7 +56,8 @@ def overlap_ratio(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     union = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None) + np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None) - intersection
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = intersection / union
-    return np.nan_to_num(np.where(union > 0, iou, 0.0), nan=0.0)
+    # Clipped: float rounding of x + w - x can push identical boxes a hair above 1.
+    return np.clip(np.nan_to_num(np.where(union > 0, iou, 0.0), nan=0.0), 0.0, 1.0)
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
