@@ -12,8 +12,6 @@ import torch
 
 from siamrpnpp_ros import evaluate
 from siamrpnpp_ros.eval import (
-    FrameTrackerRunner,
-    OpenCVFrameTracker,
     RunResult,
     TrackerSummary,
     load_benchmark,

@@ -5,7 +5,6 @@ file runs in well under a minute on two CPU cores.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -335,6 +334,8 @@ def test_config_yaml_round_trip_and_cli_specs(tmp_path):
         load_train_config(tmp_path / "bad.yaml")
     with pytest.raises(ValueError, match="multiple of the anchor stride"):
         TrainConfig(search_size=250)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        Trainer(TrainConfig(data=("/nonexistent",), amp=True, device="cpu"))
 
 
 def test_lr_schedule_warmup_then_log_decay():

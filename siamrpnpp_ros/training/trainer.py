@@ -314,15 +314,18 @@ class Trainer:
         epoch_log.truncate(lambda row: int(row["epoch"]) <= self.start_epoch)
 
         last_weights: Optional[Path] = None
-        for epoch in range(self.start_epoch, cfg.epochs):
-            self.prepare_epoch(epoch)
-            row = self._run_epoch(epoch, step_log)
-            if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                last_weights = self.save(epoch + 1)
-            if cfg.val_benchmark and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
-                row.update(self.validate())
-            epoch_log.append(row)
-            plot_training_curves(self.out_dir / "train_log.csv", self.out_dir / "epochs.csv", self.out_dir / "loss.png")
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                self.prepare_epoch(epoch)
+                row = self._run_epoch(epoch, step_log)
+                if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
+                    last_weights = self.save(epoch + 1)
+                if cfg.val_benchmark and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+                    row.update(self.validate())
+                epoch_log.append(row)
+                plot_training_curves(self.out_dir / "train_log.csv", self.out_dir / "epochs.csv", self.out_dir / "loss.png")
+        finally:
+            self._loader = None  # stops the persistent data workers
 
         final = self.out_dir / "model.pth"
         if last_weights is None:  # nothing left to train (resumed at the end): keep the loaded weights
