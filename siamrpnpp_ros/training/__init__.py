@@ -5,7 +5,9 @@
     result = Trainer(config).fit()            # result.final_weights: pysot-format weights
     # later: Trainer(config).fit(resume="runs/alex")
 
-Command line: ``siamrpnpp-train`` / ``python -m siamrpnpp_ros.train`` (see ``--help``).
+Command line: ``siamrpnpp-train`` / ``python -m siamrpnpp_ros.train`` (see ``--help``). The default
+model's whole pipeline (data from real photos, training, report) is
+``python -m siamrpnpp_ros.training.default_model --out runs/default_alex``.
 
 Names are imported from their submodules on first use (PEP 562), so the torch-free
 parts (``augment``, ``boxes``) load without importing torch.

@@ -1,0 +1,159 @@
+"""Recipe for the package's default model: data -> training -> OPE report, in one resumable command.
+
+No public weights or datasets can be downloaded here, so the default model is
+trained from scratch on material built from real photos (see
+``siamrpnpp_ros/eval/builder.py``):
+
+1. ``OUT/data/train``: generated sequences from the *train* photo split;
+2. ``OUT/data/stills``: the train-split photos themselves, used without boxes
+   (self-supervised pairs: random patch vs. an augmented view);
+3. ``OUT/data/test``: generated sequences from the disjoint *test* photo split;
+4. training (``OUT/run``) with spatial-aware sampling (search shift 64 px) and a
+   validation OPE on part of the test benchmark after every epoch;
+5. ``OUT/best.pth``: the epoch with the best validation AUC (pysot format);
+6. ``OUT/report``: OPE of that model against OpenCV's CSRT / KCF on the full test set.
+
+Every step is skipped when its output exists, and training resumes, so an
+interrupted run continues where it stopped::
+
+    python -m siamrpnpp_ros.training.default_model --out runs/default_alex --model alex
+
+Ship the result with ``cp runs/default_alex/best.pth siamrpnpp_ros/data/default_alex.pth``
+(``build_tracker('alex', None)`` then finds it).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+LOGGER = logging.getLogger(__name__)
+
+
+def export_photos(out_dir: Path, split: str) -> int:
+    """Copy the photos of one split (see ``eval/photos.py``) into ``out_dir`` as PNG; returns the count."""
+    import cv2
+
+    from siamrpnpp_ros.eval.photos import find_photos
+
+    pool = find_photos().select(split)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for photo in pool.photos:
+        target = out_dir / f"{photo.name}.png"
+        if not target.is_file():
+            cv2.imwrite(str(target), photo.load())
+    return len(pool)
+
+
+def best_epoch(run_dir: Path) -> Optional[int]:
+    """The epoch with the highest validation AUC in ``epochs.csv`` (None without validation rows)."""
+    from .trainer import EPOCH_LOG_FIELDS, CsvLog
+
+    rows = [r for r in CsvLog(run_dir / "epochs.csv", EPOCH_LOG_FIELDS).rows() if r.get("val_auc")]
+    if not rows:
+        return None
+    return int(max(rows, key=lambda r: float(r["val_auc"]))["epoch"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m siamrpnpp_ros.training.default_model",
+        description="Build data from real photos, train the default SiamRPN++ model, evaluate it against CSRT/KCF.",
+    )
+    add = parser.add_argument
+    add("--out", required=True, help="recipe folder")
+    add("--model", choices=("r50", "mobilev2", "alex"), default="alex")
+    add("--train-sequences", type=int, default=300, help="generated training sequences (default 300)")
+    add("--test-sequences", type=int, default=30, help="generated test sequences (default 30)")
+    add("--frames", type=int, default=100, help="frames per generated sequence (default 100)")
+    add("--epochs", type=int, default=20)
+    add("--samples-per-epoch", type=int, default=6000)
+    add("--batch-size", type=int, default=16)
+    add("--lr", type=float, default=None, help="base learning rate (default: the TrainConfig default)")
+    add("--shift", type=float, default=64.0, help="max search shift, px (spatial-aware sampling)")
+    add("--stills-weight", type=float, default=0.3, help="share of self-supervised still pairs relative to sequences")
+    add("--val-sequences", type=int, default=10, help="test sequences used for per-epoch validation")
+    add("--val-frames", type=int, default=60, help="frames per validation sequence")
+    add("--device", default="auto")
+    add("--workers", type=int, default=1)
+    add("--threads", type=int, default=None)
+    add("--seed", type=int, default=0)
+    add("--baselines", nargs="*", default=["csrt", "kcf"])
+    add("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import dataclasses
+
+    from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
+    from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.report import markdown_table, write_report
+    from siamrpnpp_ros.eval.trackers import opencv_availability
+
+    from .config import DataSpec, TrainConfig
+    from .trainer import Trainer, checkpoint_path, find_resume_point
+
+    out = Path(args.out)
+    progress = not args.no_progress
+    try:
+        train_dir, test_dir, stills_dir = out / "data" / "train", out / "data" / "test", out / "data" / "stills"
+        if not (train_dir / "benchmark.json").is_file():
+            build_benchmark(train_dir, BuilderConfig(sequences=args.train_sequences, frames=args.frames,
+                                                     seed=args.seed + 1000, photo_split="train", name_prefix="train"),
+                            progress=progress)
+        if not (test_dir / "benchmark.json").is_file():
+            build_benchmark(test_dir, BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=args.seed,
+                                                    photo_split="test", name_prefix="test"), progress=progress)
+        stills = export_photos(stills_dir, "train")
+        LOGGER.info("data: %s (sequences), %s (%d stills), test %s", train_dir, stills_dir, stills, test_dir)
+
+        config = TrainConfig(
+            data=(DataSpec(str(train_dir), "sequences"), DataSpec(str(stills_dir), "unlabeled", weight=args.stills_weight)),
+            model=args.model, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, batch_size=args.batch_size,
+            device=args.device, workers=args.workers, threads=args.threads, seed=args.seed, out=str(out / "run"),
+            progress=progress, val_benchmark=str(test_dir), val_max_sequences=args.val_sequences,
+            val_max_frames=args.val_frames,
+        )
+        if args.lr is not None:
+            config = config.replace(lr=args.lr)
+        config = config.replace(search_augment=dataclasses.replace(config.search_augment, shift=args.shift))
+        trainer = Trainer(config)
+        try:
+            find_resume_point(out / "run")
+            resume: Optional[Path] = out / "run"
+        except FileNotFoundError:
+            resume = None
+        result = trainer.fit(resume=resume)
+
+        chosen = best_epoch(out / "run")
+        best = checkpoint_path(out / "run", chosen) if chosen is not None else result.final_weights
+        shutil.copyfile(best, out / "best.pth")
+        LOGGER.info("best epoch: %s -> %s", chosen if chosen is not None else "last", out / "best.pth")
+
+        runners = [siamrpn_runner(f"SiamRPN++ {args.model} (default)", args.model, out / "best.pth", args.device)]
+        notes = [f"Trained from scratch by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."]
+        for kind in args.baselines:
+            availability = opencv_availability(kind)
+            if availability.available:
+                runners.append(opencv_runner(kind, availability))
+            else:
+                notes.append(f"skipped {kind.upper()}: {availability.reason}")
+        summaries = run_ope(runners, load_benchmark(test_dir), out / "results", reuse=True, progress=progress)
+        write_report(summaries.values(), out / "report", title="default model, generated test set", notes=notes)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"default_model: error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown_table(summaries.values()))
+    print(f"weights: {out / 'best.pth'}  (ship: cp {out / 'best.pth'} siamrpnpp_ros/data/default_{args.model}.pth)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
