@@ -444,3 +444,23 @@ def test_set_backbone_trainable_rejects_unknown_layers():
     set_backbone_trainable(model, ())
     set_train_mode(model)
     assert not model.backbone.features[1].training and model.rpn_head.training
+
+
+def test_train_cli(sequences_dir, tmp_path, capsys):
+    from siamrpnpp_ros import train
+
+    out = tmp_path / "cli"
+    common = ["--data", f"sequences:{sequences_dir}", "--model", "alex", "--width-mult", "0.125", "--out", str(out),
+              "--samples-per-epoch", "2", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
+              "--no-progress", "--shift", "8"]
+    assert train.main(common + ["--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "shift: 8.0" in printed and "kind: sequences" in printed
+    (tmp_path / "printed.yaml").write_text(printed)
+    assert load_train_config(tmp_path / "printed.yaml").search_augment.shift == 8.0
+    assert train.main(common + ["--epochs", "1"]) == 0
+    assert f"weights={out / 'model.pth'} epochs=1" in capsys.readouterr().out
+    assert train.main(common + ["--epochs", "2", "--resume"]) == 0  # continues in --out
+    assert (out / "checkpoints" / "epoch_0002.pth").is_file()
+    assert train.main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err

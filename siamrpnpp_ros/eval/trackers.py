@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
@@ -125,8 +126,9 @@ def contrib_dir_candidates() -> list[Path]:
     return candidates
 
 
+@lru_cache(maxsize=None)
 def _contrib_has(folder: Path, kind: str) -> bool:
-    """Whether ``folder``'s cv2 has the tracker (checked in a child process; cached on disk)."""
+    """Whether ``folder``'s cv2 has the tracker (checked once per process, in a child process)."""
     if not (folder / "cv2").is_dir():
         return False
     probe = (
