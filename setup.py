@@ -33,6 +33,10 @@ setup(
     entry_points={
         "console_scripts": [
             "siamrpnpp-track=siamrpnpp_ros.track:main",
+            "siamrpnpp-train=siamrpnpp_ros.train:main",
+            "siamrpnpp-eval=siamrpnpp_ros.evaluate:main",
+            "siamrpnpp-build-benchmark=siamrpnpp_ros.eval.builder:main",
+            "siamrpnpp-ablation=siamrpnpp_ros.eval.ablation:main",
         ],
     },
 )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import shutil
 import subprocess
@@ -91,3 +92,18 @@ def test_manifest_passes_xmllint_against_the_format_3_schema_when_available():
         ["xmllint", "--noout", "--schema", str(schema), str(REPO_ROOT / "package.xml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_console_scripts_point_at_callable_mains():
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    scripts = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "=siamrpnpp_ros." in node.value
+    ]
+    assert "siamrpnpp-track=siamrpnpp_ros.track:main" in scripts
+    for script in scripts:
+        name, target = script.split("=")
+        module_name, function_name = target.split(":")
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, function_name, None)), f"{name} -> {target} is not callable"
