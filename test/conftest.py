@@ -96,6 +96,17 @@ def parity_video(parity_dir: Path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def parity_frames(parity_video: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """The parity video as read with cv2.imread (BGR uint8 frames) and its (N, 4) ground truth x, y, w, h."""
+    import cv2
+
+    frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted((parity_video / "img").glob("*.png"))]
+    assert len(frames) == 60 and all(frame is not None for frame in frames)
+    groundtruth = np.loadtxt(parity_video / "groundtruth.txt", delimiter=",", ndmin=2)
+    return frames, groundtruth
+
+
+@pytest.fixture(scope="session")
 def parity_golden(parity_dir: Path):
     """``parity_golden(model) -> ndarray`` of pysot's rows ``idx, x, y, w, h, best_score`` per frame."""
 

@@ -47,11 +47,9 @@ IDLE, INITIALIZING, TRACKING, LOST = (
 
 
 @pytest.fixture(scope="module")
-def video(parity_video):
+def video(parity_frames):
     """The parity video's frames (BGR) and ground truth boxes."""
-    frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted((parity_video / "img").glob("*.png"))]
-    groundtruth = np.loadtxt(parity_video / "groundtruth.txt", delimiter=",", ndmin=2)
-    return frames, groundtruth
+    return parity_frames
 
 
 @pytest.fixture(scope="module")

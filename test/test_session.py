@@ -5,7 +5,6 @@ import math
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
@@ -21,13 +20,6 @@ from siamrpnpp_ros.tracking.session import (
 from siamrpnpp_ros.tracking.tracker import TrackResult
 
 BOX_TOLERANCE_PX = 0.01
-
-
-@pytest.fixture(scope="module")
-def video_frames(parity_video):
-    frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sorted((parity_video / "img").glob("*.png"))]
-    groundtruth = np.loadtxt(parity_video / "groundtruth.txt", delimiter=",", ndmin=2)
-    return frames, groundtruth
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +181,10 @@ def test_clip_selection():
 # --------------------------------------------------------------------------- with the real tracker
 
 
-def test_real_tracker_session_follows_pysot(video_frames, alex_checkpoint, parity_golden):
+def test_real_tracker_session_follows_pysot(parity_frames, alex_checkpoint, parity_golden):
     from siamrpnpp_ros.tracking.factory import build_tracker
 
-    frames, groundtruth = video_frames
+    frames, groundtruth = parity_frames
     golden = parity_golden("alex")
     session = TrackingSession(build_tracker("alex", alex_checkpoint, device="cpu"))
     first = session.start(frames[0], groundtruth[0], target_id=1)
@@ -206,14 +198,13 @@ def test_real_tracker_session_follows_pysot(video_frames, alex_checkpoint, parit
         assert result.score == pytest.approx(golden[index, 5], abs=1e-4)
 
 
-def test_real_long_term_tracker_searches_wide_while_lost(video_frames, alex_checkpoint, parity_golden):
+def test_real_long_term_tracker_searches_wide_while_lost(parity_frames, alex_checkpoint):
     """With thresholds above this untrained model's scores, the session goes LOST and the
     long-term tracker widens its search, publishing the last confident box meanwhile."""
     from siamrpnpp_ros.tracking.config import preset_for
     from siamrpnpp_ros.tracking.factory import build_tracker
 
-    frames, groundtruth = video_frames
-    golden = parity_golden("alex")
+    frames, groundtruth = parity_frames
     policy = LostPolicy(lost_score_threshold=0.9, lost_frames=1, recover_score_threshold=0.999)
     config = align_long_term_thresholds(preset_for("alex"), policy)
     assert (config.confidence_low, config.confidence_high) == (0.9, 0.999)

@@ -5,9 +5,7 @@ seeded random weights in pysot's checkpoint layout (see ../shared/parity/README.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -23,28 +21,17 @@ MODELS = ("r50", "mobilev2", "alex")
 pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
-@pytest.fixture(scope="module")
-def parity_frames(parity_video: Path) -> list[np.ndarray]:
-    paths = sorted((parity_video / "img").glob("*.png"))
-    frames = [cv2.imread(str(p)) for p in paths]
-    assert len(frames) == 60 and all(f is not None for f in frames)
-    return frames
-
-
-def _init_box(parity_video: Path) -> tuple[float, ...]:
-    return tuple(np.loadtxt(parity_video / "groundtruth.txt", delimiter=",", ndmin=2)[0])
-
-
 @pytest.mark.parametrize("model", MODELS)
-def test_frame1_head_outputs_match_pysot(model, parity_checkpoint, parity_video, parity_frames, parity_dump):
+def test_frame1_head_outputs_match_pysot(model, parity_checkpoint, parity_frames, parity_dump):
     """The network sees pysot's exact inputs and gives its head outputs (narrows down a parity failure)."""
+    frames, groundtruth = parity_frames
     dump = parity_dump(model)
     tracker = build_tracker(model, parity_checkpoint(model), device="cpu")
-    tracker.init(parity_frames[0], _init_box(parity_video))
-    search = tracker.search_crop(parity_frames[1])
+    tracker.init(frames[0], groundtruth[0])
+    search = tracker.search_crop(frames[1])
     assert np.array_equal(search.numpy(), dump["x_crop_f1"])
     with torch.inference_mode():
-        kernels = tracker.model.template(tracker.template_crop(parity_frames[0], _init_box(parity_video)))
+        kernels = tracker.model.template(tracker.template_crop(frames[0], groundtruth[0]))
         cls, loc = tracker.model(search, kernels)
     for name, got in (("cls_f1", cls), ("loc_f1", loc)):
         expected = dump[name]
@@ -54,16 +41,17 @@ def test_frame1_head_outputs_match_pysot(model, parity_checkpoint, parity_video,
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_tracking_matches_pysot(model, parity_checkpoint, parity_video, parity_frames, parity_golden):
+def test_tracking_matches_pysot(model, parity_checkpoint, parity_frames, parity_golden):
+    frames, groundtruth = parity_frames
     golden = parity_golden(model)
     assert golden.shape == (60, 6)
-    init_box = _init_box(parity_video)
+    init_box = tuple(groundtruth[0])
     assert np.allclose(golden[0, 1:5], init_box) and golden[0, 5] == 1.0
 
     tracker = build_tracker(model, parity_checkpoint(model), device="cpu")
-    tracker.init(parity_frames[0], init_box)
+    tracker.init(frames[0], init_box)
     rows = [[*init_box, 1.0]]
-    for frame in parity_frames[1:]:
+    for frame in frames[1:]:
         result = tracker.track(frame)
         rows.append([*result.box, result.score])
     ours = np.asarray(rows, dtype=np.float64)
