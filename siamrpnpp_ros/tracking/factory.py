@@ -66,6 +66,14 @@ def build_tracker(
     fp16: bool = False,
     config: TrackerConfig | None = None,
     long_term: bool = False,
+    *,
+    optimize: bool = True,
+    fuse_bn: bool = False,
+    backend: str = "torch",
+    instance_size: int | None = None,
+    threads: int | None = None,
+    channels_last: bool | None = None,
+    compile: bool = False,
 ) -> SiamRPNTracker:
     """Build the network, load a pysot checkpoint and wrap it in a tracker.
 
@@ -75,7 +83,22 @@ def build_tracker(
     is CUDA, since CPU half convolutions are slow or unsupported. ``config`` defaults to the
     model's pysot preset. ``long_term`` returns a ``LongTermTracker``.
     A checkpoint that does not fit the model raises ``siamrpnpp_ros.models.CheckpointError``.
+
+    Speed options (keyword-only; tiers and measurements in ``tracking/backends.py`` and the README):
+
+    * ``optimize`` (default True): the bit-exact optimised network (cls/loc convs merged,
+      template work cached, allocator tuned); outputs equal the plain model's to the last bit.
+      False runs the checkpoint's ``SiamRPN`` as built.
+    * ``fuse_bn``: fold BatchNorm (and mobilev2's narrow necks) into the convs and use NHWC on
+      CPU (``channels_last`` overrides). Faster, not bit-exact: head outputs move by ~1e-4.
+    * ``backend``: ``"torch"`` or ``"onnxruntime"`` (search branch in ONNX Runtime, fp32).
+    * ``instance_size``: search crop side in pixels instead of the preset's (255/287); smaller
+      is faster and searches a smaller area (fast mode, documented accuracy only).
+    * ``threads``: ``torch.set_num_threads`` (process-wide; None leaves it, = cores by default).
+    * ``compile``: wrap the torch network's forward in ``torch.compile`` (CUDA graphs via
+      ``mode="reduce-overhead"`` on CUDA); compiles on the first frames, off by default.
     """
+    from .backends import build_backend, configure_threads
     from siamrpnpp_ros.models import build_model, load_checkpoint
 
     if model_name not in MODEL_NAMES:
@@ -88,8 +111,25 @@ def build_tracker(
     if not weights_path.is_file():
         raise FileNotFoundError(f"weights file not found: {weights_path}")
 
+    if instance_size is not None:
+        tracker_config = tracker_config.replace(instance_size=int(instance_size))
+    if fp16 and backend != "torch":
+        raise ValueError(f"fp16 applies to the torch backend only, not {backend!r}")
+    configure_threads(threads)
+
     model = build_model(model_name)
     load_checkpoint(model, weights_path)
-    model = model.to(resolved_device).eval()
+    network = build_backend(
+        backend,
+        model,
+        resolved_device,
+        optimize=optimize,
+        fuse_bn=fuse_bn,
+        channels_last=channels_last,
+        threads=threads,
+    )
+    if compile and isinstance(network, torch.nn.Module):
+        mode = "reduce-overhead" if resolved_device.type == "cuda" else None
+        network.forward = torch.compile(network.forward, mode=mode, dynamic=False)  # type: ignore[method-assign]
     tracker_class = LongTermTracker if long_term else SiamRPNTracker
-    return tracker_class(model, tracker_config, device=resolved_device, fp16=fp16)
+    return tracker_class(network, tracker_config, device=resolved_device, fp16=fp16)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -102,15 +102,16 @@ class SiamRPNTracker:
     """Single-target SiamRPN++ tracker (pysot's ``SiamRPNTracker``, numerically the same).
 
     ``model`` is a ``siamrpnpp_ros.models.SiamRPN`` (``template(z) -> kernels``,
-    ``model(x, kernels) -> (cls, loc)``); it is moved to ``device``, put in eval mode and, with
-    ``fp16``, converted to half precision in place. fp16 needs a CUDA device: half-precision
+    ``model(x, kernels) -> (cls, loc)``) or anything with that contract (``FusedSiamRPN``,
+    ``backends.OnnxRuntimeModel``); an ``nn.Module`` is moved to ``device``, put in eval mode and,
+    with ``fp16``, converted to half precision in place. fp16 needs a CUDA device: half-precision
     convolutions on CPU are slow or missing, so it is refused there. Head outputs are always
     decoded in float32/float64 NumPy like pysot.
     """
 
     def __init__(
         self,
-        model: SiamRPN | torch.nn.Module,
+        model: SiamRPN | torch.nn.Module | Any,
         config: TrackerConfig,
         device: torch.device | str = "cpu",
         fp16: bool = False,
@@ -121,10 +122,18 @@ class SiamRPNTracker:
         self.config = config
         self.fp16 = bool(fp16)
         self.input_dtype = torch.float16 if self.fp16 else torch.float32
-        model = model.to(self.device)
-        if self.fp16:
-            model = model.half()
-        self.model = model.eval()
+        if isinstance(model, torch.nn.Module):
+            model = model.to(self.device)
+            if self.fp16:
+                model = model.half()
+            model = model.eval()
+        else:
+            # A non-PyTorch back-end (e.g. backends.OnnxRuntimeModel) says where it wants its
+            # inputs; crops are made there and it manages its own precision.
+            if self.fp16:
+                raise ValueError(f"fp16 applies to PyTorch models only, not {type(model).__name__}")
+            self.device = torch.device(getattr(model, "device", "cpu"))
+        self.model = model
         self._anchor_cache: dict[int, np.ndarray] = {}
         self._window_cache: dict[int, np.ndarray] = {}
         self.reset()
