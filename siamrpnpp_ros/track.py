@@ -3,6 +3,8 @@
     siamrpnpp-track --model alex --weights model.pth --video seq/ [--init x,y,w,h]
                     [--config config/cpu_alex.yaml] [--device auto|cpu|cuda] [--fp16]
                     [--long-term] [--out results.txt] [--show-video out.mp4]
+                    [--backend torch|onnxruntime] [--no-optimize] [--fuse-bn]
+                    [--instance-size PX] [--threads N]
 
 Boxes are top-left ``x,y,w,h`` in pixels. Without ``--init`` the first line of the sequence's
 ``groundtruth.txt`` is the initial box. ``--out`` gets one ``x,y,w,h,score`` line per frame (6
@@ -78,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--fp16", action="store_true", help="half-precision network (CUDA only)")
     parser.add_argument("--long-term", action="store_true", help="long-term tracker (wide search when lost)")
+    speed = parser.add_argument_group("speed (see siamrpnpp-bench)")
+    speed.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                       help="network runtime (default torch; onnxruntime: fp32, BN folded, not bit-exact)")
+    speed.add_argument("--no-optimize", action="store_true",
+                       help="run the network exactly as built (no bit-exact optimisations)")
+    speed.add_argument("--fuse-bn", action="store_true",
+                       help="fold BatchNorm into the convs and use NHWC on CPU: faster, not bit-exact")
+    speed.add_argument("--instance-size", type=int, metavar="PX",
+                       help="search crop side in pixels instead of the preset's 255/287 (smaller = faster)")
+    speed.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: one per core)")
     parser.add_argument("--out", help="write x,y,w,h,score per frame to this text file")
     parser.add_argument("--show-video", metavar="OUT_MP4", help="write an annotated mp4 video")
     return parser
@@ -158,6 +170,11 @@ def _run(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         config=tracker_config,
         long_term=args.long_term,
+        optimize=not args.no_optimize,
+        fuse_bn=args.fuse_bn,
+        backend=args.backend,
+        instance_size=args.instance_size,
+        threads=args.threads,
     )
 
     out_lines: list[str] = []
@@ -240,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROGRAM}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
         # CheckpointError and SequenceError are ValueErrors; FileNotFoundError is an OSError.
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{PROGRAM}: error: {message}", file=sys.stderr)
