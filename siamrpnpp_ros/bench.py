@@ -591,6 +591,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 results.append(record)
                 if not args.quiet:
                     print(format_row(record), file=sys.stderr)
+    order = {mode: i for i, mode in enumerate(m.strip() for m in args.modes.split(","))}
+    results.sort(key=lambda r: (models.index(r["model"]), order.get(r["mode"], len(order))))
     return {"machine": info, "peaks": peaks, "results": results, "loadavg_end": list(os.getloadavg())}
 
 
@@ -659,7 +661,7 @@ def format_table(report: dict[str, Any]) -> str:
         "|" + "---|" * len(HEADER),
     ]
     lines += [format_row(r) for r in report["results"]]
-    flops = {r["model"]: (r["nominal_gflop"], r["template_gflop"]) for r in report["results"] if r["mode"] == "reference"}
+    flops = {r["model"]: (r["nominal_gflop"], r["template_gflop"]) for r in report["results"]}
     for model, (track, template) in flops.items():
         lines.append(f"# {model}: {track:.1f} GFLOP per track() (pysot), {template:.1f} per template")
     return "\n".join(lines)

@@ -1,25 +1,39 @@
-"""Inference-only rewrites of a :class:`~siamrpnpp_ros.models.SiamRPN` that keep its numbers.
+"""Inference-only rewrites of a :class:`~siamrpnpp_ros.models.SiamRPN`.
 
-:func:`fuse_for_inference` returns a *new* module with the same ``template(z) -> kernels`` /
-``forward(x, kernels) -> (cls, loc)`` contract; the source model is not modified, so
-checkpoints keep loading into the unfused :class:`SiamRPN` (load first, then fuse).
+:func:`fuse_for_inference` returns a *new* :class:`FusedSiamRPN` with the same
+``template(z) -> kernels`` / ``forward(x, kernels) -> (cls, loc)`` contract; the source model is
+not modified, so checkpoints keep loading into the unfused :class:`SiamRPN` (load, then fuse).
+Two variants:
 
-Rewrites, all exact in real arithmetic (float32 rounding moves head outputs by ~1e-7
-relative, far inside the 1e-5 the parity tolerances allow, see ``shared/parity/FACTS.md``):
+**Exact** (``fold_bn=False``, what ``build_tracker`` uses by default): only rewrites that keep
+every output bit (checked with 1 and 2 threads on all three models):
 
-* **BatchNorm folding**: ``BN(conv(x))`` with eval statistics is the affine map
-  ``conv(x) * a + b`` per output channel, so ``a`` goes into the conv weight and ``b`` into its
-  bias (computed in float64, stored in the model dtype). Removes a full pass over every
-  activation (~5% of CPU time for mobilev2).
-* **cls/loc search convs merged**: both 3x3 search convs of a level read the same feature, so
-  they run as one conv with twice the output channels (one bigger GEMM instead of two), and the
-  two depth-wise correlations and first head convs run as one grouped op each.
-* **neck folded into the search conv** where that saves FLOPs: the neck is a linear 1x1 conv
-  (+BN, no activation) and the search conv is unpadded, so ``conv3x3(conv1x1(x))`` equals one
-  3x3 conv on the backbone feature with weight ``W3 @ W1``. For mobilev2's 44- and 134-channel
-  levels this replaces 256x9 input taps per output by 44x9 / 134x9 (about 2.5 of 14 GFLOP per
-  frame); for wide inputs (r50, mobilev2's 448 channels) it would cost more and is skipped.
-  The template branch keeps the separate neck because it needs the centre crop between the two.
+* the cls and loc 3x3 search convs of a level read the same feature, so they run as one conv
+  with twice the output channels (concatenating output channels does not change any output's
+  reduction order), followed by one BatchNorm over the concatenated channels;
+* the two depth-wise correlations of a level run as one grouped conv;
+* the RPN level-fusion softmax is computed once instead of every frame; template-branch work
+  is cached per target (the tracker already does that).
+
+**Folded** (``fold_bn=True``): exact in real arithmetic, not in float32:
+
+* BatchNorm folding: ``BN(conv(x))`` with eval statistics is ``conv(x) * a + b`` per output
+  channel, so ``a`` goes into the weight and ``b`` into the bias (computed in float64, stored
+  in the model dtype). Removes one pass over every activation.
+* Neck folding where it saves FLOPs: the neck is a 1x1 conv (+BN, no activation) and the
+  search conv is unpadded, so ``conv3x3(conv1x1(x))`` is one 3x3 conv with weight ``W3 @ W1``
+  on the backbone feature. For mobilev2's 44- and 134-channel levels this replaces 256x9
+  input taps per output by 44x9 / 134x9 (~2.5 of 14 GFLOP per frame); for wide inputs (r50,
+  mobilev2's 448 channels) it would cost more and is skipped. The template branch keeps the
+  separate neck because the centre crop sits between the two.
+* Both heads' first 1x1 convs as one 2-group conv.
+
+Float32 results of the folded model differ from pysot's by rounding: per layer as close to the
+float64 result as the unfused layer (~1e-6 relative), but the seeded random parity networks
+amplify that to head differences of up to ~2e-4 absolute (1e-4 is the parity tolerance) and,
+for mobilev2, boxes 0.024 px off after 60 frames (the parity limit is 0.01 px). Hence the
+folded variant is opt-in. :meth:`FusedSiamRPN.set_channels_last` and
+:meth:`FusedSiamRPN.set_nnpack` pick the CPU conv layout / algorithm for it.
 """
 from __future__ import annotations
 
@@ -33,7 +47,7 @@ from torch import Tensor, nn
 from .rpn import DepthwiseRPN, DepthwiseXCorr, MultiRPN
 from .siamrpn import SiamRPN, TemplateKernels
 
-__all__ = ["FusedSiamRPN", "fold_conv_bn", "fuse_backbone_bn", "fuse_for_inference"]
+__all__ = ["FusedSiamRPN", "NnpackConv2d", "enable_nnpack", "fold_conv_bn", "fuse_backbone_bn", "fuse_for_inference"]
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -92,6 +106,67 @@ def fuse_backbone_bn(module: nn.Module) -> nn.Module:
                 setattr(child, f"conv{index}", fold_conv_bn(conv, bn))
                 setattr(child, f"bn{index}", nn.Identity())
     return module
+
+
+class NnpackConv2d(nn.Conv2d):
+    """A ``Conv2d`` that runs through NNPACK (Winograd / FFT) on CPU float32 when available.
+
+    NNPACK's fast algorithms cut the multiplications of 3x3 and 5x5 stride-1 convs by 2-4x at a
+    cost of ~1e-5 relative error per conv (measured: a 256->512 3x3 conv on a 31x31 map in
+    15 ms vs oneDNN's 29 ms; alex's 5x5 conv gains most). Other devices, dtypes, or a torch
+    build without NNPACK take the normal ``Conv2d`` path.
+    """
+
+    use_nnpack: bool = True
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - nn.Conv2d's argument name
+        if self.use_nnpack and input.device.type == "cpu" and input.dtype == torch.float32 and _NNPACK:
+            return torch._nnpack_spatial_convolution(
+                input.contiguous(), self.weight, self.bias, list(self.padding), list(self.stride)  # type: ignore[arg-type]
+            )
+        return super().forward(input)
+
+
+def _nnpack_available() -> bool:
+    try:
+        return bool(torch._nnpack_available()) and hasattr(torch, "_nnpack_spatial_convolution")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_NNPACK = _nnpack_available()
+
+
+def _nnpack_eligible(conv: nn.Module) -> bool:
+    return (
+        type(conv) is nn.Conv2d
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and isinstance(conv.padding, tuple)
+        and 1 < conv.kernel_size[0] <= 16
+        and 1 < conv.kernel_size[1] <= 16
+        and all(p < k for p, k in zip(conv.padding, conv.kernel_size))  # NNPACK's limit
+    )
+
+
+def enable_nnpack(module: nn.Module) -> int:
+    """Swap every eligible plain ``Conv2d`` in ``module`` (stride 1, no dilation, no groups,
+    kernel 2..16) for an :class:`NnpackConv2d` sharing its weights, in place. Returns the count
+    (0 when this torch build has no NNPACK)."""
+    if not _NNPACK:
+        return 0
+    count = 0
+    for name, child in list(module.named_children()):
+        if _nnpack_eligible(child):
+            swapped = NnpackConv2d.__new__(NnpackConv2d)
+            swapped.__dict__.update(child.__dict__)  # same parameters, no copy
+            setattr(module, name, swapped)
+            count += 1
+        else:
+            count += enable_nnpack(child)
+    return count
 
 
 def _fused_neck_conv(model: SiamRPN, level: int) -> Optional[nn.Conv2d]:
@@ -337,6 +412,7 @@ class FusedSiamRPN(nn.Module):
             self.register_buffer("cls_weight", F.softmax(head.cls_weight.detach(), dim=0).clone())
             self.register_buffer("loc_weight", F.softmax(head.loc_weight.detach(), dim=0).clone())
         self.channels_last = False
+        self.nnpack = False
         self.requires_grad_(False)
         self.eval()
 
@@ -359,6 +435,20 @@ class FusedSiamRPN(nn.Module):
         """
         self.channels_last = bool(enabled)
         return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+
+    def set_nnpack(self, enabled: bool = True) -> "FusedSiamRPN":
+        """Route eligible convs through NNPACK on CPU (see :class:`NnpackConv2d`); returns self.
+
+        NNPACK wants NCHW, so this also switches ``channels_last`` off when enabling.
+        """
+        if enabled:
+            self.set_channels_last(False)
+            enable_nnpack(self)
+        for module in self.modules():
+            if isinstance(module, NnpackConv2d):
+                module.use_nnpack = bool(enabled)
+        self.nnpack = bool(enabled) and _NNPACK
+        return self
 
     def _input(self, image: Tensor) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3:

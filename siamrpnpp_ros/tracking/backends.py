@@ -11,8 +11,10 @@ Tiers (see the README's performance section for the numbers):
 
 ``exact``   ``optimize=True`` (default): same arithmetic as pysot, every output bit equal.
 ``fused``   ``fuse_bn=True``: BatchNorm and mobilev2's narrow necks folded into the convs,
-            NHWC on CPU. Head outputs move by float rounding (~1e-4 abs on the parity
-            networks), which passes the 0.01 px parity for alex and r50 but not mobilev2.
+            NNPACK (alex, r50) or NHWC (mobilev2) on CPU. Head outputs move by float rounding
+            (up to ~2e-4 abs on the parity networks): the 60-frame parity run stays within
+            0.01 px for alex (9e-4 px) and r50 (7e-3 px) but not mobilev2 (0.024 px), so it is
+            opt-in.
 ``fast``    ONNX Runtime back-end and/or a smaller ``instance_size``: documented accuracy only.
 """
 from __future__ import annotations
@@ -82,6 +84,13 @@ def configure_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+# Fastest CPU layout of the folded model per backbone, measured on a 2-core Zen 3 (ms per
+# forward, 2 threads): alex nnpack 148 / NHWC 186 / NCHW 204; r50 nnpack 1372 / NHWC 1498 /
+# NCHW 1451; mobilev2 NHWC 205 / nnpack 220 / NCHW 228. NNPACK wins where big stride-1
+# undilated convs dominate (alex's 5x5 and 3x3s); mobilev2's depth-wise convs prefer NHWC.
+_CPU_FUSED_LAYOUT = {"alexnet": "nnpack", "resnet50": "nnpack", "mobilenetv2": "channels_last"}
+
+
 def prepare_model(
     model: SiamRPN,
     device: torch.device,
@@ -93,8 +102,9 @@ def prepare_model(
 
     ``optimize`` without ``fuse_bn``: :func:`~siamrpnpp_ros.models.fusion.fuse_for_inference`
     with ``fold_bn=False`` (bit-exact) plus :func:`tune_allocator` on CPU. ``fuse_bn``: the
-    folded copy; ``channels_last`` (None: on for CPU, where it was measured faster for the folded
-    model, off elsewhere). Neither: ``model`` unchanged.
+    folded copy in the fastest measured CPU layout per backbone (``_CPU_FUSED_LAYOUT``: NNPACK
+    for alex/r50, NHWC for mobilev2; NCHW on other devices); ``channels_last`` True/False forces
+    NHWC/NCHW without NNPACK. Neither: ``model`` unchanged.
     """
     from siamrpnpp_ros.models.fusion import fuse_for_inference
 
@@ -103,9 +113,12 @@ def prepare_model(
         tune_allocator()
     if fuse_bn:
         fused = fuse_for_inference(model, fold_bn=True)
-        if channels_last is None:
-            channels_last = device.type == "cpu"
-        return fused.set_channels_last(channels_last)
+        layout = _CPU_FUSED_LAYOUT.get(model.config.backbone.name, "channels_last") if device.type == "cpu" else "nchw"
+        if channels_last is not None:
+            layout = "channels_last" if channels_last else "nchw"
+        if layout == "nnpack":
+            return fused.set_nnpack(True)
+        return fused.set_channels_last(layout == "channels_last")
     if optimize:
         return fuse_for_inference(model, fold_bn=False)
     return model

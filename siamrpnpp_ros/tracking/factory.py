@@ -89,8 +89,9 @@ def build_tracker(
     * ``optimize`` (default True): the bit-exact optimised network (cls/loc convs merged,
       template work cached, allocator tuned); outputs equal the plain model's to the last bit.
       False runs the checkpoint's ``SiamRPN`` as built.
-    * ``fuse_bn``: fold BatchNorm (and mobilev2's narrow necks) into the convs and use NHWC on
-      CPU (``channels_last`` overrides). Faster, not bit-exact: head outputs move by ~1e-4.
+    * ``fuse_bn``: fold BatchNorm (and mobilev2's narrow necks) into the convs, with NNPACK
+      (alex, r50) or NHWC (mobilev2) on CPU (``channels_last`` True/False forces NHWC/NCHW).
+      Faster, not bit-exact: head outputs move by up to ~2e-4; see ``backends.py``.
     * ``backend``: ``"torch"`` or ``"onnxruntime"`` (search branch in ONNX Runtime, fp32).
     * ``instance_size``: search crop side in pixels instead of the preset's (255/287); smaller
       is faster and searches a smaller area (fast mode, documented accuracy only).

@@ -1,0 +1,236 @@
+"""Speed paths: the bit-exact optimised network, BN folding, ONNX export / ONNX Runtime, bench.
+
+The exact path must reproduce the plain model bit for bit (so pysot parity is untouched). The
+folded and ONNX Runtime paths are not bit-exact; their checks use the documented, looser
+tolerances (see tracking/backends.py and ../shared/parity/README.md).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from siamrpnpp_ros.models import SiamRPN, build_model, load_checkpoint
+from siamrpnpp_ros.models.fusion import FusedSiamRPN, fuse_for_inference
+from siamrpnpp_ros.tracking import build_tracker
+from siamrpnpp_ros.tracking.backends import prepare_model
+
+MODELS = ("r50", "mobilev2", "alex")
+BOX_TOLERANCE_PX = 0.01
+SCORE_TOLERANCE = 1e-4
+# Folded networks: measured max |head - pysot| 1.6e-4 (mobilev2), 1.8e-4 (r50), 5e-5 (alex).
+FOLDED_HEAD_TOLERANCE = 5e-4
+# ONNX Runtime (fp32, folded graph): measured max 1.5e-4 (mobilev2, r50), 2.8e-5 (alex) on the frame-1 dumps.
+ORT_HEAD_TOLERANCE = 1e-3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def loaded(parity_checkpoint):
+    """``loaded(name)``: a preset ``SiamRPN`` with the parity weights (shared, read-only)."""
+    cache: dict[str, SiamRPN] = {}
+
+    def get(name: str) -> SiamRPN:
+        if name not in cache:
+            model = build_model(name)
+            load_checkpoint(model, parity_checkpoint(name))
+            cache[name] = model
+        return cache[name]
+
+    return get
+
+
+def _inputs(parity_dump, name: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    dump = parity_dump(name)
+    return (torch.from_numpy(dump["z_crop"]), torch.from_numpy(dump["x_crop_f1"]), dump["cls_f1"], dump["loc_f1"])
+
+
+def _init_box(parity_video: Path) -> tuple[float, ...]:
+    return tuple(np.loadtxt(parity_video / "groundtruth.txt", delimiter=",", ndmin=2)[0])
+
+
+@pytest.fixture(scope="module")
+def frames(parity_video: Path) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.imread(str(p)) for p in sorted((parity_video / "img").glob("*.png"))]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from siamrpnpp_ros.bench import box_iou
+
+    return box_iou(a, b)
+
+
+# --------------------------------------------------------------------------- exact path
+@pytest.mark.parametrize("name", MODELS)
+def test_exact_path_is_bit_identical(name, loaded, parity_dump):
+    plain = loaded(name)
+    exact = fuse_for_inference(plain, fold_bn=False)
+    z, x, _, _ = _inputs(parity_dump, name)
+    with torch.inference_mode():
+        kernels_plain = plain.template(z)
+        expected = plain(x, kernels_plain)
+        kernels = exact.template(z)
+        got = exact(x, kernels)
+        swapped = exact(x, kernels_plain)  # kernels are interchangeable between the two
+    assert len(kernels) == len(kernels_plain)
+    assert all(torch.equal(a, b) for a, b in zip(kernels, kernels_plain))
+    for out in (got, swapped):
+        assert torch.equal(out[0], expected[0]) and torch.equal(out[1], expected[1])
+
+
+def test_default_tracker_runs_the_exact_network(parity_checkpoint):
+    tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu")
+    assert isinstance(tracker.model, FusedSiamRPN) and not tracker.model.fold_bn
+    plain = build_tracker("alex", parity_checkpoint("alex"), device="cpu", optimize=False)
+    assert type(plain.model) is SiamRPN
+
+
+# --------------------------------------------------------------------------- folded path
+@pytest.mark.parametrize("name", MODELS)
+def test_folded_model_within_documented_tolerance(name, loaded, parity_dump):
+    source = loaded(name)
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    folded = prepare_model(source, torch.device("cpu"), fuse_bn=True)  # the CPU layout build_tracker uses
+    assert isinstance(folded, FusedSiamRPN) and folded.fold_bn
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    # The source model (and so checkpoint loading) is untouched.
+    after = source.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    z, x, cls_expected, loc_expected = _inputs(parity_dump, name)
+    with torch.inference_mode():
+        cls, loc = folded(x, folded.template(z))
+    assert cls.is_contiguous() and loc.is_contiguous()
+    for label, got, expected in (("cls", cls, cls_expected), ("loc", loc, loc_expected)):
+        error = float(np.abs(got.numpy() - expected).max())
+        assert error <= FOLDED_HEAD_TOLERANCE, f"{name} {label}: {error:.3g}"
+
+
+def test_checkpoint_still_loads_after_fusion(parity_checkpoint):
+    model = build_model("alex")
+    load_checkpoint(model, parity_checkpoint("alex"))
+    folded = fuse_for_inference(model)
+    with torch.no_grad():
+        next(folded.parameters()).add_(1.0)  # the copy owns its tensors
+    again = build_model("alex")
+    load_checkpoint(again, parity_checkpoint("alex"))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_folded_alex_tracks_within_pysot_parity(parity_checkpoint, parity_video, frames, parity_golden):
+    """alex is the model whose folded network stays within the strict parity (measured 9e-4 px)."""
+    golden = parity_golden("alex")
+    tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu", fuse_bn=True)
+    tracker.init(frames[0], _init_box(parity_video))
+    rows = [[*r.box, r.score] for r in (tracker.track(f) for f in frames[1:])]
+    ours = np.asarray(rows)
+    assert np.abs(ours[:, :4] - golden[1:, 1:5]).max() <= BOX_TOLERANCE_PX
+    assert np.abs(ours[:, 4] - golden[1:, 5]).max() <= SCORE_TOLERANCE
+
+
+def test_smaller_search_size(parity_checkpoint, parity_video, frames):
+    tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu", fuse_bn=True, instance_size=255)
+    assert tracker.config.instance_size == 255
+    tracker.init(frames[0], _init_box(parity_video))
+    assert tuple(tracker.search_crop(frames[1]).shape) == (1, 3, 255, 255)
+    result = tracker.track(frames[1])
+    assert np.all(np.isfinite(result.box)) and 0.0 <= result.score <= 1.0
+
+
+# --------------------------------------------------------------------------- ONNX
+@pytest.mark.parametrize("name", ("alex", "mobilev2"))
+def test_onnx_export_matches_pytorch(name, loaded, parity_dump, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from siamrpnpp_ros.export import export_search_onnx, export_template_onnx
+
+    folded = fuse_for_inference(loaded(name))
+    size = 287 if name == "alex" else 255
+    search_path = export_search_onnx(folded, tmp_path / "search.onnx", size)
+    template_path = export_template_onnx(folded, tmp_path / "template.onnx")
+    graph = onnx.load(str(search_path))
+    assert [i.name for i in graph.graph.input] == ["search", *folded.kernel_names]
+    assert [o.name for o in graph.graph.output] == ["cls", "loc"]
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, size, size]  # fixed shapes, one engine per search size
+
+    z, x, cls_expected, loc_expected = _inputs(parity_dump, name)
+    template = ort.InferenceSession(str(template_path), providers=["CPUExecutionProvider"])
+    kernels = template.run(None, {"template": z.numpy()})
+    search = ort.InferenceSession(str(search_path), providers=["CPUExecutionProvider"])
+    cls, loc = search.run(["cls", "loc"], {"search": x.numpy(), **dict(zip(folded.kernel_names, kernels))})
+    assert np.abs(cls - cls_expected).max() <= ORT_HEAD_TOLERANCE
+    assert np.abs(loc - loc_expected).max() <= ORT_HEAD_TOLERANCE
+
+
+def test_onnxruntime_backend_tracks_like_pysot(parity_checkpoint, parity_video, frames, parity_golden):
+    """ORT is not bit-exact, so the check is IoU-based: mean IoU >= 0.99 against pysot (alex,
+    first 30 frames; measured 0.99997 over all 60 with a 0.002 px max difference)."""
+    pytest.importorskip("onnxruntime")
+    from siamrpnpp_ros.tracking.backends import OnnxRuntimeModel
+
+    tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu", backend="onnxruntime")
+    assert isinstance(tracker.model, OnnxRuntimeModel)
+    tracker.init(frames[0], _init_box(parity_video))
+    boxes = np.asarray([tracker.track(f).box for f in frames[1:30]])
+    assert _iou(boxes, parity_golden("alex")[1:30, 1:5]).mean() >= 0.99
+
+
+def test_export_cli(parity_checkpoint, tmp_path):
+    pytest.importorskip("onnx")
+    from siamrpnpp_ros.export.onnx import main
+
+    assert main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "alex_search_287.onnx").is_file() and (tmp_path / "alex_template_127.onnx").is_file()
+
+
+# --------------------------------------------------------------------------- bench
+def test_pysot_reference_emulation_equals_cached_kernels(loaded, parity_dump):
+    from siamrpnpp_ros.bench import PysotReference
+
+    model = loaded("alex")
+    z, x, _, _ = _inputs(parity_dump, "alex")
+    reference = PysotReference(model)
+    with torch.inference_mode():
+        reference.template(z)
+        got = reference(x, None)
+        expected = model(x, model.template(z))
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+def test_bench_smoke(capsys, tmp_path):
+    from siamrpnpp_ros import bench
+
+    out = tmp_path / "bench.json"
+    code = bench.main(["--models", "alex", "--modes", "exact,fused", "--frames", "2", "--warmup", "0",
+                       "--accuracy", "--in-process", "--quiet", "--json", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("# ") and "torch" in lines[0]
+    assert "matmul" in lines[1] and "load average" in lines[1]
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    assert lines[header].split("|")[1:-1] == [f" {h} " for h in bench.HEADER]
+    rows = [line for line in lines[header + 2 :] if line.startswith("| alex |")]
+    assert [row.split("|")[3].strip() for row in rows] == ["exact", "fused"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert len(cells) == len(bench.HEADER) and cells[1] == "cpu" and cells[3] == "287"
+        assert float(cells[4]) > 0 and float(cells[6]) > 0  # median ms, fps
+    assert any(line.startswith("# alex: 12.9 GFLOP per track()") for line in lines)
+    report = json.loads(out.read_text())
+    assert {"machine", "peaks", "results"} <= report.keys()
+    fused = report["results"][1]
+    assert set(fused["split_ms"]) == set(bench.SPLIT_KEYS) and 0.0 <= fused["iou_teacher"] <= 1.0
+    assert report["peaks"]["matmul_gflops"] > 0 and fused["nominal_gflop"] == pytest.approx(12.9, abs=0.2)
