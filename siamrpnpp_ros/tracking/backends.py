@@ -204,6 +204,9 @@ class OnnxRuntimeModel:
             options.inter_op_num_threads = 1
             options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3  # no per-node placement chatter
+            # ORT's pool threads spin after each run by default; on a small CPU that steals the
+            # cores from the crop and decoding that follow (measured: crop 0.6 -> 7.5 ms).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = self._ort.InferenceSession(str(path), options, providers=self.providers)
             self._sessions[instance_size] = session
         return session
