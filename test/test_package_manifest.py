@@ -36,7 +36,7 @@ MODULE_PROVIDERS = {
     "matplotlib": "python3-matplotlib",
 }
 # Imported only inside try/except as optional accelerators or fallbacks.
-OPTIONAL_MODULES = {"cv_bridge", "onnx", "onnxruntime", "skimage"}
+OPTIONAL_MODULES = {"cv_bridge", "onnx", "onnxruntime", "psutil", "skimage"}
 
 
 @pytest.fixture(scope="module")
