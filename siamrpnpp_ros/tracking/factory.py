@@ -129,6 +129,12 @@ def build_tracker(
         channels_last=channels_last,
         threads=threads,
     )
+    if backend == "onnxruntime":
+        # Export and load the search graphs now rather than stalling on the first (or first
+        # lost) frame: one fixed-size graph per search size.
+        network.session(tracker_config.instance_size)
+        if long_term:
+            network.session(tracker_config.lost_instance_size)
     if compile and isinstance(network, torch.nn.Module):
         mode = "reduce-overhead" if resolved_device.type == "cuda" else None
         network.forward = torch.compile(network.forward, mode=mode, dynamic=False)  # type: ignore[method-assign]
