@@ -37,6 +37,8 @@ setup(
             "siamrpnpp-eval=siamrpnpp_ros.evaluate:main",
             "siamrpnpp-build-benchmark=siamrpnpp_ros.eval.builder:main",
             "siamrpnpp-ablation=siamrpnpp_ros.eval.ablation:main",
+            "siamrpnpp-bench=siamrpnpp_ros.bench:main",
+            "siamrpnpp-export=siamrpnpp_ros.export.onnx:main",
         ],
     },
 )
