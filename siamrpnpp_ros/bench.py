@@ -54,6 +54,8 @@ MODES: tuple[str, ...] = ("reference", "plain", "exact", "fused", "onnxruntime",
 DEFAULT_MODES = ("reference", "exact", "fused", "onnxruntime", "fast")
 DEFAULT_FAST_SIZE = {"r50": 191, "mobilev2": 191, "alex": 255}
 SPLIT_KEYS = ("crop", "backbone", "neck", "head", "decode")
+# "net" = backbone + neck + head; the only network figure for back-ends without modules (ORT).
+RECORD_KEYS = ("track", "net", *SPLIT_KEYS)
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -417,7 +419,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             handles += _attach(getattr(net, "neck", None), neck_t)
 
     teacher = _load_teacher(args.teacher)
-    records: dict[str, list[float]] = {k: [] for k in ("track", *SPLIT_KEYS)}
+    records: dict[str, list[float]] = {k: [] for k in RECORD_KEYS}
     boxes: list[list[float]] = []
     states: list[list[float]] = []
     tf_boxes: list[list[float]] = []
@@ -440,12 +442,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         if index >= args.warmup:
             records["track"].append(elapsed)
             records["crop"].append(crop_t.total)
+            records["net"].append(net_t.total)
             if has_modules:
                 records["backbone"].append(backbone_t.total)
                 records["neck"].append(neck_t.total)
                 records["head"].append(net_t.total - backbone_t.total - neck_t.total)
-            else:
-                records["head"].append(net_t.total)
             records["decode"].append(elapsed - crop_t.total - net_t.total)
         if process is not None:
             rss_peak = max(rss_peak, process.memory_info().rss)
@@ -471,7 +472,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "median_ms": median * 1e3,
         "p90_ms": float(np.percentile(track, 90)) * 1e3,
         "fps": float(track.size / track.sum()),
-        "split_ms": {k: (float(np.median(records[k])) * 1e3 if records[k] else None) for k in SPLIT_KEYS},
+        "split_ms": {k: (float(np.median(records[k])) * 1e3 if records[k] else None) for k in RECORD_KEYS[1:]},
         "nominal_gflop": flops["track_gflop"],
         "template_gflop": flops["template_gflop"],
         "gflops": flops["track_gflop"] / median,
@@ -632,7 +633,7 @@ def _add_peaks(record: dict[str, Any], peaks: dict[str, float]) -> None:
 
 
 # ----------------------------------------------------------------------------- output
-HEADER = ("model", "device", "mode", "I", "median_ms", "p90_ms", "fps", "crop", "backbone", "neck", "head",
+HEADER = ("model", "device", "mode", "I", "median_ms", "p90_ms", "fps", "crop", "net", "backbone", "neck", "head",
           "decode", "GFLOP/s", "%mm", "%conv", "rss_MB", "iou_cl", "iou_tf")
 
 
@@ -648,12 +649,12 @@ def format_row(r: dict[str, Any]) -> str:
     """One table row (``|``-separated, Markdown-ready) for a result record."""
     split = r["split_ms"]
     cells = [r["model"], r["device"], r["mode"], r["instance_size"], _fmt(r["median_ms"]), _fmt(r["p90_ms"]),
-             _fmt(r["fps"], 2), _fmt(split["crop"], 2), _fmt(split["backbone"]), _fmt(split["neck"]),
+             _fmt(r["fps"], 2), _fmt(split["crop"], 2), _fmt(split["net"]), _fmt(split["backbone"]), _fmt(split["neck"]),
              _fmt(split["head"]), _fmt(split["decode"], 2), _fmt(r["gflops"]), _fmt(r.get("pct_matmul_peak"), 0),
              _fmt(r.get("pct_conv_peak"), 0), _fmt(r["rss_peak_mb"], 0), _fmt(r.get("iou_closed"), 3),
              _fmt(r.get("iou_teacher"), 3)]
     if "cuda_peak_mb" in r:
-        cells[15] = f"{r['rss_peak_mb']:.0f}/{r['cuda_peak_mb']:.0f}cuda"
+        cells[HEADER.index("rss_MB")] = f"{r['rss_peak_mb']:.0f}/{r['cuda_peak_mb']:.0f}cuda"
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
@@ -665,7 +666,8 @@ def format_table(report: dict[str, Any]) -> str:
         + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else ""),
         f"# peaks: matmul {p['matmul_gflops']:.1f} GFLOP/s, conv3x3 {p['conv3x3_gflops']:.1f} GFLOP/s; "
         f"load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
-        "# times in ms (split = medians); GFLOP/s = pysot's nominal FLOPs per track() / median",
+        "# times in ms (split = medians; net = backbone + neck + head); GFLOP/s = pysot's nominal "
+        "FLOPs per track() / median",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
@@ -694,9 +696,14 @@ def save_plot(report: dict[str, Any], path: str) -> None:
     labels = [f"{r['model']}\n{r['mode']}" for r in results]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(results)), 4.5))
     bottom = np.zeros(len(results))
-    for key in SPLIT_KEYS:
-        values = np.array([r["split_ms"][key] or 0.0 for r in results])
-        ax.bar(labels, values, bottom=bottom, label=key)
+    for key in ("crop", "backbone", "neck", "head", "net", "decode"):
+        if key == "net":  # back-ends that cannot be split (ONNX Runtime): the whole network
+            values = np.array([r["split_ms"]["net"] if r["split_ms"]["backbone"] is None else 0.0 for r in results])
+            label = "network (not split)"
+        else:
+            values = np.array([r["split_ms"][key] or 0.0 for r in results])
+            label = key
+        ax.bar(labels, values, bottom=bottom, label=label, hatch="//" if key == "net" else None)
         bottom += values
     ax.set_ylabel("ms per track() (median split)")
     ax.set_title(f"SiamRPN++ per-frame time, {report['machine']['cpu']}")

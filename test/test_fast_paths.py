@@ -232,5 +232,5 @@ def test_bench_smoke(capsys, tmp_path):
     report = json.loads(out.read_text())
     assert {"machine", "peaks", "results"} <= report.keys()
     fused = report["results"][1]
-    assert set(fused["split_ms"]) == set(bench.SPLIT_KEYS) and 0.0 <= fused["iou_teacher"] <= 1.0
+    assert set(fused["split_ms"]) == {"net", *bench.SPLIT_KEYS} and 0.0 <= fused["iou_teacher"] <= 1.0
     assert report["peaks"]["matmul_gflops"] > 0 and fused["nominal_gflop"] == pytest.approx(12.9, abs=0.2)
