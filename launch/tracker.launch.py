@@ -1,6 +1,6 @@
 """Start the SiamRPN++ tracker node.
 
-    ros2 launch siamrpnpp_ros tracker.launch.py
+    ros2 launch siamrpnpp_ros tracker.launch.py          # the bundled default model
     ros2 launch siamrpnpp_ros tracker.launch.py config:=/path/to/params.yaml \
         model:=mobilev2 weights:=/path/to/model.pth device:=cuda \
         image_topic:=/camera/image_raw namespace:=drone1 use_compressed:=false
@@ -46,13 +46,13 @@ def _tracker_node(context, *args, **kwargs):
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_config = PathJoinSubstitution([FindPackageShare("siamrpnpp_ros"), "config", "desktop_r50.yaml"])
+    default_config = PathJoinSubstitution([FindPackageShare("siamrpnpp_ros"), "config", "default_model.yaml"])
     return LaunchDescription(
         [
             DeclareLaunchArgument("config", default_value=default_config,
                                   description="ROS parameters file (see the package's config/ folder)"),
             DeclareLaunchArgument("model", default_value="",
-                                  description="r50, mobilev2 or alex; empty keeps the config file's"),
+                                  description="r50, mobilev2, alex or alex-w0.5 (the bundled model); empty keeps the config file's"),
             DeclareLaunchArgument("weights", default_value="",
                                   description="pysot checkpoint (model.pth); empty keeps the config file's"),
             DeclareLaunchArgument("device", default_value="",

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+
 PROGRAM = "siamrpnpp-eval"
-SIAMRPN_MODELS = ("r50", "mobilev2", "alex")
 
 
 class UsageError(ValueError):
@@ -49,9 +50,9 @@ def parse_tracker_spec(text: str) -> TrackerSpec:
     if body.lower() in OPENCV_TRACKERS:
         return TrackerSpec(label or body.upper(), body.lower())
     model, colon, weights = body.partition(":")
-    if not colon or model not in SIAMRPN_MODELS or not weights:
+    if not colon or not is_model_name(model) or not weights:
         raise UsageError(
-            f"bad --tracker {text!r}: use csrt, kcf, mil or [LABEL=]MODEL:WEIGHTS with MODEL in {', '.join(SIAMRPN_MODELS)}"
+            f"bad --tracker {text!r}: use csrt, kcf, mil or [LABEL=]MODEL:WEIGHTS with MODEL one of {THIN_NAME_HELP}"
         )
     if not Path(weights).is_file():
         raise UsageError(f"--tracker {text!r}: weights file {weights} not found")

@@ -31,7 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.tracking.config import MODEL_NAMES, load_tracker_config, preset_for
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.tracking.config import load_tracker_config, preset_for
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 PROGRAM = "siamrpnpp-track"
 # Sequences shorter than this finish too quickly for a progress bar to help.
@@ -61,6 +63,13 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def model_name_argument(text: str) -> str:
+    """argparse type for ``--model``: a preset or a thinner variant such as ``alex-w0.5``."""
+    if not is_model_name(text):
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; valid: {THIN_NAME_HELP}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``siamrpnpp-track``."""
     parser = argparse.ArgumentParser(
@@ -72,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
             "timings cover track() calls only, fps = track() calls / their total time."
         ),
     )
-    parser.add_argument("--model", choices=MODEL_NAMES, help="backbone (may come from --config instead)")
-    parser.add_argument("--weights", help="pysot checkpoint (.pth); required until a default model ships")
+    parser.add_argument("--model", type=model_name_argument,
+                        help=f"{THIN_NAME_HELP} (may come from --config; default {DEFAULT_MODEL})")
+    parser.add_argument("--weights", help="pysot checkpoint (.pth) for --model; default: the bundled default model")
     parser.add_argument("--video", required=True, help="video file or image folder (OTB layout with img/ is fine)")
     parser.add_argument("--init", help="initial box x,y,w,h (top-left, pixels); default: first groundtruth.txt line")
     parser.add_argument("--config", help="ROS 2 parameters YAML giving model and tracker settings")
@@ -153,8 +163,10 @@ def _run(args: argparse.Namespace) -> int:
         model_name, tracker_config = load_tracker_config(args.config, args.model)
     elif args.model:
         model_name, tracker_config = args.model, preset_for(args.model)
+    elif args.weights is None:
+        model_name, tracker_config = DEFAULT_MODEL, preset_for(DEFAULT_MODEL)
     else:
-        raise UsageError("--model is required (or a --config file that names the model)")
+        raise UsageError("--weights needs --model (or a --config file that names the model)")
 
     sequence = open_sequence(args.video)
     groundtruth = sequence.groundtruth

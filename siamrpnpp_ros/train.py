@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config", help="YAML training config; command-line flags override it")
     add("--data", action="append", default=None, metavar="SPEC", help="[KIND:]PATH[,key=value...] (repeatable)")
     add("--model", choices=("r50", "mobilev2", "alex"), default=None, help="network preset (default alex)")
-    add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (experiments; not loadable by build_tracker)")
+    add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster; tracks as model <model>-w<mult>)")
     add("--pretrained", default=None, help="full pysot checkpoint to start from (fine-tuning)")
     add("--backbone-weights", default=None, help="backbone-only weights to start from (e.g. ImageNet)")
     add("--out", default=None, help="run folder (default runs/train)")

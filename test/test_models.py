@@ -6,6 +6,7 @@ pysot's raw head outputs for frame 1 of the golden runs (see
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -26,9 +27,11 @@ from siamrpnpp_ros.models import (
     SiamRPN,
     build_model,
     guess_model_name,
+    is_model_name,
     load_checkpoint,
     model_config,
     save_checkpoint,
+    split_model_name,
 )
 
 PRESETS = ("r50", "mobilev2", "alex")
@@ -125,6 +128,21 @@ def test_unknown_model_name_lists_valid_names():
         assert name in str(info.value)
     with pytest.raises(ValueError):
         build_model("nope")
+
+
+def test_thinner_variant_names():
+    half = model_config("alex-w0.5")
+    assert half.name == "alex-w0.5" and half.backbone.width_mult == 0.5
+    assert half.rpn.in_channels == half.rpn.hidden_channels == (128,)
+    assert half.backbone == dataclasses.replace(MODEL_PRESETS["alex"].backbone, width_mult=0.5)
+    # The preset's own width is the preset itself (same checkpoint shapes).
+    assert model_config("mobilev2-w1.4") is MODEL_PRESETS["mobilev2"]
+    assert split_model_name("mobilev2-w0.75") == ("mobilev2", 0.75)
+    assert split_model_name("r50") == ("r50", None)
+    for bad in ("r50-w0.5", "alex-w0", "alex-w", "alex-0.5", "Alex", ""):
+        assert not is_model_name(bad)
+        with pytest.raises(ValueError, match="alex-w0.5"):
+            model_config(bad)
 
 
 def test_inconsistent_config_is_rejected():

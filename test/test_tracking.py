@@ -25,6 +25,7 @@ from siamrpnpp_ros.tracking import (
     generate_anchors,
     load_tracker_config,
     padding_color,
+    preset_for,
     select_device,
     square_crop,
     square_crop_tensor,
@@ -324,7 +325,9 @@ def test_load_errors(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "filename, model", [("desktop_r50.yaml", "r50"), ("jetson_mobilenet.yaml", "mobilev2"), ("cpu_alex.yaml", "alex")]
+    "filename, model",
+    [("desktop_r50.yaml", "r50"), ("jetson_mobilenet.yaml", "mobilev2"), ("cpu_alex.yaml", "alex"),
+     ("default_model.yaml", "alex-w0.5")],
 )
 def test_shipped_config_files(filename, model):
     import yaml
@@ -332,7 +335,7 @@ def test_shipped_config_files(filename, model):
     path = REPO_ROOT / "config" / filename
     loaded_model, cfg = load_tracker_config(path)
     assert loaded_model == model
-    assert cfg == TRACKER_PRESETS[model]
+    assert cfg == preset_for(model)
     # Every tracker key is spelled out in the file, not left to the preset fallback.
     document = yaml.safe_load(path.read_text())
     params = document["/**"]["ros__parameters"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from siamrpnpp_ros.models import build_model, load_checkpoint, read_state_dict, save_checkpoint
+from siamrpnpp_ros.models import CheckpointError, build_model, load_checkpoint, read_state_dict, save_checkpoint
 from siamrpnpp_ros.tracking import SiamRPNTracker, build_tracker, preset_for
 from siamrpnpp_ros.training import (
     AnchorTargetAssigner,
@@ -435,6 +435,19 @@ def test_preset_checkpoint_loads_into_build_tracker(sequences_dir, tmp_path):
     frame = _flat_frame()
     tracker.init(frame, (120, 90, 48, 36))
     assert np.isfinite(tracker.track(frame).box).all()
+
+
+def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
+    out = tmp_path / "thin"
+    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=1, batch_size=1, epochs=1, out=str(out), **TINY)
+    assert config.tracker_model_name == f"alex-w{TINY['width_mult']:g}"
+    Trainer(config).fit()
+    tracker = build_tracker(config.tracker_model_name, out / "model.pth", device="cpu")
+    frame = _flat_frame()
+    tracker.init(frame, (120, 90, 48, 36))
+    assert np.isfinite(tracker.track(frame).box).all()
+    with pytest.raises(CheckpointError, match="shape"):
+        build_tracker("alex", out / "model.pth", device="cpu")
 
 
 def test_set_backbone_trainable_rejects_unknown_layers():

@@ -20,7 +20,10 @@ from .config import (
     ModelConfig,
     NeckConfig,
     RPNConfig,
+    is_model_name,
     model_config,
+    split_model_name,
+    thinner_model_config,
 )
 from .siamrpn import SiamRPN, TemplateKernels, build_model
 
@@ -35,9 +38,12 @@ __all__ = [
     "TemplateKernels",
     "build_model",
     "guess_model_name",
+    "is_model_name",
     "load_checkpoint",
     "model_config",
     "read_state_dict",
     "save_checkpoint",
+    "split_model_name",
     "state_dict_keys",
+    "thinner_model_config",
 ]

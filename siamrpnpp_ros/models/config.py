@@ -12,6 +12,8 @@ The presets reproduce the three published pysot experiments
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Mapping, Optional, Union
@@ -226,19 +228,79 @@ MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType({
 })
 
 
+#: How a thinner variant of a preset is named: ``<preset>-w<width_mult>``, e.g. ``alex-w0.5``.
+THIN_NAME_HELP = "r50, mobilev2, alex, or a thinner alex/mobilev2 named like alex-w0.5"
+
+_THINNABLE_BACKBONES = ("alexnet", "mobilenetv2")
+_THIN_NAME = re.compile(r"^(?P<base>[a-z0-9]+)-w(?P<width>[0-9]*\.?[0-9]+)$")
+
+
+def split_model_name(name: str) -> tuple[str, Optional[float]]:
+    """``'alex-w0.5'`` -> ``('alex', 0.5)``; ``'alex'`` -> ``('alex', None)``.
+
+    Raises:
+        ValueError: not a preset name, nor a preset with a positive width suffix.
+    """
+    match = _THIN_NAME.match(name) if isinstance(name, str) else None
+    base, width = (match["base"], float(match["width"])) if match else (name, None)
+    thinnable = base in MODEL_PRESETS and MODEL_PRESETS[base].backbone.name in _THINNABLE_BACKBONES
+    if base not in MODEL_PRESETS or (width is not None and not (width > 0 and thinnable)):
+        raise ValueError(f"unknown model {name!r}; valid names: {THIN_NAME_HELP}")
+    return base, width
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` is accepted by :func:`model_config`."""
+    try:
+        split_model_name(name)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
+def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
+    """``base`` with the backbone's width multiplier set to ``width_mult`` and the neck/RPN
+    scaled alongside (alex and mobilev2 only): a faster network with its own checkpoint
+    shapes, named ``<base>-w<width_mult>``."""
+    if width_mult == base.backbone.width_mult:
+        return base
+    name = f"{base.name}-w{width_mult:g}"
+    backbone = dataclasses.replace(base.backbone, width_mult=width_mult)
+    if base.backbone.name == "alexnet":
+        width = int(256 * width_mult)
+        return dataclasses.replace(
+            base, name=name, backbone=backbone,
+            rpn=dataclasses.replace(base.rpn, in_channels=(width,), hidden_channels=(width,)),
+        )
+    if base.backbone.name == "mobilenetv2" and base.neck is not None:
+        import torch
+
+        from .backbones import MobileNetV2
+
+        # Same stage layout as the preset, channels scaled the way the backbone scales them.
+        with torch.device("meta"):
+            channels = MobileNetV2(width_mult=width_mult, used_layers=base.backbone.used_layers).out_channels
+        hidden = max(16, int(256 * width_mult / base.backbone.width_mult))
+        levels = len(channels)
+        return dataclasses.replace(
+            base, name=name, backbone=backbone,
+            neck=dataclasses.replace(base.neck, in_channels=tuple(channels), out_channels=(hidden,) * levels),
+            rpn=dataclasses.replace(base.rpn, in_channels=(hidden,) * levels, hidden_channels=(hidden,) * levels),
+        )
+    raise ValueError(f"a width multiplier is supported for alex and mobilev2, not {base.name!r}")
+
+
 def model_config(name: Union[str, ModelConfig]) -> ModelConfig:
-    """The preset called ``name`` (``'r50'``, ``'mobilev2'``, ``'alex'``).
+    """The architecture called ``name``: a preset (``'r50'``, ``'mobilev2'``, ``'alex'``) or a
+    thinner variant of one (``'alex-w0.5'``, see :func:`thinner_model_config`).
 
     A :class:`ModelConfig` is returned unchanged, so callers can accept either.
 
     Raises:
-        ValueError: ``name`` is not a preset; the message lists the valid names.
+        ValueError: ``name`` is not valid; the message lists the valid forms.
     """
     if isinstance(name, ModelConfig):
         return name
-    try:
-        return MODEL_PRESETS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown model {name!r}; valid names: {', '.join(sorted(MODEL_PRESETS))}"
-        ) from None
+    base, width = split_model_name(name)
+    preset = MODEL_PRESETS[base]
+    return preset if width is None else thinner_model_config(preset, width)

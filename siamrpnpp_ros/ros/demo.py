@@ -1,6 +1,6 @@
 """One-command demo: camera player -> tracker node -> tracked boxes, printed and filmed.
 
-    python tools/demo.py                                   # parity video + parity weights
+    python tools/demo.py                                   # vtest.avi + the bundled default model
     python tools/demo.py --weights model.pth --model r50 --video clip.mp4 --init x,y,w,h
 
 Three processes on a private ROS domain (localhost discovery, the Fast DDS large-image
@@ -9,10 +9,11 @@ the target on the first image it sees (``ros.selector.AutoSelector``, echoing th
 stamp), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
 received. It stops the node at the end of the video and exits 0 with a summary line.
 
-Without ``--weights``/``--video`` it uses the pysot parity material (``../shared/parity``
-or ``$SIAMRPNPP_PARITY_DIR``): its synthetic video and its seeded AlexNet checkpoint. Those
-weights are untrained, so the box does not follow the object; pass a real checkpoint to see
-tracking.
+Without ``--weights`` it runs the package's bundled default model (``DEFAULT_MODEL``, trained
+here on generated data; pysot's released checkpoints track far better). Without ``--video``
+it plays Debian's ``vtest.avi`` (package opencv-doc, real pedestrian footage) and follows
+the person given by ``VTEST_TARGET``; where that file is missing it falls back to the parity
+material's synthetic video (``../shared/parity`` or ``$SIAMRPNPP_PARITY_DIR``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP
 from siamrpnpp_ros.ros.environment import isolated_ros_environment
+from siamrpnpp_ros.track import model_name_argument
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
@@ -36,23 +40,25 @@ END_OF_VIDEO_GRACE_S = 10.0  # after the last frame, how long to wait for its bo
 MAX_PENDING_FRAMES = 300  # frames waiting for their box before being written anyway
 
 
-def prepare_parity_material(out_dir: Path) -> tuple[Path, Path]:
-    """The parity video and alex checkpoint under ``out_dir``, made once from the parity folder."""
+VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+VTEST_TARGET = "638,240,48,82"  # the person walking on the right of the first frame
+VTEST_FRAMES = 300  # 30 s at the file's 10 fps
+
+
+def default_video(out_dir: Path) -> tuple[str, str | None, int | None]:
+    """(video, init box or None for its groundtruth, frame limit): vtest.avi, else the parity video."""
+    if VTEST_VIDEO.is_file():
+        return str(VTEST_VIDEO), VTEST_TARGET, VTEST_FRAMES
     if not (PARITY_DIR / "make_video.py").is_file():
         raise SystemExit(
-            f"demo: no parity material at {PARITY_DIR}; pass --weights model.pth and --video PATH "
-            "(and --init x,y,w,h for a video without groundtruth.txt)"
+            f"demo: neither {VTEST_VIDEO} (apt install opencv-doc) nor the parity material at {PARITY_DIR} "
+            "is here; pass --video PATH (and --init x,y,w,h for a video without groundtruth.txt)"
         )
     video = out_dir / "parity_video_s0"
     if not (video / "groundtruth.txt").is_file():
         subprocess.run([sys.executable, str(PARITY_DIR / "make_video.py"), "--out", str(video),
                         "--frames", "60", "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
-    weights = out_dir / "parity_alex_s0.pth"
-    if not weights.is_file():
-        subprocess.run([sys.executable, str(PARITY_DIR / "parity_weights.py"), "--npz", str(PARITY_DIR / "alex_s0.npz"),
-                        "--keys", str(PARITY_DIR / "keys_alex.txt"), "--out", str(weights)],
-                       check=True, stdout=subprocess.DEVNULL)
-    return video, weights
+    return str(video), None, None
 
 
 class AnnotatedVideoWriter:
@@ -115,10 +121,11 @@ class AnnotatedVideoWriter:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demo", description="SiamRPN++ ROS 2 tracking demo (no ROS install needed).")
-    parser.add_argument("--video", help="video file or image folder (default: the parity synthetic video)")
+    parser.add_argument("--video", help="video file or image folder (default: Debian's vtest.avi)")
     parser.add_argument("--init", help="x,y,w,h of the target on the first frame (default: first groundtruth.txt line)")
-    parser.add_argument("--weights", help="pysot checkpoint (default: the parity alex checkpoint)")
-    parser.add_argument("--model", default="alex", choices=("r50", "mobilev2", "alex"), help="backbone of --weights")
+    parser.add_argument("--weights", help="checkpoint for --model (default: the bundled default model)")
+    parser.add_argument("--model", default=None, type=model_name_argument,
+                        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--rate", type=float, help="camera frames per second (default: the video's, else 10)")
     parser.add_argument("--frames", type=int, help="play only this many frames")
@@ -152,22 +159,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from siamrpnpp_ros.video import SequenceError, open_sequence
 
     out_path = Path(args.out)
-    video, weights = args.video, args.weights
-    if video is None or weights is None:
-        parity_video, parity_weights = prepare_parity_material(out_path.parent / "demo_material")
-        if video is None:
-            video = str(parity_video)
-        if weights is None:
-            if args.model != "alex":
-                raise SystemExit("demo: the parity checkpoint is an alex one; pass --weights for --model "
-                                 f"{args.model}")
-            weights = str(parity_weights)
+    if args.weights is not None and args.model is None:
+        raise SystemExit("demo: --weights needs --model (the network the checkpoint is for)")
+    model = args.model or DEFAULT_MODEL
+    video, init, frame_limit = args.video, args.init, args.frames
+    if video is None:
+        video, default_init, default_frames = default_video(out_path.parent / "demo_material")
+        init = init or default_init
+        frame_limit = frame_limit or default_frames
     try:
         sequence = open_sequence(video)
     except SequenceError as error:
         raise SystemExit(f"demo: {error}") from None
-    if args.init:
-        box = parse_box(args.init)
+    if init:
+        box = parse_box(init)
     elif sequence.groundtruth is not None and len(sequence.groundtruth):
         box = tuple(float(v) for v in sequence.groundtruth[0])
     else:
@@ -175,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rate = args.rate or sequence.fps or 10.0
 
     node_command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node", "--ros-args",
-                    "-p", f"model:={args.model}", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
+                    "-p", f"model:={model}", *(["-p", f"weights:={args.weights}"] if args.weights else []),
+                    "-p", f"device:={args.device}",
                     "-p", f"use_compressed:={'true' if args.compressed else 'false'}",
                     "--log-level", "warn" if args.quiet else "info"]
     node_process = subprocess.Popen(node_command, cwd=REPO_ROOT)
@@ -236,8 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         player_command = [sys.executable, "-m", "siamrpnpp_ros.ros.player", "--video", str(video),
                           "--rate", str(rate), "--wait-subscribers", "2", "--qos", "sensor_data"]
-        if args.frames:
-            player_command += ["--frames", str(args.frames)]
+        if frame_limit:
+            player_command += ["--frames", str(frame_limit)]
         if args.compressed:
             player_command.append("--compressed")
         player_process = subprocess.Popen(player_command, cwd=REPO_ROOT)

@@ -20,7 +20,9 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
-from siamrpnpp_ros.tracking.config import MODEL_NAMES, TrackerConfig, preset_for, tracker_field_names
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.tracking.config import TrackerConfig, preset_for, tracker_field_names
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 from siamrpnpp_ros.tracking.session import LostPolicy
 
 MAX_INT = 2**31 - 1
@@ -99,12 +101,12 @@ _DEFAULT_POLICY = LostPolicy()
 
 # Declared first: the tracker defaults depend on the model.
 MODEL_SPEC = _Spec(
-    "model", "r50", "Backbone of the checkpoint: r50, mobilev2 or alex. Must match 'weights'.",
-    constraints="one of " + ", ".join(MODEL_NAMES),
+    "model", DEFAULT_MODEL, "Network of the checkpoint; must match 'weights'. The default runs the bundled model.",
+    constraints=THIN_NAME_HELP,
 )
 
 NODE_SPECS: tuple[_Spec, ...] = (
-    _Spec("weights", "", "pysot checkpoint (.pth) for 'model'; empty = the package's bundled default model."),
+    _Spec("weights", "", f"pysot checkpoint (.pth) for 'model'; empty = the bundled weights ({DEFAULT_MODEL} only)."),
     _Spec("device", "auto", "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
           constraints="auto, cpu, cuda or cuda:N"),
     _Spec("fp16", False, "Half-precision network (CUDA only; refused on the CPU)."),
@@ -208,8 +210,8 @@ def declare_node_parameters(node: Any) -> NodeSettings:
     (a rule across fields, an unknown model or QoS name) with a message naming the parameter.
     """
     model = node.declare_parameter(MODEL_SPEC.name, MODEL_SPEC.default, MODEL_SPEC.descriptor()).value
-    if model not in MODEL_NAMES:
-        raise ValueError(f"parameter model must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    if not is_model_name(model):
+        raise ValueError(f"parameter model must be {THIN_NAME_HELP}; got {model!r}")
     values: dict[str, Any] = {"model": model}
     for spec in (*NODE_SPECS, *tracker_specs(model)):
         values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+#: The pysot presets; ``models.config.split_model_name`` also accepts thinner variants (``alex-w0.5``).
 MODEL_NAMES: tuple[str, ...] = ("r50", "mobilev2", "alex")
 
 _INT_FIELDS = ("exemplar_size", "instance_size", "base_size", "anchor_stride", "lost_instance_size")
@@ -168,11 +169,12 @@ TRACKER_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 
 
 def preset_for(model: str) -> TrackerConfig:
-    """The pysot tracker preset of ``model`` ("r50" | "mobilev2" | "alex")."""
-    try:
-        return TRACKER_PRESETS[model]
-    except KeyError:
-        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODEL_NAMES)}") from None
+    """The pysot tracker preset of ``model`` ("r50" | "mobilev2" | "alex"); a thinner variant
+    ("alex-w0.5") shares its preset's, as it is trained with the same crops and anchors."""
+    from siamrpnpp_ros.models.config import split_model_name
+
+    base, _ = split_model_name(model)
+    return TRACKER_PRESETS[base]
 
 
 def _collect_ros_parameters(node: Mapping[str, Any], found: list[Mapping[str, Any]]) -> None:

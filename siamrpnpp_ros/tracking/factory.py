@@ -9,12 +9,16 @@ from pathlib import Path
 
 import torch
 
-from .config import MODEL_NAMES, TrackerConfig, preset_for
+from .config import TrackerConfig, preset_for
 from .longterm import LongTermTracker
 from .tracker import SiamRPNTracker
 
-# Where a future release bundles default weights, one file per model name.
+# Bundled weights, one file per model name: ``default_<model>.pth``.
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: The model whose weights ship with the package (trained by ``training/default_model.py``
+#: on generated data; see the README): what runs when no model and no weights are given.
+DEFAULT_MODEL = "alex-w0.5"
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
@@ -53,8 +57,8 @@ def default_weights_path(model_name: str) -> Path:
     path = DEFAULT_WEIGHTS_DIR / f"default_{model_name}.pth"
     if not path.is_file():
         raise FileNotFoundError(
-            f"no bundled default weights for model {model_name!r} (looked for {path}); "
-            "pass a pysot checkpoint with --weights (required until a default model ships)"
+            f"no bundled weights for model {model_name!r} (looked for {path}); pass a checkpoint "
+            f"for it as the weights, or use the bundled default model {DEFAULT_MODEL!r}"
         )
     return path
 
@@ -77,8 +81,9 @@ def build_tracker(
 ) -> SiamRPNTracker:
     """Build the network, load a pysot checkpoint and wrap it in a tracker.
 
-    ``model_name``: "r50" | "mobilev2" | "alex". ``weights``: checkpoint path, or None for the
-    bundled default (none ships yet: FileNotFoundError). ``device``: see ``select_device``.
+    ``model_name``: "r50" | "mobilev2" | "alex", or a thinner variant such as "alex-w0.5".
+    ``weights``: checkpoint path, or None for the bundled ``default_<model_name>.pth``
+    (only ``DEFAULT_MODEL`` ships; others raise FileNotFoundError). ``device``: see ``select_device``.
     ``fp16`` runs the network in half precision and is refused (ValueError) unless the device
     is CUDA, since CPU half convolutions are slow or unsupported. ``config`` defaults to the
     model's pysot preset. ``long_term`` returns a ``LongTermTracker``.
@@ -100,10 +105,9 @@ def build_tracker(
       ``mode="reduce-overhead"`` on CUDA); compiles on the first frames, off by default.
     """
     from .backends import build_backend, configure_threads
-    from siamrpnpp_ros.models import build_model, load_checkpoint
+    from siamrpnpp_ros.models import build_model, load_checkpoint, model_config
 
-    if model_name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model_name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    model_config(model_name)  # ValueError naming the valid forms, before any file is touched
     resolved_device = select_device(device)
     if fp16 and resolved_device.type != "cuda":
         raise ValueError(f"fp16 needs a CUDA device, but the device is {resolved_device}; drop --fp16")

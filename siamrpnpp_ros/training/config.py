@@ -82,7 +82,8 @@ class TrainConfig:
 
     Model:
         model: preset ('r50' | 'mobilev2' | 'alex'); the checkpoint fits ``build_tracker(model)``.
-        width_mult: thinner alex/mobilev2 (tests, experiments); not loadable by build_tracker.
+        width_mult: thinner alex/mobilev2, loaded for tracking as ``tracker_model_name``
+            (e.g. ``alex-w0.5``).
         pretrained: full pysot-layout checkpoint to start from (fine-tuning).
         backbone_weights: backbone-only weights (e.g. ImageNet) to start from.
     Data:
@@ -212,6 +213,14 @@ class TrainConfig:
     def backbone_pretrained(self) -> bool:
         """Whether the backbone starts from trained weights (decides freezing and its lr)."""
         return bool(self.pretrained or self.backbone_weights)
+
+    @property
+    def tracker_model_name(self) -> str:
+        """The model name that ``build_tracker`` (and the node's ``model`` parameter) needs for
+        this run's checkpoints: the preset, or ``<preset>-w<width_mult>``."""
+        from siamrpnpp_ros.training.model import training_model_config
+
+        return training_model_config(self.model, self.width_mult).name
 
     @property
     def warmup(self) -> float:

@@ -67,13 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--out", required=True, help="recipe folder")
     add("--model", choices=("r50", "mobilev2", "alex"), default="alex")
+    add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster to train and to run)")
     add("--train-sequences", type=int, default=300, help="generated training sequences (default 300)")
     add("--test-sequences", type=int, default=30, help="generated test sequences (default 30)")
     add("--frames", type=int, default=100, help="frames per generated sequence (default 100)")
     add("--epochs", type=int, default=20)
     add("--samples-per-epoch", type=int, default=6000)
     add("--batch-size", type=int, default=16)
+    add("--optimizer", choices=("sgd", "adamw"), default=None, help="default: the TrainConfig default")
     add("--lr", type=float, default=None, help="base learning rate (default: the TrainConfig default)")
+    add("--final-lr", type=float, default=None, help="learning rate at the end of the schedule")
+    add("--warmup-epochs", type=float, default=None)
     add("--shift", type=float, default=64.0, help="max search shift, px (spatial-aware sampling)")
     add("--stills-weight", type=float, default=0.3, help="share of self-supervised still pairs relative to sequences")
     add("--val-sequences", type=int, default=10, help="test sequences used for per-epoch validation")
@@ -121,8 +125,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             progress=progress, val_benchmark=str(test_dir), val_max_sequences=args.val_sequences,
             val_max_frames=args.val_frames,
         )
-        if args.lr is not None:
-            config = config.replace(lr=args.lr)
+        overrides = {"width_mult": args.width_mult, "optimizer": args.optimizer, "lr": args.lr,
+                     "final_lr": args.final_lr, "warmup_epochs": args.warmup_epochs}
+        config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
         config = config.replace(search_augment=dataclasses.replace(config.search_augment, shift=args.shift))
         trainer = Trainer(config)
         try:
@@ -137,7 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shutil.copyfile(best, out / "best.pth")
         LOGGER.info("best epoch: %s -> %s", chosen if chosen is not None else "last", out / "best.pth")
 
-        runners = [siamrpn_runner(f"SiamRPN++ {args.model} (default)", args.model, out / "best.pth", args.device)]
+        model_name = config.tracker_model_name
+        runners = [siamrpn_runner(f"SiamRPN++ {model_name} (default)", model_name, out / "best.pth", args.device)]
         notes = [f"Trained from scratch by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."]
         for kind in args.baselines:
             availability = opencv_availability(kind)
@@ -151,7 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"default_model: error: {exc}", file=sys.stderr)
         return 2
     print(markdown_table(summaries.values()))
-    print(f"weights: {out / 'best.pth'}  (ship: cp {out / 'best.pth'} siamrpnpp_ros/data/default_{args.model}.pth)")
+    print(f"weights: {out / 'best.pth'}  (ship: cp {out / 'best.pth'} siamrpnpp_ros/data/default_{model_name}.pth)")
     return 0
 
 

@@ -8,7 +8,6 @@ frozen random features would teach the head nothing.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from siamrpnpp_ros.models import ModelConfig, SiamRPN, build_model, model_config, read_state_dict
+from siamrpnpp_ros.models.config import thinner_model_config
 
 LOGGER = logging.getLogger(__name__)
 
@@ -42,39 +42,11 @@ DEFAULT_TRAIN_LAYERS: dict[str, tuple[str, ...]] = {
 def training_model_config(name: str, width_mult: float | None = None) -> ModelConfig:
     """The preset ``name`` ('r50' | 'mobilev2' | 'alex'), optionally with thinner channels.
 
-    ``width_mult`` (alex and mobilev2 only) multiplies the backbone channels and the
-    RPN width, giving a faster network for tests and experiments. Such a model has
-    its own checkpoint shapes: it loads with ``load_checkpoint`` into the same
-    config, not into ``build_tracker`` (which knows only the presets).
+    ``width_mult`` (alex and mobilev2 only) gives the faster variant ``<name>-w<width_mult>``
+    (see ``models.config.thinner_model_config``), which ``build_tracker`` loads by that name.
     """
     base = model_config(name)
-    if width_mult is None or width_mult == base.backbone.width_mult:
-        return base
-    if base.backbone.name == "alexnet":
-        width = int(256 * width_mult)
-        return dataclasses.replace(
-            base,
-            name=f"{name}-w{width_mult:g}",
-            backbone=dataclasses.replace(base.backbone, width_mult=width_mult),
-            rpn=dataclasses.replace(base.rpn, in_channels=(width,), hidden_channels=(width,)),
-        )
-    if base.backbone.name == "mobilenetv2":
-        # Same stage layout as the preset, channels scaled as the backbone scales them.
-        from siamrpnpp_ros.models.backbones import MobileNetV2
-
-        with torch.device("meta"):
-            channels = MobileNetV2(width_mult=width_mult, used_layers=base.backbone.used_layers).out_channels
-        assert base.neck is not None
-        hidden = max(16, int(256 * width_mult / base.backbone.width_mult))
-        levels = len(channels)
-        return dataclasses.replace(
-            base,
-            name=f"{name}-w{width_mult:g}",
-            backbone=dataclasses.replace(base.backbone, width_mult=width_mult),
-            neck=dataclasses.replace(base.neck, in_channels=tuple(channels), out_channels=(hidden,) * levels),
-            rpn=dataclasses.replace(base.rpn, in_channels=(hidden,) * levels, hidden_channels=(hidden,) * levels),
-        )
-    raise ValueError(f"width_mult is supported for alex and mobilev2, not {name!r}")
+    return base if width_mult is None else thinner_model_config(base, width_mult)
 
 
 def build_training_model(name: str, width_mult: float | None = None) -> SiamRPN:

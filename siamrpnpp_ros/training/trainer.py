@@ -256,6 +256,9 @@ class Trainer:
                 persistent_workers=workers > 0,
                 # Each worker decodes with OpenCV; its own threads would fight the trainer's.
                 worker_init_fn=_quiet_worker if workers else None,
+                # Fresh interpreters: a forked child of a process whose OpenCV or OpenMP thread
+                # pools already ran (building data, validation) can deadlock on its first call.
+                multiprocessing_context="spawn" if workers else None,
             )
         return self._loader
 
