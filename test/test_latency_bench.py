@@ -1,0 +1,83 @@
+"""The ROS latency benchmark (``python -m siamrpnpp_ros.ros.latency_bench``).
+
+A short real run: the tracker node in its own process with the alex parity checkpoint, 15
+raw 640x480 frames at 10 Hz from this process. Every box must be matched to the frame it
+was published for, with a finite end-to-end latency that contains the node's own
+processing latency. The statistics are also checked on a made-up run.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from siamrpnpp_ros.ros.latency_bench import COLUMNS, RunRecord, analyse, pingpong_index
+
+
+def test_pingpong_plays_forwards_then_backwards():
+    assert [pingpong_index(4, i) for i in range(9)] == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert pingpong_index(1, 5) == 0
+
+
+def test_analyse_splits_slot_wait_from_work():
+    pytest.importorskip("rclpy", reason="rclpy is not installed")  # analyse reads TrackedBox's constants
+    record = RunRecord("raw", 921600)
+    # 30 Hz camera (stamps 1000..1006), a tracker taking ~100 ms per frame.
+    record.window = [(1000 + i, 10.0 + i * 0.033) for i in range(7)]
+    record.boxes = [
+        (999, 10.000, 0.100, 1),  # INITIALIZING on a pre-roll frame: no figures, but the previous box
+        # published 10.099, box here at 10.203 after 100 ms in the node; the tracker was idle.
+        (1003, 10.203, 0.100, 2),
+        # published 10.198, box here at 10.304 after 103 ms in the node, of which it spent the
+        # first 2 ms in the slot: the worker took it when it had sent the box of 1003 (10.203 - delivery).
+        (1006, 10.304, 0.103, 3),
+    ]
+    run = analyse(record, {"model_ms": 95.0, "decode_raw_ms": 0.1})
+    assert (run["sent"], run["boxes"], run["dropped"]) == (7, 2, 5)
+    first, second = run["frames"]
+    assert first["e2e_ms"] == pytest.approx(104.0)
+    assert first["node_ms"] == pytest.approx(100.0)
+    assert first["ros_ms"] == pytest.approx(4.0)
+    assert first["wait_ms"] == 0.0 and first["work_ms"] == pytest.approx(100.0)
+    assert first["overhead_ms"] == pytest.approx(104.0 - 95.0)
+    assert second["e2e_ms"] == pytest.approx(106.0)
+    assert second["ros_ms"] == pytest.approx(3.0)
+    assert second["wait_ms"] == pytest.approx(2.0)
+    assert second["work_ms"] == pytest.approx(101.0)
+    assert second["overhead_ms"] == pytest.approx(106.0 - 2.0 - 95.0)
+    assert (run["tracking"], run["lost"]) == (1, 1)
+    assert run["e2e_p50_ms"] == pytest.approx(105.0)
+    assert run["overhead_p50_ms"] == pytest.approx(9.0)
+
+
+def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_video, tmp_path, capsys):
+    pytest.importorskip("rclpy", reason="rclpy is not installed")
+    from siamrpnpp_ros.ros.latency_bench import main
+
+    report_path = tmp_path / "latency.json"
+    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
+                 "--frames", "15", "--rate", "10", "--warmup", "2", "--transports", "raw", "--model-frames", "2",
+                 "--json", str(report_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+    lines = out.splitlines()
+    assert "| " + " | ".join(COLUMNS) + " |" in lines
+    rows = [line for line in lines if line.startswith("| raw |")]
+    assert len(rows) == 1, out
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert len(cells) == len(COLUMNS)
+    assert cells[1] == "15" and int(cells[2]) >= 1 and int(cells[2]) + int(cells[3]) == 15
+    assert any(line.startswith("# raw: 900 KiB per message") for line in lines), out
+
+    report = json.loads(report_path.read_text())
+    (run,) = report["runs"]
+    assert run["image"] == "raw" and run["sent"] == 15 and run["boxes"] >= 1
+    assert report["reference"]["model_ms"] > 0
+    for frame in run["frames"]:
+        # One clock (CLOCK_MONOTONIC) on both sides: the node's span lies inside publish -> box.
+        assert math.isfinite(frame["e2e_ms"]) and frame["e2e_ms"] > 0
+        assert 0 < frame["node_ms"] < frame["e2e_ms"]
+        assert frame["wait_ms"] >= 0 and frame["work_ms"] > 0
+    assert run["e2e_p50_ms"] > 0 and math.isfinite(run["e2e_p90_ms"])
