@@ -39,6 +39,7 @@ setup(
             "siamrpnpp-ablation=siamrpnpp_ros.eval.ablation:main",
             "siamrpnpp-bench=siamrpnpp_ros.bench:main",
             "siamrpnpp-export=siamrpnpp_ros.export.onnx:main",
+            "siamrpnpp-tune=siamrpnpp_ros.eval.tune:main",
         ],
     },
 )

@@ -6,15 +6,34 @@
         image_topic:=/camera/image_raw namespace:=drone1 use_compressed:=false
 
 `model`, `weights`, `device` and `use_compressed` override the config file only
-when given; left empty, the file's values apply.
+when given; left empty, the file's values apply. Without `config`, the package's file for
+the model is used (`model:=r50 weights:=...` gets `desktop_r50.yaml`'s tracker settings).
 """
+import os
+
+from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
 
 OVERRIDABLE_PARAMETERS = ("model", "weights", "device")
+DEFAULT_MODEL = "alex-w0.5"
+# Without config:=, the file holding the model's tracker settings (a thinner variant such as
+# mobilev2-w1.0 shares its preset's): another model's settings would be wrong for it.
+CONFIG_FOR_MODEL = {"alex-w0.5": "default_model.yaml", "r50": "desktop_r50.yaml",
+                    "mobilev2": "jetson_mobilenet.yaml", "alex": "cpu_alex.yaml"}
+
+
+def _config_file(context) -> str:
+    config = LaunchConfiguration("config").perform(context)
+    if config:
+        return config
+    model = LaunchConfiguration("model").perform(context) or DEFAULT_MODEL
+    filename = CONFIG_FOR_MODEL.get(model) or CONFIG_FOR_MODEL.get(model.split("-w")[0])
+    if filename is None:
+        raise ValueError(f"unknown model {model!r}; use r50, mobilev2, alex or alex-w0.5, or pass config:=")
+    return os.path.join(get_package_share_directory("siamrpnpp_ros"), "config", filename)
 
 
 def _tracker_node(context, *args, **kwargs):
@@ -37,7 +56,7 @@ def _tracker_node(context, *args, **kwargs):
             executable="tracker_node",
             name="siamrpnpp_tracker",
             namespace=LaunchConfiguration("namespace"),
-            parameters=[LaunchConfiguration("config"), overrides],
+            parameters=[_config_file(context), overrides],
             remappings=remappings,
             output="screen",
             emulate_tty=True,
@@ -46,11 +65,11 @@ def _tracker_node(context, *args, **kwargs):
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_config = PathJoinSubstitution([FindPackageShare("siamrpnpp_ros"), "config", "default_model.yaml"])
     return LaunchDescription(
         [
-            DeclareLaunchArgument("config", default_value=default_config,
-                                  description="ROS parameters file (see the package's config/ folder)"),
+            DeclareLaunchArgument("config", default_value="",
+                                  description="ROS parameters file; empty: the package's file for the model "
+                                              "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)"),
             DeclareLaunchArgument("model", default_value="",
                                   description="r50, mobilev2, alex or alex-w0.5 (the bundled model); empty keeps the config file's"),
             DeclareLaunchArgument("weights", default_value="",

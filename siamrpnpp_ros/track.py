@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.tracking.config import load_tracker_config, preset_for
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
@@ -61,13 +61,6 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if not all(math.isfinite(v) for v in values):
         raise UsageError(f"--init values must be finite, got {text!r}")
     return values  # type: ignore[return-value]
-
-
-def model_name_argument(text: str) -> str:
-    """argparse type for ``--model``: a preset or a thinner variant such as ``alex-w0.5``."""
-    if not is_model_name(text):
-        raise argparse.ArgumentTypeError(f"unknown model {text!r}; valid: {THIN_NAME_HELP}")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: one per core)")
     parser.add_argument("--out", help="write x,y,w,h,score per frame to this text file")
     parser.add_argument("--show-video", metavar="OUT_MP4", help="write an annotated mp4 video")
+    parser.add_argument("--strip", metavar="OUT_PNG", help="write a grid of annotated frames, evenly spaced")
+    parser.add_argument("--strip-frames", type=int, default=6, metavar="K", help="frames in --strip (default 6)")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="track only the first N frames")
     return parser
+
+
+def strip_indices(total: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over ``total`` frames, first and last included."""
+    if total < 1 or count < 1:
+        return []
+    if count == 1 or total == 1:
+        return [0]
+    return sorted({round(i * (total - 1) / (count - 1)) for i in range(count)})
+
+
+def frame_grid(images: Sequence[np.ndarray], columns: int = 3, width: int = 400) -> np.ndarray:
+    """``images`` resized to ``width`` pixels wide and tiled row by row (black padding)."""
+    tiles = [cv2.resize(img, (width, max(1, round(img.shape[0] * width / img.shape[1]))), interpolation=cv2.INTER_AREA)
+             for img in images]
+    height = max(t.shape[0] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = np.zeros((rows * height, min(columns, len(tiles)) * width, 3), np.uint8)
+    for i, tile in enumerate(tiles):
+        top, left = (i // columns) * height, (i % columns) * width
+        grid[top:top + tile.shape[0], left:left + width] = tile
+    return grid
 
 
 def _draw_box(image: np.ndarray, box: Sequence[float], color: tuple[int, int, int]) -> None:
@@ -168,8 +186,19 @@ def _run(args: argparse.Namespace) -> int:
     else:
         raise UsageError("--weights needs --model (or a --config file that names the model)")
 
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError("--max-frames must be >= 1")
+    if args.strip_frames < 1:
+        raise UsageError("--strip-frames must be >= 1")
     sequence = open_sequence(args.video)
     groundtruth = sequence.groundtruth
+    total = sequence.frame_count
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total is not None else args.max_frames
+    if args.strip and total is None:
+        raise UsageError(f"--strip needs the number of frames, which {args.video} does not tell; pass --max-frames")
+    strip_at = set(strip_indices(total, args.strip_frames)) if args.strip and total is not None else set()
+    strip_images: list[np.ndarray] = []
     if init_box is None:
         if groundtruth is None or len(groundtruth) == 0:
             raise UsageError(f"no --init box given and {args.video} has no groundtruth.txt to take it from")
@@ -194,7 +223,6 @@ def _run(args: argparse.Namespace) -> int:
     writer: cv2.VideoWriter | None = None
     video_size: tuple[int, int] | None = None
     frame_count = 0
-    total = sequence.frame_count
     progress = tqdm(
         total=total,
         unit="frame",
@@ -203,6 +231,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         for index, frame in enumerate(sequence):
+            if args.max_frames is not None and index >= args.max_frames:
+                break
             frame_count += 1
             search_wide = False
             if index == 0:
@@ -219,12 +249,15 @@ def _run(args: argparse.Namespace) -> int:
             progress.update(1)
             out_lines.append(format_row(box, score))
 
+            if args.show_video or index in strip_at:
+                gt_box = groundtruth[index] if groundtruth is not None and index < len(groundtruth) else None
+                canvas = annotate(frame, index, box, score, fps, gt_box, search_wide)
+                if index in strip_at:
+                    strip_images.append(canvas)
             if args.show_video:
                 if writer is None:
                     video_size = (frame.shape[1], frame.shape[0])
                     writer = _open_writer(args.show_video, sequence.fps or DEFAULT_VIDEO_FPS, video_size)
-                gt_box = groundtruth[index] if groundtruth is not None and index < len(groundtruth) else None
-                canvas = annotate(frame, index, box, score, fps, gt_box, search_wide)
                 if (canvas.shape[1], canvas.shape[0]) != video_size:
                     canvas = cv2.resize(canvas, video_size)
                 writer.write(canvas)
@@ -239,6 +272,11 @@ def _run(args: argparse.Namespace) -> int:
         out_path = Path(args.out)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("\n".join(out_lines) + "\n", encoding="utf-8")
+    if args.strip and strip_images:
+        strip_path = Path(args.strip)
+        strip_path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(strip_path), frame_grid(strip_images)):
+            raise OSError(f"cannot write image {strip_path}")
     print(summary_line(frame_count, track_ms, str(tracker.device)), flush=True)
     return 0
 

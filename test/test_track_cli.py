@@ -139,3 +139,22 @@ def test_main_returns_exit_codes_in_process(parity_video, capsys):
     code = main(["--model", "alex", "--video", str(parity_video), "--device", "cpu"])
     assert code == 1
     assert "--weights" in capsys.readouterr().err
+
+
+def test_strip_of_the_first_frames(parity_checkpoint, parity_video, tmp_path, capsys):
+    from siamrpnpp_ros.track import main, strip_indices
+
+    assert strip_indices(20, 6) == [0, 4, 8, 11, 15, 19]
+    assert strip_indices(3, 6) == [0, 1, 2] and strip_indices(1, 6) == [0]
+    out, strip = tmp_path / "boxes.txt", tmp_path / "strip.png"
+    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
+                 "--device", "cpu", "--max-frames", "12", "--strip", str(strip), "--strip-frames", "4",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 12
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("frames=12 ")
+    grid = cv2.imread(str(strip))
+    frame = cv2.imread(str(sorted((parity_video / "img").glob("*"))[0])) if (parity_video / "img").is_dir() else None
+    assert grid is not None and grid.shape[1] == 3 * 400  # 4 frames: two rows of up to three
+    if frame is not None:
+        assert grid.shape[0] == 2 * round(frame.shape[0] * 400 / frame.shape[1])

@@ -28,6 +28,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+
 PROGRAM = "siamrpnpp-export"
 DEFAULT_OPSET = 17
 
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export SiamRPN++ to ONNX: a per-frame search graph (template kernels as inputs) "
         "and a once-per-target template graph, fixed shapes, for ONNX Runtime or TensorRT.",
     )
-    parser.add_argument("--model", required=True, choices=("r50", "mobilev2", "alex"))
+    parser.add_argument("--model", required=True, type=model_name_argument, help=THIN_NAME_HELP)
     parser.add_argument("--weights", help="pysot checkpoint (.pth); omitted: seeded random weights (testing only)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--instance-size", type=int, help="search crop side in pixels (default: the preset, 255/287)")

@@ -258,6 +258,16 @@ def is_model_name(name: object) -> bool:
     return True
 
 
+def model_name_argument(text: str) -> str:
+    """``argparse`` type of the command-line tools' ``--model``: :func:`is_model_name` or a
+    usage error listing the valid forms."""
+    import argparse
+
+    if not is_model_name(text):
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; valid: {THIN_NAME_HELP}")
+    return text
+
+
 def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
     """``base`` with the backbone's width multiplier set to ``width_mult`` and the neck/RPN
     scaled alongside (alex and mobilev2 only): a faster network with its own checkpoint

@@ -28,9 +28,8 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from siamrpnpp_ros.models.config import THIN_NAME_HELP
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.ros.environment import isolated_ros_environment
-from siamrpnpp_ros.track import model_name_argument
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +138,8 @@ def _stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def _stop(process: subprocess.Popen, timeout: float = 15.0) -> int:
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
+    """SIGINT (a clean shutdown, as Ctrl-C), then kill after ``timeout`` seconds."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
@@ -264,8 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_code = 130
     finally:
         if player_process is not None:
-            _stop(player_process)
-        node_code = _stop(node_process)
+            stop_process(player_process)
+        node_code = stop_process(node_process)
         writer.close()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -50,7 +50,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -63,16 +62,15 @@ from typing import Any
 
 import numpy as np
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+from siamrpnpp_ros.ros.demo import default_video, stop_process
 from siamrpnpp_ros.ros.environment import isolated_ros_environment
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 PROGRAM = "latency_bench"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
-MATERIAL_DIR = REPO_ROOT / "out" / "demo_material"  # the demo's folder: the parity files are made once
+MATERIAL_DIR = REPO_ROOT / "out" / "demo_material"  # the demo's folder: its fallback video is made once
 TRANSPORTS = ("raw", "compressed")
-# Debian's opencv-doc: real pedestrian footage, 768x576 at 10 fps; the target is the demo's.
-VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-VTEST_TARGET = "638,240,48,82"  # the person walking on the right of the first frame
 FRAME_ID = "camera_optical"
 NODE_STARTUP_TIMEOUT_S = 180.0  # importing torch and loading the model on a busy machine
 PREROLL_FRAMES = 3  # frames published before the selection, so the node has cached some
@@ -107,47 +105,12 @@ def pingpong_index(count: int, index: int) -> int:
     return position if position < count else period - position
 
 
-def _parity_video() -> Path:
-    video = MATERIAL_DIR / "parity_video_s0"
-    if not (video / "groundtruth.txt").is_file():
-        subprocess.run([sys.executable, str(PARITY_DIR / "make_video.py"), "--out", str(video),
-                        "--frames", "60", "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
-    return video
-
-
-def _parity_alex_weights() -> Path:
-    weights = MATERIAL_DIR / "parity_alex_s0.pth"
-    if not weights.is_file():
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(PARITY_DIR / "parity_weights.py"), "--npz", str(PARITY_DIR / "alex_s0.npz"),
-                        "--keys", str(PARITY_DIR / "keys_alex.txt"), "--out", str(weights)],
-                       check=True, stdout=subprocess.DEVNULL)
-    return weights
-
-
 def resolve_model(args: argparse.Namespace) -> tuple[str, str | None]:
     """(model, weights) as the demo picks them: ``--weights`` (with ``--model``), else the
-    package's bundled weights, else (none shipped yet) the parity suite's seeded alex checkpoint,
-    which times like a trained one but does not follow the object."""
-    if args.weights:
-        if not args.model:
-            raise SystemExit(f"{PROGRAM}: --weights needs --model (the network the checkpoint is for)")
-        return args.model, args.weights
-    from siamrpnpp_ros.tracking import factory
-
-    model = args.model or getattr(factory, "DEFAULT_MODEL", None)
-    if model:
-        try:
-            factory.default_weights_path(model)
-            return model, None
-        except FileNotFoundError:
-            pass
-    if args.model and args.model != "alex":
-        raise SystemExit(f"{PROGRAM}: no bundled weights for --model {model}; pass --weights")
-    if not (PARITY_DIR / "parity_weights.py").is_file():
-        raise SystemExit(f"{PROGRAM}: no bundled weights and no parity material at {PARITY_DIR}; "
-                         "pass --model and --weights")
-    return "alex", str(_parity_alex_weights())
+    bundled weights of ``--model`` or of the default model."""
+    if args.weights and not args.model:
+        raise SystemExit(f"{PROGRAM}: --weights needs --model (the network the checkpoint is for)")
+    return args.model or DEFAULT_MODEL, args.weights or None
 
 
 def load_material(args: argparse.Namespace) -> Material:
@@ -159,12 +122,8 @@ def load_material(args: argparse.Namespace) -> Material:
     model, weights = resolve_model(args)
     video, init = args.video, args.init
     if video is None:
-        if VTEST_VIDEO.is_file():
-            video, init = str(VTEST_VIDEO), init or VTEST_TARGET
-        elif (PARITY_DIR / "make_video.py").is_file():
-            video = str(_parity_video())
-        else:
-            raise SystemExit(f"{PROGRAM}: neither {VTEST_VIDEO} nor the parity material is here; pass --video")
+        video, default_init, _ = default_video(MATERIAL_DIR)
+        init = init or default_init
     try:
         sequence = open_sequence(video)
     except SequenceError as error:
@@ -505,22 +464,10 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
         finally:
             if progress is not None:
                 progress.close()
-            _stop_node(process)
+            stop_process(process)
             executor.shutdown()
             node.destroy_node()
             context.try_shutdown()
-
-
-def _stop_node(process: subprocess.Popen, timeout: float = 15.0) -> int:
-    """SIGINT (a clean shutdown, as Ctrl-C), then kill."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def _rate(times: Sequence[float]) -> float:
@@ -640,11 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="See the module docstring (and the README's Speed section) for the columns.")
-    parser.add_argument("--model", help="network of --weights (default: the bundled default model)")
-    parser.add_argument("--weights", help="checkpoint for --model (default: the bundled weights, as the demo; "
-                                          "while none ship, the parity suite's seeded alex checkpoint)")
+    parser.add_argument("--model", type=model_name_argument,
+                        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL}, bundled)")
+    parser.add_argument("--weights", help="checkpoint for --model (default: the bundled weights, as the demo)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--video", help=f"video file or image folder (default: {VTEST_VIDEO}, else the parity video)")
+    parser.add_argument("--video", help="video file or image folder (default: the demo's, vtest.avi)")
     parser.add_argument("--init", help="x,y,w,h of the target in the video's own pixels (default: its "
                                        "groundtruth.txt, else the middle of the image)")
     parser.add_argument("--frames", type=int, default=300, help="measured frames per transport (default 300)")

@@ -124,6 +124,10 @@ def prepare_model(
     return model
 
 
+def _provider_name(provider: str | tuple[str, dict[str, Any]]) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
 class OnnxRuntimeModel:
     """The search branch in ONNX Runtime, the template branch in PyTorch (once per target).
 
@@ -137,8 +141,10 @@ class OnnxRuntimeModel:
         model: a loaded ``SiamRPN`` or ``FusedSiamRPN`` (exported as is; a ``SiamRPN`` is
             BN-folded first unless ``fold_bn=False``, which ORT would do anyway, plus the
             neck fold that ORT does not do).
-        providers: ORT execution providers, default CPU (``CUDAExecutionProvider`` first when
-            ``device`` is CUDA and ORT has it).
+        providers: ORT execution providers (names, or ``(name, options)`` pairs). Default: CPU;
+            when ``device`` is CUDA, ``TensorrtExecutionProvider`` (fp32, engines cached in
+            ``cache_dir``) and ``CUDAExecutionProvider`` first where this ORT build has them
+            (onnxruntime-gpu; on Jetson, NVIDIA's builds). Not yet run on a GPU here.
         threads: intra-op threads (default: ``torch.get_num_threads()``).
         cache_dir: where the ``.onnx`` files go (default: a private temporary directory).
     """
@@ -146,7 +152,7 @@ class OnnxRuntimeModel:
     def __init__(
         self,
         model: torch.nn.Module,
-        providers: Sequence[str] | None = None,
+        providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         fold_bn: bool = True,
@@ -171,18 +177,22 @@ class OnnxRuntimeModel:
         self.config = getattr(torch_model, "config", None)
         self.kernel_names: tuple[str, ...] = tuple(torch_model.kernel_names)  # type: ignore[arg-type]
         self.device = torch.device("cpu")  # where the tracker should put crops
-        available = ort.get_available_providers()
-        if providers is None:
-            providers = ["CPUExecutionProvider"]
-            if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in available:
-                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        self.providers = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         self.threads = int(threads) if threads else torch.get_num_threads()
         if cache_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="siamrpnpp_onnx_")
             cache_dir = self._tmp.name
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+            if torch.device(device).type == "cuda":
+                # TensorRT builds an engine per graph on first use (seconds to minutes on a
+                # Jetson); the cache makes later starts fast.
+                tensorrt = ("TensorrtExecutionProvider",
+                            {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir)})
+                providers = [tensorrt, "CUDAExecutionProvider", "CPUExecutionProvider"]
+        self.providers = [p for p in providers if _provider_name(p) in available] or ["CPUExecutionProvider"]
         self._sessions: dict[int, Any] = {}
 
     # The tracker treats its network like an nn.Module in a few places.
