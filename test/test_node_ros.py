@@ -490,8 +490,13 @@ def test_mismatched_checkpoint_and_bad_parameters_exit_with_one_clear_line(ros_p
     code, output = _run_until_exit(
         ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "model:=vgg16")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
-    assert code == 2 and len(errors) == 1 and "model must be one of r50, mobilev2, alex" in errors[0], output
+    assert code == 2 and len(errors) == 1 and "model must be r50, mobilev2, alex" in errors[0], output
     assert "Traceback" not in output
+
+    code, output = _run_until_exit(
+        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "backend:=tensorrt")
+    errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
+    assert code == 2 and len(errors) == 1 and "backend must be one of torch, onnxruntime" in errors[0], output
 
 
 def _rss_mb(pid: int) -> float:

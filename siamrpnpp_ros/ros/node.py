@@ -144,7 +144,8 @@ class TrackerNode(Node):
         config = align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
         return build_tracker(
             settings.model, settings.weights_path, device=device, fp16=settings.fp16,
-            config=config, long_term=settings.long_term,
+            config=config, long_term=settings.long_term, backend=settings.backend, fuse_bn=settings.fuse_bn,
+            threads=settings.threads or None,
         )
 
     def _warm_up(self) -> None:

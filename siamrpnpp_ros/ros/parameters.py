@@ -26,6 +26,7 @@ from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 from siamrpnpp_ros.tracking.session import LostPolicy
 
 MAX_INT = 2**31 - 1
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class NodeSettings:
     weights: str
     device: str
     fp16: bool
+    backend: str
+    fuse_bn: bool
+    threads: int
     long_term: bool
     use_compressed: bool
     image_qos: str
@@ -110,6 +114,11 @@ NODE_SPECS: tuple[_Spec, ...] = (
     _Spec("device", "auto", "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
           constraints="auto, cpu, cuda or cuda:N"),
     _Spec("fp16", False, "Half-precision network (CUDA only; refused on the CPU)."),
+    _Spec("backend", "torch", "Network runtime: torch, or onnxruntime (fp32, BN folded; TensorRT/CUDA providers "
+          "on CUDA where the onnxruntime build has them).", constraints="torch or onnxruntime"),
+    _Spec("fuse_bn", False, "Fold BatchNorm into the convs (torch backend): faster on the CPU, within pysot parity "
+          "but not bit-exact."),
+    _Spec("threads", 0, "CPU threads for the network; 0 = one per core.", int_range=(0, 256)),
     _Spec("long_term", True,
           "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
           "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++."),
@@ -222,6 +231,8 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
     """Build and validate ``NodeSettings`` from a ``{parameter name: value}`` mapping."""
     if values["image_qos"] not in IMAGE_QOS_CHOICES:
         raise ValueError(f"parameter image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {values['image_qos']!r}")
+    if values["backend"] not in BACKENDS:
+        raise ValueError(f"parameter backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
     device = str(values["device"]).strip().lower()
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ValueError(f"parameter device must be auto, cpu, cuda or cuda:N, got {values['device']!r}")
@@ -246,6 +257,9 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         weights=str(values["weights"]),
         device=device,
         fp16=bool(values["fp16"]),
+        backend=values["backend"],
+        fuse_bn=bool(values["fuse_bn"]),
+        threads=int(values["threads"]),
         long_term=bool(values["long_term"]),
         use_compressed=bool(values["use_compressed"]),
         image_qos=values["image_qos"],
