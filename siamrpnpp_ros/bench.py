@@ -637,8 +637,9 @@ HEADER = ("model", "device", "mode", "I", "median_ms", "p90_ms", "fps", "crop", 
           "decode", "GFLOP/s", "%mm", "%conv", "rss_MB", "iou_cl", "iou_tf")
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def format_cell(value: Any, digits: int = 1) -> str:
+    """A table cell: floats with ``digits`` decimals, ``-`` for None, NaN and infinities."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
@@ -648,11 +649,11 @@ def _fmt(value: Any, digits: int = 1) -> str:
 def format_row(r: dict[str, Any]) -> str:
     """One table row (``|``-separated, Markdown-ready) for a result record."""
     split = r["split_ms"]
-    cells = [r["model"], r["device"], r["mode"], r["instance_size"], _fmt(r["median_ms"]), _fmt(r["p90_ms"]),
-             _fmt(r["fps"], 2), _fmt(split["crop"], 2), _fmt(split["net"]), _fmt(split["backbone"]), _fmt(split["neck"]),
-             _fmt(split["head"]), _fmt(split["decode"], 2), _fmt(r["gflops"]), _fmt(r.get("pct_matmul_peak"), 0),
-             _fmt(r.get("pct_conv_peak"), 0), _fmt(r["rss_peak_mb"], 0), _fmt(r.get("iou_closed"), 3),
-             _fmt(r.get("iou_teacher"), 3)]
+    cells = [r["model"], r["device"], r["mode"], r["instance_size"], format_cell(r["median_ms"]), format_cell(r["p90_ms"]),
+             format_cell(r["fps"], 2), format_cell(split["crop"], 2), format_cell(split["net"]), format_cell(split["backbone"]), format_cell(split["neck"]),
+             format_cell(split["head"]), format_cell(split["decode"], 2), format_cell(r["gflops"]), format_cell(r.get("pct_matmul_peak"), 0),
+             format_cell(r.get("pct_conv_peak"), 0), format_cell(r["rss_peak_mb"], 0), format_cell(r.get("iou_closed"), 3),
+             format_cell(r.get("iou_teacher"), 3)]
     if "cuda_peak_mb" in r:
         cells[HEADER.index("rss_MB")] = f"{r['rss_peak_mb']:.0f}/{r['cuda_peak_mb']:.0f}cuda"
     return "| " + " | ".join(str(c) for c in cells) + " |"

@@ -23,6 +23,23 @@ PARITY_MODELS = {
 
 
 @pytest.fixture(scope="module")
+def parity_model(parity_checkpoint):
+    """``parity_model(name)``: a preset model with the parity weights loaded (read-only)."""
+    from siamrpnpp_ros.models import build_model, load_checkpoint
+
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            model = build_model(name)
+            load_checkpoint(model, parity_checkpoint(name))
+            cache[name] = model
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
 def two_torch_threads():
     """Run with 2 torch threads, as the goldens were made; other counts move boxes by ~1e-5 px."""
     import torch

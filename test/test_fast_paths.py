@@ -28,26 +28,8 @@ ORT_HEAD_TOLERANCE = 1e-3
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
+def _two_threads(two_torch_threads):
     yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def loaded(parity_checkpoint):
-    """``loaded(name)``: a preset ``SiamRPN`` with the parity weights (shared, read-only)."""
-    cache: dict[str, SiamRPN] = {}
-
-    def get(name: str) -> SiamRPN:
-        if name not in cache:
-            model = build_model(name)
-            load_checkpoint(model, parity_checkpoint(name))
-            cache[name] = model
-        return cache[name]
-
-    return get
 
 
 def _inputs(parity_dump, name: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
@@ -74,8 +56,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- exact path
 @pytest.mark.parametrize("name", MODELS)
-def test_exact_path_is_bit_identical(name, loaded, parity_dump):
-    plain = loaded(name)
+def test_exact_path_is_bit_identical(name, parity_model, parity_dump):
+    plain = parity_model(name)
     exact = fuse_for_inference(plain, fold_bn=False)
     z, x, _, _ = _inputs(parity_dump, name)
     with torch.inference_mode():
@@ -99,8 +81,8 @@ def test_default_tracker_runs_the_exact_network(parity_checkpoint):
 
 # --------------------------------------------------------------------------- folded path
 @pytest.mark.parametrize("name", MODELS)
-def test_folded_model_within_documented_tolerance(name, loaded, parity_dump):
-    source = loaded(name)
+def test_folded_model_within_documented_tolerance(name, parity_model, parity_dump):
+    source = parity_model(name)
     before = {k: v.clone() for k, v in source.state_dict().items()}
     folded = prepare_model(source, torch.device("cpu"), fuse_bn=True)  # the CPU layout build_tracker uses
     assert isinstance(folded, FusedSiamRPN) and folded.fold_bn
@@ -150,12 +132,12 @@ def test_smaller_search_size(parity_checkpoint, parity_video, frames):
 
 # --------------------------------------------------------------------------- ONNX
 @pytest.mark.parametrize("name", ("alex", "mobilev2"))
-def test_onnx_export_matches_pytorch(name, loaded, parity_dump, tmp_path):
+def test_onnx_export_matches_pytorch(name, parity_model, parity_dump, tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from siamrpnpp_ros.export import export_search_onnx, export_template_onnx
 
-    folded = fuse_for_inference(loaded(name))
+    folded = fuse_for_inference(parity_model(name))
     size = 287 if name == "alex" else 255
     search_path = export_search_onnx(folded, tmp_path / "search.onnx", size)
     template_path = export_template_onnx(folded, tmp_path / "template.onnx")
@@ -197,10 +179,10 @@ def test_export_cli(parity_checkpoint, tmp_path):
 
 
 # --------------------------------------------------------------------------- bench
-def test_pysot_reference_emulation_equals_cached_kernels(loaded, parity_dump):
+def test_pysot_reference_emulation_equals_cached_kernels(parity_model, parity_dump):
     from siamrpnpp_ros.bench import PysotReference
 
-    model = loaded("alex")
+    model = parity_model("alex")
     z, x, _, _ = _inputs(parity_dump, "alex")
     reference = PysotReference(model)
     with torch.inference_mode():

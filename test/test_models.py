@@ -57,21 +57,6 @@ def fresh_model():
     return get
 
 
-@pytest.fixture(scope="module")
-def parity_model(parity_checkpoint):
-    """``parity_model(name)``: a preset model with the parity weights loaded (read-only)."""
-    cache: dict[str, SiamRPN] = {}
-
-    def get(name: str) -> SiamRPN:
-        if name not in cache:
-            model = build_model(name)
-            load_checkpoint(model, parity_checkpoint(name))
-            cache[name] = model
-        return cache[name]
-
-    return get
-
-
 def _read_keys(path: Path) -> list[tuple[str, str, str]]:
     rows = []
     for line in path.read_text().splitlines():

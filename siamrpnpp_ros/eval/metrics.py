@@ -130,8 +130,30 @@ def value_at(curve: np.ndarray, thresholds: np.ndarray, at: float) -> float:
     return float(curve[index])
 
 
+class _CurveSummaries:
+    """The single numbers read off the ``success``, ``precision`` and ``norm_precision``
+    curves, for one sequence or the mean over a dataset (the AUC of the mean curve is the
+    mean of the per-sequence AUCs)."""
+
+    success: np.ndarray
+    precision: np.ndarray
+    norm_precision: np.ndarray
+
+    @property
+    def auc(self) -> float:
+        return area_under_curve(self.success)
+
+    @property
+    def precision_20(self) -> float:
+        return value_at(self.precision, PRECISION_THRESHOLDS, PRECISION_AT)
+
+    @property
+    def norm_precision_02(self) -> float:
+        return value_at(self.norm_precision, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT)
+
+
 @dataclass(frozen=True)
-class SequenceScore:
+class SequenceScore(_CurveSummaries):
     """Metrics of one tracker on one sequence.
 
     ``frames``: frames with a valid ground truth (the ones scored). ``seconds``: tracking
@@ -153,17 +175,6 @@ class SequenceScore:
             return float("nan")
         return self.tracked_frames / self.seconds
 
-    @property
-    def auc(self) -> float:
-        return area_under_curve(self.success)
-
-    @property
-    def precision_20(self) -> float:
-        return value_at(self.precision, PRECISION_THRESHOLDS, PRECISION_AT)
-
-    @property
-    def norm_precision_02(self) -> float:
-        return value_at(self.norm_precision, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT)
 
 
 def score_sequence(
@@ -182,7 +193,7 @@ def score_sequence(
 
 
 @dataclass(frozen=True)
-class TrackerSummary:
+class TrackerSummary(_CurveSummaries):
     """A tracker's OPE result over a dataset: per-sequence scores and their means.
 
     ``fps`` is all tracked frames over all tracking time (timed sequences only).
@@ -204,19 +215,6 @@ class TrackerSummary:
         if not self.sequences:
             return np.zeros(len(NORM_PRECISION_THRESHOLDS))
         return np.mean([s.norm_precision for s in self.sequences], axis=0)
-
-    @property
-    def auc(self) -> float:
-        """Mean over sequences of the per-sequence AUC (= AUC of the mean curve)."""
-        return area_under_curve(self.success)
-
-    @property
-    def precision_20(self) -> float:
-        return value_at(self.precision, PRECISION_THRESHOLDS, PRECISION_AT)
-
-    @property
-    def norm_precision_02(self) -> float:
-        return value_at(self.norm_precision, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT)
 
     @property
     def frames(self) -> int:

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .rpn import DepthwiseRPN, DepthwiseXCorr, MultiRPN
+from .rpn import DepthwiseRPN, MultiRPN
 from .siamrpn import SiamRPN, TemplateKernels
 
 __all__ = ["FusedSiamRPN", "NnpackConv2d", "enable_nnpack", "fold_conv_bn", "fuse_backbone_bn", "fuse_for_inference"]
@@ -210,6 +210,17 @@ def _compose_1x1_then_conv(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
     return composed
 
 
+def _filled_with(merged: nn.Conv2d, convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
+    """``merged`` on ``convs``' device and dtype, holding their weights and biases stacked along
+    the output channels, frozen."""
+    first = convs[0]
+    merged = merged.to(device=first.weight.device, dtype=first.weight.dtype)
+    with torch.no_grad():
+        merged.weight.copy_(torch.cat([c.weight for c in convs], dim=0))
+        merged.bias.copy_(torch.cat([c.bias for c in convs], dim=0))  # type: ignore[union-attr,misc]
+    return merged.requires_grad_(False)
+
+
 def _cat_convs(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
     """One conv whose output channels are the concatenation of ``convs``' (same input, same geometry)."""
     first = convs[0]
@@ -221,12 +232,8 @@ def _cat_convs(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
         padding=first.padding,  # type: ignore[arg-type]
         dilation=first.dilation,  # type: ignore[arg-type]
         bias=True,
-    ).to(device=first.weight.device, dtype=first.weight.dtype)
-    with torch.no_grad():
-        merged.weight.copy_(torch.cat([c.weight for c in convs], dim=0))
-        merged.bias.copy_(torch.cat([c.bias for c in convs], dim=0))  # type: ignore[union-attr,misc]
-    merged.requires_grad_(False)
-    return merged
+    )
+    return _filled_with(merged, convs)
 
 
 def _grouped_1x1(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
@@ -238,12 +245,8 @@ def _grouped_1x1(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
         kernel_size=1,
         groups=len(convs),
         bias=True,
-    ).to(device=first.weight.device, dtype=first.weight.dtype)
-    with torch.no_grad():
-        merged.weight.copy_(torch.cat([c.weight for c in convs], dim=0))
-        merged.bias.copy_(torch.cat([c.bias for c in convs], dim=0))  # type: ignore[union-attr,misc]
-    merged.requires_grad_(False)
-    return merged
+    )
+    return _filled_with(merged, convs)
 
 
 def _conv_flops(conv: nn.Conv2d, out_hw: int) -> int:

@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from siamrpnpp_ros.bench import format_cell
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.ros.demo import default_video, stop_process
 from siamrpnpp_ros.ros.environment import isolated_ros_environment
@@ -526,14 +527,6 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def format_table(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
@@ -546,18 +539,18 @@ def format_table(report: dict[str, Any]) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     for r in report["runs"]:
-        cells = [r["image"], r["sent"], r["boxes"], r["dropped"], _fmt(r["e2e_p50_ms"]), _fmt(r["e2e_p90_ms"]),
-                 _fmt(r["node_p50_ms"]), _fmt(r["ros_p50_ms"]), _fmt(r["wait_p50_ms"]), _fmt(r["work_p50_ms"]),
-                 _fmt(r["model_p50_ms"]), _fmt(r["overhead_p50_ms"])]
+        cells = [r["image"], r["sent"], r["boxes"], r["dropped"], format_cell(r["e2e_p50_ms"]), format_cell(r["e2e_p90_ms"]),
+                 format_cell(r["node_p50_ms"]), format_cell(r["ros_p50_ms"]), format_cell(r["wait_p50_ms"]), format_cell(r["work_p50_ms"]),
+                 format_cell(r["model_p50_ms"]), format_cell(r["overhead_p50_ms"])]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for r in report["runs"]:
         received = r["node_received_in_run"]
         lost = "?" if received is None else r["published_in_run"] - received
         lines.append(
-            f"# {r['image']}: {r['message_kib']:.0f} KiB per message, decode {_fmt(r['decode_p50_ms'], 2)} ms; "
-            f"published at {_fmt(r['publish_rate_hz'])} Hz; whole run: {r['published_in_run']} frames published, "
-            f"{_fmt(received)} reached the node ({lost} lost in transport), {_fmt(r['node_skipped_in_run'])} "
-            f"replaced in the slot, {_fmt(r['node_rejected_in_run'])} rejected; boxes TRACKING {r['tracking']}, "
+            f"# {r['image']}: {r['message_kib']:.0f} KiB per message, decode {format_cell(r['decode_p50_ms'], 2)} ms; "
+            f"published at {format_cell(r['publish_rate_hz'])} Hz; whole run: {r['published_in_run']} frames published, "
+            f"{format_cell(received)} reached the node ({lost} lost in transport), {format_cell(r['node_skipped_in_run'])} "
+            f"replaced in the slot, {format_cell(r['node_rejected_in_run'])} rejected; boxes TRACKING {r['tracking']}, "
             f"LOST {r['lost']}; node discovered {r['startup_s']:.1f} s after its start"
         )
     return "\n".join(lines)
