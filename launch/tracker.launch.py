@@ -5,9 +5,10 @@
         model:=mobilev2 weights:=/path/to/model.pth device:=cuda \
         image_topic:=/camera/image_raw namespace:=drone1 use_compressed:=false
 
-`model`, `weights`, `device` and `use_compressed` override the config file only
-when given; left empty, the file's values apply. Without `config`, the package's file for
-the model is used (`model:=r50 weights:=...` gets `desktop_r50.yaml`'s tracker settings).
+`model`, `weights`, `device`, `fp16`, `backend` and `use_compressed` override the config
+file only when given; left empty, the file's values apply. Without `config`, the package's
+file for the model is used, with its tracker settings and also its `device` and `fp16`
+(`model:=mobilev2` gets `jetson_mobilenet.yaml`, fp16 on: add `fp16:=false` on a CPU).
 """
 import os
 
@@ -17,8 +18,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-OVERRIDABLE_PARAMETERS = ("model", "weights", "device")
-DEFAULT_MODEL = "alex-w0.5"
+OVERRIDABLE_PARAMETERS = ("model", "weights", "device", "backend")
+OVERRIDABLE_SWITCHES = ("use_compressed", "fp16")
+DEFAULT_MODEL = "alex-w0.5"  # siamrpnpp_ros.tracking.factory.DEFAULT_MODEL (a test keeps them equal)
 # Without config:=, the file holding the model's tracker settings (a thinner variant such as
 # mobilev2-w1.0 shares its preset's): another model's settings would be wrong for it.
 CONFIG_FOR_MODEL = {"alex-w0.5": "default_model.yaml", "r50": "desktop_r50.yaml",
@@ -32,7 +34,7 @@ def _config_file(context) -> str:
     model = LaunchConfiguration("model").perform(context) or DEFAULT_MODEL
     filename = CONFIG_FOR_MODEL.get(model) or CONFIG_FOR_MODEL.get(model.split("-w")[0])
     if filename is None:
-        raise ValueError(f"unknown model {model!r}; use r50, mobilev2, alex or alex-w0.5, or pass config:=")
+        raise ValueError(f"unknown model {model!r}; use r50, mobilev2, alex or {DEFAULT_MODEL}, or pass config:=")
     return os.path.join(get_package_share_directory("siamrpnpp_ros"), "config", filename)
 
 
@@ -42,11 +44,12 @@ def _tracker_node(context, *args, **kwargs):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
-    use_compressed = LaunchConfiguration("use_compressed").perform(context).strip().lower()
-    if use_compressed:
-        if use_compressed not in ("true", "false"):
-            raise ValueError(f"use_compressed must be true or false, got {use_compressed!r}")
-        overrides["use_compressed"] = use_compressed == "true"
+    for name in OVERRIDABLE_SWITCHES:
+        value = LaunchConfiguration(name).perform(context).strip().lower()
+        if value:
+            if value not in ("true", "false"):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            overrides[name] = value == "true"
 
     image_topic = LaunchConfiguration("image_topic").perform(context)
     remappings = [("image", image_topic), ("image/compressed", image_topic + "/compressed")]
@@ -71,11 +74,16 @@ def generate_launch_description() -> LaunchDescription:
                                   description="ROS parameters file; empty: the package's file for the model "
                                               "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)"),
             DeclareLaunchArgument("model", default_value="",
-                                  description="r50, mobilev2, alex or alex-w0.5 (the bundled model); empty keeps the config file's"),
+                                  description=f"r50, mobilev2, alex or {DEFAULT_MODEL} (the bundled model); "
+                                              "empty keeps the config file's"),
             DeclareLaunchArgument("weights", default_value="",
                                   description="pysot checkpoint (model.pth); empty keeps the config file's"),
             DeclareLaunchArgument("device", default_value="",
                                   description="auto, cuda, cuda:N or cpu; empty keeps the config file's"),
+            DeclareLaunchArgument("fp16", default_value="",
+                                  description="true/false: half precision (CUDA only); empty keeps the config file's"),
+            DeclareLaunchArgument("backend", default_value="",
+                                  description="torch or onnxruntime; empty keeps the config file's"),
             DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                                   description="camera topic; with use_compressed, its /compressed sibling is used"),
             DeclareLaunchArgument("use_compressed", default_value="",

@@ -5,7 +5,8 @@
         --tracker csrt --tracker kcf [--device auto] [--max-frames N] [--reuse]
 
 Tracker specs: ``csrt``, ``kcf``, ``mil`` (OpenCV baselines) or ``[LABEL=]MODEL:WEIGHTS`` with
-MODEL one of r50, mobilev2, alex and WEIGHTS a pysot-format checkpoint. A baseline OpenCV
+MODEL one of r50, mobilev2, alex or a thinner variant such as alex-w0.5, and WEIGHTS a
+pysot-format checkpoint. A baseline OpenCV
 cannot provide here is skipped with a message (and noted in the report); the run fails only
 if no tracker can run. Writes ``report.md``, ``success_plot.png``, ``precision_plot.png``,
 ``norm_precision_plot.png``, ``results.json`` and ``results/<tracker>/<sequence>.txt`` under

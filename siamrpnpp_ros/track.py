@@ -3,8 +3,13 @@
     siamrpnpp-track --model alex --weights model.pth --video seq/ [--init x,y,w,h]
                     [--config config/cpu_alex.yaml] [--device auto|cpu|cuda] [--fp16]
                     [--long-term] [--out results.txt] [--show-video out.mp4]
+                    [--strip grid.png [--strip-frames K]] [--max-frames N]
                     [--backend torch|onnxruntime] [--no-optimize] [--fuse-bn]
                     [--instance-size PX] [--threads N]
+    siamrpnpp-track --video clip.mp4 --init x,y,w,h      # the bundled default model
+
+Without ``--model`` and ``--weights`` the bundled default model runs; ``--weights`` needs the
+model it was trained as (``--model``, or a ``--config`` naming it).
 
 Boxes are top-left ``x,y,w,h`` in pixels. Without ``--init`` the first line of the sequence's
 ``groundtruth.txt`` is the initial box. ``--out`` gets one ``x,y,w,h,score`` line per frame (6

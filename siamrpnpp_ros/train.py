@@ -135,7 +135,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROGRAM}: interrupted; resume with --resume {args.out or 'RUN_FOLDER'}", file=sys.stderr)
         return 130
     last = result.epoch_rows[-1] if result.epoch_rows else {}
-    print(f"weights={result.final_weights} epochs={result.epochs_completed} loss={last.get('loss', 'n/a')}")
+    print(f"weights={result.final_weights} model={config.tracker_model_name} epochs={result.epochs_completed} "
+          f"loss={last.get('loss', 'n/a')}")
     return 0
 
 

@@ -107,3 +107,25 @@ def test_console_scripts_point_at_callable_mains():
         module_name, function_name = target.split(":")
         module = importlib.import_module(module_name)
         assert callable(getattr(module, function_name, None)), f"{name} -> {target} is not callable"
+
+
+def test_launch_file_defaults_match_the_package():
+    """The launch file cannot import the package (it runs in ros2 launch's own process), so its
+    default model and per-model config files are literals; they must match the code and config/."""
+    import yaml
+
+    from siamrpnpp_ros.models import model_config
+    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+
+    tree = ast.parse((REPO_ROOT / "launch" / "tracker.launch.py").read_text())
+    constants = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in ("DEFAULT_MODEL", "CONFIG_FOR_MODEL")
+    }
+    assert constants["DEFAULT_MODEL"] == DEFAULT_MODEL
+    assert DEFAULT_MODEL in constants["CONFIG_FOR_MODEL"]
+    for model, filename in constants["CONFIG_FOR_MODEL"].items():
+        document = yaml.safe_load((REPO_ROOT / "config" / filename).read_text())
+        assert document["/**"]["ros__parameters"]["model"] == model == model_config(model).name, filename

@@ -450,6 +450,14 @@ def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
         build_tracker("alex", out / "model.pth", device="cpu")
 
 
+def test_fit_with_a_worker_process(sequences_dir, tmp_path):
+    """Data loading in a spawned worker (pickled dataset, fresh interpreter) gives the same run."""
+    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=1,
+                         out=str(tmp_path / "spawned"), **{**TINY, "workers": 1})
+    result = Trainer(config).fit()
+    assert result.epochs_completed == 1 and np.isfinite(float(result.epoch_rows[-1]["loss"]))
+
+
 def test_set_backbone_trainable_rejects_unknown_layers():
     model = build_training_model("alex", 0.125)
     with pytest.raises(ValueError, match="conv3"):
@@ -472,7 +480,7 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
     (tmp_path / "printed.yaml").write_text(printed)
     assert load_train_config(tmp_path / "printed.yaml").search_augment.shift == 8.0
     assert train.main(common + ["--epochs", "1"]) == 0
-    assert f"weights={out / 'model.pth'} epochs=1" in capsys.readouterr().out
+    assert f"weights={out / 'model.pth'} model=alex-w0.125 epochs=1" in capsys.readouterr().out
     assert train.main(common + ["--epochs", "2", "--resume"]) == 0  # continues in --out
     assert (out / "checkpoints" / "epoch_0002.pth").is_file()
     assert train.main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 2

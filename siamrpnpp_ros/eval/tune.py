@@ -1,14 +1,15 @@
 """Grid search of the tracker's post-processing settings for one set of weights.
 
-    python -m siamrpnpp_ros.eval.tune --model alex-w0.5 --weights model.pth --benchmark data/train \\
+    python -m siamrpnpp_ros.eval.tune --model alex-w0.5 --weights model.pth --benchmark data/val \\
         --penalty-k 0.05 0.1 0.16 0.25 --window-influence 0.25 0.4 0.5 --lr 0.3 0.5 \\
         --max-sequences 12 --max-frames 80 --out reports/tune
 
 pysot tunes ``penalty_k`` (scale/aspect change penalty), ``window_influence`` (cosine window
 weight) and ``lr`` (size update rate) per model on its benchmarks. Weights trained here
 (fine-tuned or from scratch) deserve their own values: this runs one-pass evaluation for
-every combination and ranks them by success AUC. Tune on
-training or validation sequences, never on the sequences you report.
+every combination and ranks them by success AUC. Tune on a
+validation split (training sequences favour settings that suit memorised appearance),
+never on the sequences you report.
 
 Writes ``OUT/tune.csv`` (one row per combination, best first) and prints the best settings
 as a ``tracker:`` block for a ROS parameters file.
@@ -49,8 +50,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from siamrpnpp_ros.eval.ope import load_benchmark, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.ope import load_benchmark, run_ope, siamrpn_model_runner
+    from siamrpnpp_ros.models import build_model, load_checkpoint
     from siamrpnpp_ros.tracking.config import preset_for
+    from siamrpnpp_ros.tracking.factory import default_weights_path, select_device
 
     try:
         preset = preset_for(args.model)
@@ -61,15 +64,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ))
         configs = [preset.replace(penalty_k=p, window_influence=w, lr=lr) for p, w, lr in grid]
         sequences = load_benchmark(args.benchmark, max_sequences=args.max_sequences, max_frames=args.max_frames)
-        siamrpn_runner("tuned", args.model, args.weights, args.device)  # fail early on bad weights
+        device = select_device(args.device)
     except (ValueError, OSError) as exc:
         print(f"tune: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        model = build_model(args.model)
+        load_checkpoint(model, args.weights or default_weights_path(args.model))
+    except (ValueError, OSError) as exc:  # a missing, corrupt or mismatched checkpoint
+        print(f"tune: error: {exc}", file=sys.stderr)
+        return 1
 
     rows = []
     for config in tqdm(configs, desc="settings", disable=args.no_progress, dynamic_ncols=True):
-        runner = siamrpn_runner("tuned", args.model, args.weights, args.device, config=config)
-        summary = run_ope([runner], sequences)["tuned"]
+        summary = run_ope([siamrpn_model_runner("tuned", model, config, device)], sequences)["tuned"]
         rows.append({"penalty_k": config.penalty_k, "window_influence": config.window_influence, "lr": config.lr,
                      "auc": summary.auc, "precision_20": summary.precision_20,
                      "norm_precision_02": summary.norm_precision_02})

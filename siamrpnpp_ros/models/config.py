@@ -241,7 +241,9 @@ def split_model_name(name: str) -> tuple[str, Optional[float]]:
     Raises:
         ValueError: not a preset name, nor a preset with a positive width suffix.
     """
-    match = _THIN_NAME.match(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        raise ValueError(f"a model name must be a string, got {name!r}; valid names: {THIN_NAME_HELP}")
+    match = _THIN_NAME.match(name)
     base, width = (match["base"], float(match["width"])) if match else (name, None)
     thinnable = base in MODEL_PRESETS and MODEL_PRESETS[base].backbone.name in _THINNABLE_BACKBONES
     if base not in MODEL_PRESETS or (width is not None and not (width > 0 and thinnable)):
@@ -259,13 +261,13 @@ def is_model_name(name: object) -> bool:
 
 
 def model_name_argument(text: str) -> str:
-    """``argparse`` type of the command-line tools' ``--model``: :func:`is_model_name` or a
-    usage error listing the valid forms."""
+    """``argparse`` type of the command-line tools' ``--model``: the canonical name
+    (``alex-w0.50`` -> ``alex-w0.5``), or a usage error listing the valid forms."""
     import argparse
 
     if not is_model_name(text):
         raise argparse.ArgumentTypeError(f"unknown model {text!r}; valid: {THIN_NAME_HELP}")
-    return text
+    return model_config(text).name
 
 
 def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:

@@ -35,7 +35,7 @@ that got a box; ``dropped`` counts the others. The columns (medians unless p90):
 ``model``        ``TrackingSession.step()`` timed in this process on the same frames with the
                  node's settings, before the node starts (``--model-frames``; no ROS at all).
 ``overhead``     per frame, ``e2e`` - ``wait`` - ``model``: what ROS adds above the model
-                 (transport, decoding, the node's bookkeeping), the issue's target (< 5 ms).
+                 (transport, decoding, the node's bookkeeping), to be kept under 5 ms.
                  The slot wait is left out: it comes from the camera's phase against a
                  tracker slower than the camera, and is 0 where the tracker keeps up.
 
@@ -228,9 +228,8 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
 
     import rclpy
 
-    from siamrpnpp_ros.ros.parameters import declare_node_parameters
-    from siamrpnpp_ros.tracking.factory import build_tracker, select_device
-    from siamrpnpp_ros.tracking.session import TrackingSession, align_long_term_thresholds
+    from siamrpnpp_ros.ros.parameters import build_tracker_for, declare_node_parameters
+    from siamrpnpp_ros.tracking.session import TrackingSession
 
     with ros_environment(domain_id):
         context = rclpy.Context()
@@ -244,11 +243,7 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
             node.destroy_node()
         finally:
             context.try_shutdown()
-    config = (align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term
-              else settings.tracker)
-    tracker = build_tracker(settings.model, settings.weights_path, device=select_device(settings.device),
-                            fp16=settings.fp16, config=config, long_term=settings.long_term)
-    session = TrackingSession(tracker, settings.policy)
+    session = TrackingSession(build_tracker_for(settings), settings.policy)
     count = len(material.frames)
     session.start(material.frames[0], _box_for(material, 0), 1)
     session.step(material.frames[pingpong_index(count, 1)])  # warm-up, as the node does

@@ -37,8 +37,9 @@ from siamrpnpp_ros.ros.conversions import bgr_to_image, check_image, compressed_
 from siamrpnpp_ros.ros.diagnostics import NodeStats, tracker_status
 from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
 from siamrpnpp_ros.ros.frames import FrameCache, ReceivedFrame, WorkSlot
-from siamrpnpp_ros.ros.parameters import NodeSettings, apply_changes, declare_node_parameters
+from siamrpnpp_ros.ros.parameters import NodeSettings, apply_changes, build_tracker_for, declare_node_parameters
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DEBUG_IMAGE_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
+from siamrpnpp_ros.tracking.backends import provider_name
 from siamrpnpp_ros.tracking.session import (
     SessionResult,
     TrackingSession,
@@ -137,16 +138,10 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------ set-up and shut-down
     def _build_tracker(self, settings: NodeSettings) -> Any:
-        from siamrpnpp_ros.tracking.factory import build_tracker, select_device
-
-        device = select_device(settings.device)
-        self._device_name = str(device)
-        config = align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
-        return build_tracker(
-            settings.model, settings.weights_path, device=device, fp16=settings.fp16,
-            config=config, long_term=settings.long_term, backend=settings.backend, fuse_bn=settings.fuse_bn,
-            threads=settings.threads or None,
-        )
+        tracker = build_tracker_for(settings)
+        providers = getattr(tracker.model, "providers", None)  # ONNX Runtime: what really runs it
+        self._device_name = f"onnxruntime {provider_name(providers[0])}" if providers else str(tracker.device)
+        return tracker
 
     def _warm_up(self) -> None:
         # The first inference pays for kernel selection and allocations; pay it now rather

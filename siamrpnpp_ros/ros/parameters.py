@@ -20,7 +20,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
-from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name, model_config
 from siamrpnpp_ros.tracking.config import TrackerConfig, preset_for, tracker_field_names
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 from siamrpnpp_ros.tracking.session import LostPolicy
@@ -221,7 +221,7 @@ def declare_node_parameters(node: Any) -> NodeSettings:
     model = node.declare_parameter(MODEL_SPEC.name, MODEL_SPEC.default, MODEL_SPEC.descriptor()).value
     if not is_model_name(model):
         raise ValueError(f"parameter model must be {THIN_NAME_HELP}; got {model!r}")
-    values: dict[str, Any] = {"model": model}
+    values: dict[str, Any] = {"model": model_config(model).name}
     for spec in (*NODE_SPECS, *tracker_specs(model)):
         values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
     return settings_from_values(values)
@@ -233,6 +233,9 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         raise ValueError(f"parameter image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {values['image_qos']!r}")
     if values["backend"] not in BACKENDS:
         raise ValueError(f"parameter backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
+    if values["fp16"] and values["backend"] != "torch":
+        raise ValueError("parameter fp16 applies to backend torch only; set fp16:=false for backend "
+                         f"{values['backend']}")
     device = str(values["device"]).strip().lower()
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ValueError(f"parameter device must be auto, cpu, cuda or cuda:N, got {values['device']!r}")
@@ -303,3 +306,17 @@ def apply_changes(settings: NodeSettings, changes: Iterable[Any]) -> NodeSetting
             value = [float(v) for v in value]
         values[parameter.name] = value
     return settings_from_values(values)
+
+
+def build_tracker_for(settings: NodeSettings) -> Any:
+    """The tracker the node runs for ``settings`` (long-term thresholds aligned with the
+    lost/recover policy), built by ``tracking.factory.build_tracker``."""
+    from siamrpnpp_ros.tracking.factory import build_tracker, select_device
+    from siamrpnpp_ros.tracking.session import align_long_term_thresholds
+
+    config = align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
+    return build_tracker(
+        settings.model, settings.weights_path, device=select_device(settings.device), fp16=settings.fp16,
+        config=config, long_term=settings.long_term, backend=settings.backend, fuse_bn=settings.fuse_bn,
+        threads=settings.threads or None,
+    )

@@ -124,7 +124,8 @@ def prepare_model(
     return model
 
 
-def _provider_name(provider: str | tuple[str, dict[str, Any]]) -> str:
+def provider_name(provider: str | tuple[str, dict[str, Any]]) -> str:
+    """An ONNX Runtime provider's name, given as a name or a ``(name, options)`` pair."""
     return provider if isinstance(provider, str) else provider[0]
 
 
@@ -143,7 +144,7 @@ class OnnxRuntimeModel:
             neck fold that ORT does not do).
         providers: ORT execution providers (names, or ``(name, options)`` pairs). Default: CPU;
             when ``device`` is CUDA, ``TensorrtExecutionProvider`` (fp32, engines cached in
-            ``cache_dir``) and ``CUDAExecutionProvider`` first where this ORT build has them
+            ``cache_dir``: rebuilt at every start with the default temporary folder) and ``CUDAExecutionProvider`` first where this ORT build has them
             (onnxruntime-gpu; on Jetson, NVIDIA's builds). Not yet run on a GPU here.
         threads: intra-op threads (default: ``torch.get_num_threads()``).
         cache_dir: where the ``.onnx`` files go (default: a private temporary directory).
@@ -188,11 +189,12 @@ class OnnxRuntimeModel:
             providers = ["CPUExecutionProvider"]
             if torch.device(device).type == "cuda":
                 # TensorRT builds an engine per graph on first use (seconds to minutes on a
-                # Jetson); the cache makes later starts fast.
+                # Jetson); ORT caches it in cache_dir, which persists only when the caller
+                # passes one (the default is a temporary folder).
                 tensorrt = ("TensorrtExecutionProvider",
                             {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir)})
                 providers = [tensorrt, "CUDAExecutionProvider", "CPUExecutionProvider"]
-        self.providers = [p for p in providers if _provider_name(p) in available] or ["CPUExecutionProvider"]
+        self.providers = [p for p in providers if provider_name(p) in available] or ["CPUExecutionProvider"]
         self._sessions: dict[int, Any] = {}
 
     # The tracker treats its network like an nn.Module in a few places.

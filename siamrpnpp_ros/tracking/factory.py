@@ -50,15 +50,17 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def default_weights_path(model_name: str) -> Path:
-    """The bundled weights file for ``model_name``; FileNotFoundError while none ships.
+    """The bundled weights file for ``model_name``: ``siamrpnpp_ros/data/default_<model>.pth``
+    (the canonical name, so ``alex-w0.50`` finds ``alex-w0.5``'s). FileNotFoundError for a model
+    without bundled weights: only ``DEFAULT_MODEL`` has them."""
+    from siamrpnpp_ros.models import model_config
 
-    Looks for ``siamrpnpp_ros/data/default_<model>.pth``.
-    """
-    path = DEFAULT_WEIGHTS_DIR / f"default_{model_name}.pth"
+    path = DEFAULT_WEIGHTS_DIR / f"default_{model_config(model_name).name}.pth"
     if not path.is_file():
         raise FileNotFoundError(
-            f"no bundled weights for model {model_name!r} (looked for {path}); pass a checkpoint "
-            f"for it as the weights, or use the bundled default model {DEFAULT_MODEL!r}"
+            f"no bundled weights for model {model_name!r} (looked for {path}); pass its checkpoint "
+            f"(--weights, or the node's weights parameter), or use {DEFAULT_MODEL!r}, whose weights ship "
+            "with the package"
         )
     return path
 

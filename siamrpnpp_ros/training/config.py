@@ -81,7 +81,8 @@ class TrainConfig:
     """Everything a training run needs. Units: sizes in pixels, learning rates per step.
 
     Model:
-        model: preset ('r50' | 'mobilev2' | 'alex'); the checkpoint fits ``build_tracker(model)``.
+        model: preset ('r50' | 'mobilev2' | 'alex'); the checkpoint fits
+            ``build_tracker(tracker_model_name)`` (the preset itself without ``width_mult``).
         width_mult: thinner alex/mobilev2, loaded for tracking as ``tracker_model_name``
             (e.g. ``alex-w0.5``).
         pretrained: full pysot-layout checkpoint to start from (fine-tuning).
@@ -103,7 +104,9 @@ class TrainConfig:
         everything); backbone_lr_mult: their lr factor (pysot 0.1) when pretrained.
         grad_clip: max gradient norm (0 disables). amp: float16 autocast on CUDA.
     Run:
-        device 'auto' | 'cpu' | 'cuda[:N]'; workers: DataLoader processes; threads: torch CPU
+        device 'auto' | 'cpu' | 'cuda[:N]'; workers: DataLoader processes (started with
+        ``spawn``, so a script calling ``Trainer.fit`` needs an ``if __name__ == "__main__":``
+        guard; 0 loads in the training process); threads: torch CPU
         threads (None: torch's default); out: run folder; save_every: checkpoint period in
         epochs; log_every: steps per CSV row; val_benchmark: OTB-format folder evaluated
         (OPE, AUC) after every ``val_every`` epochs, limited to val_max_sequences and

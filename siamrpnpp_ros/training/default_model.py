@@ -16,10 +16,13 @@ trained from scratch on material built from real photos (see
 Every step is skipped when its output exists, and training resumes, so an
 interrupted run continues where it stopped::
 
-    python -m siamrpnpp_ros.training.default_model --out runs/default_alex --model alex
+    python -m siamrpnpp_ros.training.default_model --out runs/default_alex_w05 --model alex \
+        --width-mult 0.5 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
+        --epochs 7 --samples-per-epoch 4000 --threads 2 --workers 1
 
-Ship the result with ``cp runs/default_alex/best.pth siamrpnpp_ros/data/default_alex.pth``
-(``build_tracker('alex', None)`` then finds it).
+(the command that trained the bundled ``alex-w0.5``; see the README). Ship the result with
+``cp runs/default_alex_w05/best.pth siamrpnpp_ros/data/default_alex-w0.5.pth``
+(``build_tracker('alex-w0.5', None)`` then finds it).
 """
 from __future__ import annotations
 
