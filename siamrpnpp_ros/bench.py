@@ -316,6 +316,19 @@ def load_frames(video: str | None, count: int) -> tuple[list[np.ndarray], tuple[
 
 
 # ----------------------------------------------------------------------------- one run
+def _timed(function: Any, timer: "_Timer") -> Any:
+    """``function`` with each call timed by ``timer``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        timer.pre()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            timer.post()
+
+    return wrapper
+
+
 class _Timer:
     """Accumulates elapsed seconds around forward calls of a module (CUDA-synchronised)."""
 
@@ -392,22 +405,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     crop_t, net_t, backbone_t, neck_t = _Timer(device), _Timer(device), _Timer(device), _Timer(device)
     search_crop, run_model = tracker.search_crop, tracker._run_model
 
-    def timed_crop(*a: Any, **k: Any) -> Any:
-        crop_t.pre()
-        try:
-            return search_crop(*a, **k)
-        finally:
-            crop_t.post()
-
-    def timed_model(*a: Any, **k: Any) -> Any:
-        net_t.pre()
-        try:
-            return run_model(*a, **k)
-        finally:
-            net_t.post()
-
-    tracker.search_crop = timed_crop  # type: ignore[method-assign]
-    tracker._run_model = timed_model  # type: ignore[method-assign]
+    tracker.search_crop = _timed(search_crop, crop_t)  # type: ignore[method-assign]
+    tracker._run_model = _timed(run_model, net_t)  # type: ignore[method-assign]
     handles: list[Any] = []
     has_modules = isinstance(net, torch.nn.Module) or isinstance(net, PysotReference)
     if has_modules:
