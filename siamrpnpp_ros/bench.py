@@ -517,7 +517,11 @@ def _fast_size(args: argparse.Namespace, model: str) -> int:
                 sizes[name.strip()] = int(value)
             else:
                 sizes = {m: int(item) for m in sizes}
-    return sizes[model]
+    if model in sizes:
+        return sizes[model]
+    from siamrpnpp_ros.models.config import split_model_name
+
+    return sizes[split_model_name(model)[0]]  # a thinner model runs at its preset's fast size
 
 
 # ----------------------------------------------------------------------------- orchestration

@@ -5,7 +5,7 @@
                     [--long-term] [--out results.txt] [--show-video out.mp4]
                     [--strip grid.png [--strip-frames K]] [--max-frames N]
                     [--backend torch|onnxruntime] [--no-optimize] [--fuse-bn]
-                    [--instance-size PX] [--threads N]
+                    [--instance-size PX] [--threads N] [--onnx-cache-dir DIR]
     siamrpnpp-track --video clip.mp4 --init x,y,w,h      # the bundled default model
 
 Without ``--model`` and ``--weights`` the bundled default model runs; ``--weights`` needs the
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--instance-size", type=int, metavar="PX",
                        help="search crop side in pixels instead of the preset's 255/287 (smaller = faster)")
     speed.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: one per core)")
+    speed.add_argument("--onnx-cache-dir", metavar="DIR",
+                       help="onnxruntime: keep exported graphs and TensorRT engines here between runs")
     parser.add_argument("--out", help="write x,y,w,h,score per frame to this text file")
     parser.add_argument("--show-video", metavar="OUT_MP4", help="write an annotated mp4 video")
     parser.add_argument("--strip", metavar="OUT_PNG", help="write a grid of annotated frames, evenly spaced")
@@ -221,6 +223,7 @@ def _run(args: argparse.Namespace) -> int:
         backend=args.backend,
         instance_size=args.instance_size,
         threads=args.threads,
+        onnx_cache_dir=args.onnx_cache_dir,
     )
 
     out_lines: list[str] = []

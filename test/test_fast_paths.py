@@ -170,6 +170,38 @@ def test_onnxruntime_backend_tracks_like_pysot(parity_checkpoint, parity_video, 
     assert _iou(boxes, parity_golden("alex")[1:30, 1:5]).mean() >= 0.99
 
 
+def test_onnx_cache_dir_is_reused_and_keyed_on_weights(tmp_path):
+    """A second back-end on the same weights finds the exported graph; other weights get their
+    own sub-folder (ORT's TensorRT engine cache cannot tell weights apart)."""
+    pytest.importorskip("onnxruntime")
+    from siamrpnpp_ros.tracking.backends import OnnxRuntimeModel
+
+    def backend(seed: int) -> OnnxRuntimeModel:
+        torch.manual_seed(seed)
+        return OnnxRuntimeModel(build_model("alex-w0.25"), cache_dir=tmp_path)
+
+    first = backend(0)
+    first.session(255)
+    graph = first.cache_dir / "search_255.onnx"
+    assert graph.is_file() and first.cache_dir.parent == tmp_path
+    assert first.cache_dir.name.startswith("alex-w0.25-")
+    exported_at = graph.stat().st_mtime_ns
+
+    again = backend(0)
+    assert again.cache_dir == first.cache_dir
+    again.session(255)
+    assert graph.stat().st_mtime_ns == exported_at  # loaded, not exported again
+
+    other = backend(1)
+    assert other.cache_dir != first.cache_dir
+    other.session(255)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.cache_dir.name, other.cache_dir.name])
+    assert not list(tmp_path.rglob("*.partial"))
+    x = torch.rand(1, 3, 255, 255) * 255
+    z = torch.rand(1, 3, 127, 127) * 255
+    assert not torch.equal(first(x, first.template(z))[0], other(x, other.template(z))[0])
+
+
 def test_export_cli(parity_checkpoint, tmp_path):
     pytest.importorskip("onnx")
     from siamrpnpp_ros.export.onnx import main

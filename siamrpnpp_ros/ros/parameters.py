@@ -40,6 +40,7 @@ class NodeSettings:
     backend: str
     fuse_bn: bool
     threads: int
+    onnx_cache_dir: str
     long_term: bool
     use_compressed: bool
     image_qos: str
@@ -119,6 +120,8 @@ NODE_SPECS: tuple[_Spec, ...] = (
     _Spec("fuse_bn", False, "Fold BatchNorm into the convs (torch backend): faster on the CPU, within pysot parity "
           "but not bit-exact."),
     _Spec("threads", 0, "CPU threads for the network; 0 = one per core.", int_range=(0, 256)),
+    _Spec("onnx_cache_dir", "", "backend onnxruntime: folder that keeps the exported graphs and TensorRT engines "
+          "between starts (a sub-folder per weights); empty = a temporary folder, rebuilt at every start."),
     _Spec("long_term", True,
           "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
           "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++."),
@@ -263,6 +266,7 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         backend=values["backend"],
         fuse_bn=bool(values["fuse_bn"]),
         threads=int(values["threads"]),
+        onnx_cache_dir=str(values["onnx_cache_dir"]),
         long_term=bool(values["long_term"]),
         use_compressed=bool(values["use_compressed"]),
         image_qos=values["image_qos"],
@@ -318,5 +322,5 @@ def build_tracker_for(settings: NodeSettings) -> Any:
     return build_tracker(
         settings.model, settings.weights_path, device=select_device(settings.device), fp16=settings.fp16,
         config=config, long_term=settings.long_term, backend=settings.backend, fuse_bn=settings.fuse_bn,
-        threads=settings.threads or None,
+        threads=settings.threads or None, onnx_cache_dir=settings.onnx_cache_dir or None,
     )

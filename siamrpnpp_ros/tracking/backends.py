@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import tempfile
 import warnings
@@ -143,11 +144,14 @@ class OnnxRuntimeModel:
             BN-folded first unless ``fold_bn=False``, which ORT would do anyway, plus the
             neck fold that ORT does not do).
         providers: ORT execution providers (names, or ``(name, options)`` pairs). Default: CPU;
-            when ``device`` is CUDA, ``TensorrtExecutionProvider`` (fp32, engines cached in
-            ``cache_dir``: rebuilt at every start with the default temporary folder) and ``CUDAExecutionProvider`` first where this ORT build has them
+            when ``device`` is CUDA, ``TensorrtExecutionProvider`` (fp32, engines cached next
+            to the graphs) and ``CUDAExecutionProvider`` first where this ORT build has them
             (onnxruntime-gpu; on Jetson, NVIDIA's builds). Not yet run on a GPU here.
         threads: intra-op threads (default: ``torch.get_num_threads()``).
-        cache_dir: where the ``.onnx`` files go (default: a private temporary directory).
+        cache_dir: a folder that keeps the exported ``.onnx`` graphs and TensorRT engines
+            between runs, in a sub-folder per network and weights (:func:`onnx_cache_key`), so
+            a restart skips the export and the engine build. Default: a private temporary
+            folder, rebuilt at every start.
     """
 
     def __init__(
@@ -181,8 +185,11 @@ class OnnxRuntimeModel:
         self.threads = int(threads) if threads else torch.get_num_threads()
         if cache_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="siamrpnpp_onnx_")
-            cache_dir = self._tmp.name
-        self.cache_dir = Path(cache_dir)
+            self.cache_dir = Path(self._tmp.name)
+        else:
+            # ORT recognises its cached TensorRT engines by graph structure, not by weight
+            # values, so graphs of other weights must never share a folder.
+            self.cache_dir = Path(cache_dir) / onnx_cache_key(torch_model, ort.__version__)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         available = ort.get_available_providers()
         if providers is None:
@@ -210,7 +217,11 @@ class OnnxRuntimeModel:
 
             path = self.cache_dir / f"search_{instance_size}.onnx"
             if not path.is_file():
-                export_search_onnx(self.torch_model, path, instance_size)
+                # Written aside and renamed, so an interrupted export never leaves a graph
+                # that a later start would take as complete.
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                export_search_onnx(self.torch_model, partial, instance_size)
+                os.replace(partial, path)
             options = self._ort.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
@@ -241,6 +252,20 @@ class OnnxRuntimeModel:
         return torch.from_numpy(cls), torch.from_numpy(loc)
 
 
+def onnx_cache_key(model: torch.nn.Module, ort_version: str) -> str:
+    """``<model name>-<16 hex digits>``: a digest of the network's weights and buffers and of
+    the torch and ONNX Runtime versions that export and run it. Equal keys mean the same
+    exported graphs; any change of weights or versions gives a new cache sub-folder."""
+    digest = hashlib.sha256(f"{type(model).__name__} torch {torch.__version__} ort {ort_version}".encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    config = getattr(model, "config", None)
+    name = getattr(config, "name", None) or "model"
+    return f"{name}-{digest.hexdigest()[:16]}"
+
+
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A float32 C-contiguous NumPy view of a CPU tensor (a copy only when it must convert)."""
     return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
@@ -254,8 +279,10 @@ def build_backend(
     fuse_bn: bool = False,
     channels_last: bool | None = None,
     threads: int | None = None,
+    onnx_cache_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
-    """The network object for ``backend`` (``'torch'`` or ``'onnxruntime'``); see the module docstring."""
+    """The network object for ``backend`` (``'torch'`` or ``'onnxruntime'``); see the module
+    docstring. ``onnx_cache_dir``: see :class:`OnnxRuntimeModel`'s ``cache_dir``."""
     if backend == "torch":
         return prepare_model(model, device, optimize=optimize, fuse_bn=fuse_bn, channels_last=channels_last)
     if backend == "onnxruntime":
@@ -263,5 +290,5 @@ def build_backend(
             tune_allocator()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return OnnxRuntimeModel(model, threads=threads, device=device)
+            return OnnxRuntimeModel(model, threads=threads, device=device, cache_dir=onnx_cache_dir)
     raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")

@@ -80,6 +80,7 @@ def build_tracker(
     threads: int | None = None,
     channels_last: bool | None = None,
     compile: bool = False,
+    onnx_cache_dir: str | os.PathLike[str] | None = None,
 ) -> SiamRPNTracker:
     """Build the network, load a pysot checkpoint and wrap it in a tracker.
 
@@ -103,6 +104,8 @@ def build_tracker(
     * ``instance_size``: search crop side in pixels instead of the preset's (255/287); smaller
       is faster and searches a smaller area (fast mode, documented accuracy only).
     * ``threads``: ``torch.set_num_threads`` (process-wide; None leaves it, = cores by default).
+    * ``onnx_cache_dir`` (onnxruntime): keep the exported graphs and TensorRT engines in this
+      folder between runs (a sub-folder per weights); default: a temporary folder.
     * ``compile``: wrap the torch network's forward in ``torch.compile`` (CUDA graphs via
       ``mode="reduce-overhead"`` on CUDA); compiles on the first frames, off by default.
     """
@@ -134,6 +137,7 @@ def build_tracker(
         fuse_bn=fuse_bn,
         channels_last=channels_last,
         threads=threads,
+        onnx_cache_dir=onnx_cache_dir,
     )
     if backend == "onnxruntime":
         # Export and load the search graphs now rather than stalling on the first (or first
