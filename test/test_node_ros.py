@@ -271,6 +271,12 @@ def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_fram
 
     latest = client.diagnostics[-1]
     assert client.diagnostic_value(latest, "dropped_frames") == "0"
+    busy = [s for s in client.diagnostics if float(client.diagnostic_value(s, "latency_mean_ms")) > 0]
+    assert busy, "no diagnostics period with a processed frame"
+    for status in busy:  # the latency split adds up to no more than the whole
+        parts = [float(client.diagnostic_value(status, key))
+                 for key in ("queue_wait_mean_ms", "decode_mean_ms", "tracker_step_mean_ms")]
+        assert parts[2] > 0 and sum(parts) <= float(client.diagnostic_value(status, "latency_mean_ms")) + 0.3
     stop_cleanly(node)
 
 

@@ -83,6 +83,15 @@ class _ApplySettings:
     settings: NodeSettings
 
 
+@dataclass
+class _FrameTiming:
+    """Seconds one frame spent waiting in the slot, being decoded and in the tracker step."""
+
+    wait: float = 0.0
+    decode: float = 0.0
+    step: float = 0.0
+
+
 class TrackerNode(Node):
     """ROS interface of the tracker; see the module docstring and the README's topic table."""
 
@@ -315,11 +324,15 @@ class TrackerNode(Node):
         frame = self._frame_for_selection(msg)
         if frame is None:
             return
+        started = time.monotonic()
         try:
             image = frame.decode()
+            decoded = time.monotonic()
             height, width = image.shape[:2]
             clipped_box, clipped = clip_selection(box, width, height)
             result = self._session.start(image, clipped_box, msg.target_id)
+            # The wait of an init frame is its time in the cache, not in the slot: left out.
+            timing = _FrameTiming(decode=decoded - started, step=time.monotonic() - decoded)
         except ValueError as error:
             self.get_logger().warning(f"selection of target {msg.target_id} rejected: {error}")
             return
@@ -331,7 +344,7 @@ class TrackerNode(Node):
             )
         self.get_logger().info(f"tracking target {msg.target_id} from the image stamped {frame.stamp_ns / 1e9:.3f} s")
         self._last_sequence = frame.sequence
-        self._publish(result, frame, image)
+        self._publish(result, frame, image, timing)
         self._catch_up(frame.sequence)
 
     def _frame_for_selection(self, msg: SelectTarget) -> ReceivedFrame | None:
@@ -379,21 +392,24 @@ class TrackerNode(Node):
     def _process(self, frame: ReceivedFrame) -> None:
         if not self._session.is_active or frame.sequence <= self._last_sequence:
             return
+        started = time.monotonic()
         try:
             image = frame.decode()
         except ValueError as error:
             self._stats.image_rejected()
             self._warn(f"dropped image: {error}")
             return
+        decoded = time.monotonic()
         previous_status = self._session.status
         result = self._session.step(image)
+        timing = _FrameTiming(wait=started - frame.received, decode=decoded - started, step=time.monotonic() - decoded)
         dropped = max(0, frame.sequence - self._last_sequence - 1)
         self._last_sequence = frame.sequence
         if result.status != previous_status and result.status in (TrackStatus.LOST, TrackStatus.TRACKING) and (
             previous_status != TrackStatus.INITIALIZING
         ):
             self.get_logger().info(f"target {result.target_id} {result.status.name} (score {result.score:.2f})")
-        self._publish(result, frame, image, dropped)
+        self._publish(result, frame, image, timing, dropped)
 
     def _cancel(self, reason: str) -> int | None:
         idle = self._session.cancel()
@@ -418,7 +434,9 @@ class TrackerNode(Node):
         msg.processing_latency = _duration(latency)
         return msg
 
-    def _publish(self, result: SessionResult, frame: ReceivedFrame, image: np.ndarray, dropped: int = 0) -> None:
+    def _publish(
+        self, result: SessionResult, frame: ReceivedFrame, image: np.ndarray, timing: _FrameTiming, dropped: int = 0
+    ) -> None:
         now = time.monotonic()
         if self._last_processed_at is not None and now > self._last_processed_at:
             rate = 1.0 / (now - self._last_processed_at)
@@ -427,7 +445,9 @@ class TrackerNode(Node):
         self._last_processed_at = now
         self._last_frame_id = frame.header.frame_id
         self._box_publisher.publish(self._box_message(result, frame.header, now - frame.received))
-        self._stats.frame_processed(time.monotonic() - frame.received, dropped)
+        self._stats.frame_processed(
+            time.monotonic() - frame.received, dropped, wait=timing.wait, decode=timing.decode, step=timing.step
+        )
         self._status_for_diagnostics = result.status
         self._score_for_diagnostics = result.score
         # Drawn and converted only while someone watches: otherwise it costs nothing.
