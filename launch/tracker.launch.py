@@ -20,10 +20,10 @@ from launch_ros.actions import Node
 
 OVERRIDABLE_PARAMETERS = ("model", "weights", "device", "backend")
 OVERRIDABLE_SWITCHES = ("use_compressed", "fp16")
-DEFAULT_MODEL = "alex-w0.5"  # siamrpnpp_ros.tracking.factory.DEFAULT_MODEL (a test keeps them equal)
+DEFAULT_MODEL = "alex-w0.25"  # siamrpnpp_ros.tracking.factory.DEFAULT_MODEL (a test keeps them equal)
 # Without config:=, the file holding the model's tracker settings (a thinner variant such as
 # mobilev2-w1.0 shares its preset's): another model's settings would be wrong for it.
-CONFIG_FOR_MODEL = {"alex-w0.5": "default_model.yaml", "r50": "desktop_r50.yaml",
+CONFIG_FOR_MODEL = {"alex-w0.25": "default_model.yaml", "r50": "desktop_r50.yaml",
                     "mobilev2": "jetson_mobilenet.yaml", "alex": "cpu_alex.yaml"}
 
 

@@ -327,7 +327,7 @@ def test_load_errors(tmp_path):
 @pytest.mark.parametrize(
     "filename, model",
     [("desktop_r50.yaml", "r50"), ("jetson_mobilenet.yaml", "mobilev2"), ("cpu_alex.yaml", "alex"),
-     ("default_model.yaml", "alex-w0.5")],
+     ("default_model.yaml", "alex-w0.25")],
 )
 def test_shipped_config_files(filename, model):
     import yaml

@@ -168,12 +168,25 @@ TRACKER_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 )
 
 
-def preset_for(model: str) -> TrackerConfig:
-    """The pysot tracker preset of ``model`` ("r50" | "mobilev2" | "alex"); a thinner variant
-    ("alex-w0.5") shares its preset's, as it is trained with the same crops and anchors."""
-    from siamrpnpp_ros.models.config import split_model_name
+#: Settings tuned for the bundled default weights (``siamrpnpp-tune`` on the validation
+#: sequences of ``training/default_model.py``, never on the reported test set; README,
+#: "Default model"). Other weights of that architecture start from them too.
+BUNDLED_MODEL_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
+    {"alex-w0.25": TRACKER_PRESETS["alex"].replace(penalty_k=0.25)}
+)
 
-    base, _ = split_model_name(model)
+
+def preset_for(model: str) -> TrackerConfig:
+    """The tracker settings for ``model``: pysot's preset ("r50" | "mobilev2" | "alex"); for a
+    thinner variant ("alex-w0.5") its preset's, as it is trained with the same crops and
+    anchors, unless ``BUNDLED_MODEL_PRESETS`` has tuned ones for it."""
+    from siamrpnpp_ros.models.config import model_config, split_model_name
+
+    base, width = split_model_name(model)
+    if width is not None:
+        tuned = BUNDLED_MODEL_PRESETS.get(model_config(model).name)
+        if tuned is not None:
+            return tuned
     return TRACKER_PRESETS[base]
 
 

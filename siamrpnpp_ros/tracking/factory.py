@@ -18,7 +18,7 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data"
 
 #: The model whose weights ship with the package (trained by ``training/default_model.py``
 #: on generated data; see the README): what runs when no model and no weights are given.
-DEFAULT_MODEL = "alex-w0.5"
+DEFAULT_MODEL = "alex-w0.25"
 
 
 def select_device(device: str | torch.device = "auto") -> torch.device:

@@ -7,22 +7,25 @@ trained from scratch on material built from real photos (see
 1. ``OUT/data/train``: generated sequences from the *train* photo split;
 2. ``OUT/data/stills``: the train-split photos themselves, used without boxes
    (self-supervised pairs: random patch vs. an augmented view);
-3. ``OUT/data/test``: generated sequences from the disjoint *test* photo split;
-4. training (``OUT/run``) with spatial-aware sampling (search shift 64 px) and a
-   validation OPE on part of the test benchmark after every epoch;
-5. ``OUT/best.pth``: the epoch with the best validation AUC (pysot format);
-6. ``OUT/report``: OPE of that model against OpenCV's CSRT / KCF on the full test set.
+3. ``OUT/data/val``: other generated sequences from the *train* photos (their own seed),
+   for choosing the epoch and tuning the tracker (``siamrpnpp-tune``);
+4. ``OUT/data/test``: generated sequences from the disjoint *test* photo split, used only
+   for the final report;
+5. training (``OUT/run``) with spatial-aware sampling (search shift 64 px) and a
+   validation OPE on ``data/val`` after every epoch;
+6. ``OUT/best.pth``: the epoch with the best validation AUC (pysot format);
+7. ``OUT/report``: OPE of that model against OpenCV's CSRT / KCF on the test set.
 
 Every step is skipped when its output exists, and training resumes, so an
 interrupted run continues where it stopped::
 
-    python -m siamrpnpp_ros.training.default_model --out runs/default_alex_w05 --model alex \
-        --width-mult 0.5 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
-        --epochs 7 --samples-per-epoch 4000 --threads 2 --workers 1
+    python -m siamrpnpp_ros.training.default_model --out runs/default_alex_w025 --model alex \
+        --width-mult 0.25 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
+        --epochs 6 --samples-per-epoch 16000 --threads 2 --workers 1
 
-(the command that trained the bundled ``alex-w0.5``; see the README). Ship the result with
-``cp runs/default_alex_w05/best.pth siamrpnpp_ros/data/default_alex-w0.5.pth``
-(``build_tracker('alex-w0.5', None)`` then finds it).
+(the command that trained the bundled ``alex-w0.25``; see the README). Ship the result with
+``cp runs/default_alex_w025/best.pth siamrpnpp_ros/data/default_alex-w0.25.pth``
+(``build_tracker('alex-w0.25', None)`` then finds it).
 """
 from __future__ import annotations
 
@@ -83,8 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup-epochs", type=float, default=None)
     add("--shift", type=float, default=64.0, help="max search shift, px (spatial-aware sampling)")
     add("--stills-weight", type=float, default=0.3, help="share of self-supervised still pairs relative to sequences")
-    add("--val-sequences", type=int, default=10, help="test sequences used for per-epoch validation")
-    add("--val-frames", type=int, default=60, help="frames per validation sequence")
+    add("--val-sequences", type=int, default=16, help="generated validation sequences (train photos, default 16)")
     add("--device", default="auto")
     add("--workers", type=int, default=1)
     add("--threads", type=int, default=None)
@@ -110,23 +112,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     progress = not args.no_progress
     try:
-        train_dir, test_dir, stills_dir = out / "data" / "train", out / "data" / "test", out / "data" / "stills"
+        data = out / "data"
+        train_dir, val_dir, test_dir, stills_dir = data / "train", data / "val", data / "test", data / "stills"
         if not (train_dir / "benchmark.json").is_file():
             build_benchmark(train_dir, BuilderConfig(sequences=args.train_sequences, frames=args.frames,
                                                      seed=args.seed + 1000, photo_split="train", name_prefix="train"),
+                            progress=progress)
+        if not (val_dir / "benchmark.json").is_file():
+            build_benchmark(val_dir, BuilderConfig(sequences=args.val_sequences, frames=args.frames,
+                                                   seed=args.seed + 5000, photo_split="train", name_prefix="val"),
                             progress=progress)
         if not (test_dir / "benchmark.json").is_file():
             build_benchmark(test_dir, BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=args.seed,
                                                     photo_split="test", name_prefix="test"), progress=progress)
         stills = export_photos(stills_dir, "train")
-        LOGGER.info("data: %s (sequences), %s (%d stills), test %s", train_dir, stills_dir, stills, test_dir)
+        LOGGER.info("data: %s (sequences), %s (%d stills), validation %s, test %s",
+                    train_dir, stills_dir, stills, val_dir, test_dir)
 
         config = TrainConfig(
             data=(DataSpec(str(train_dir), "sequences"), DataSpec(str(stills_dir), "unlabeled", weight=args.stills_weight)),
             model=args.model, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, batch_size=args.batch_size,
             device=args.device, workers=args.workers, threads=args.threads, seed=args.seed, out=str(out / "run"),
-            progress=progress, val_benchmark=str(test_dir), val_max_sequences=args.val_sequences,
-            val_max_frames=args.val_frames,
+            progress=progress, val_benchmark=str(val_dir),
         )
         overrides = {"width_mult": args.width_mult, "optimizer": args.optimizer, "lr": args.lr,
                      "final_lr": args.final_lr, "warmup_epochs": args.warmup_epochs}
