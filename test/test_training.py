@@ -485,3 +485,28 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
     assert (out / "checkpoints" / "epoch_0002.pth").is_file()
     assert train.main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys):
+    """The recipe end to end at toy size: validation data come from the train photos, the
+    test sequences only from the test photos, and the report scores the chosen epoch."""
+    import json
+
+    from siamrpnpp_ros.eval.photos import find_photos
+    from siamrpnpp_ros.training import default_model
+
+    if "generated" in find_photos().origin:
+        pytest.skip("needs real photos (Debian's opencv-doc or scikit-image)")
+    out = tmp_path / "recipe"
+    argv = ["--out", str(out), "--model", "alex", "--width-mult", "0.125", "--train-sequences", "2",
+            "--val-sequences", "1", "--test-sequences", "1", "--frames", "8", "--epochs", "1",
+            "--samples-per-epoch", "4", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
+            "--baselines", "--no-progress"]
+    assert default_model.main(argv) == 0
+    splits = {name: json.loads((out / "data" / name / "benchmark.json").read_text())["config"]["photo_split"]
+              for name in ("train", "val", "test")}
+    assert splits == {"train": "train", "val": "train", "test": "test"}
+    assert [p.name for p in (out / "data" / "val").iterdir() if p.is_dir()] == ["val000"]
+    assert (out / "best.pth").is_file() and (out / "report").is_dir()
+    printed = capsys.readouterr().out
+    assert "alex-w0.125" in printed and "default_alex-w0.125.pth" in printed
