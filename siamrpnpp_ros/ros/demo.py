@@ -6,7 +6,7 @@
 Three processes on a private ROS domain (localhost discovery, the Fast DDS large-image
 profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player (``ros.player``) and this one, which selects
 the target on the first image it sees (``ros.selector.AutoSelector``, echoing the image's
-stamp), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
+stamp, sent once the node reports images of its own), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
 received. It stops the node at the end of the video and exits 0 with a summary line.
 
 Without ``--weights`` it runs the package's bundled default model (``DEFAULT_MODEL``, trained
@@ -183,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "-p", f"model:={model}", *(["-p", f"weights:={args.weights}"] if args.weights else []),
                     "-p", f"device:={args.device}",
                     "-p", f"use_compressed:={'true' if args.compressed else 'false'}",
+                    # The selector waits for the node's diagnostics to report images: report often.
+                    "-p", "diagnostics_period:=0.2",
                     "--log-level", "warn" if args.quiet else "info"]
     node_process = subprocess.Popen(node_command, cwd=REPO_ROOT)
     player_process: subprocess.Popen | None = None

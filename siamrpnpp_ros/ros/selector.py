@@ -3,8 +3,10 @@
     python -m siamrpnpp_ros.ros.selector --box x,y,w,h [--target-id 1] [--compressed]
 
 This is what a detector or a click in a GUI does: the SelectTarget carries the stamp of the
-image the box was drawn on, so the tracker initialises on exactly that image. ``AutoSelector``
-is also used inside the demo process.
+image the box was drawn on, so the tracker initialises on exactly that image. The selection
+is sent once the tracker's ``/diagnostics`` report received images: a camera's first frames
+can reach this process but not the tracker while discovery settles, and a selection that
+arrives before any image is rejected. ``AutoSelector`` is also used inside the demo process.
 """
 from __future__ import annotations
 
@@ -14,15 +16,17 @@ from collections.abc import Callable, Sequence
 
 import rclpy
 from rclpy.duration import Duration
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from siamrpnpp_ros.msg import SelectTarget
-from siamrpnpp_ros.ros.qos import COMMAND_QOS, image_qos
+from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, image_qos
 
 
 class AutoSelector:
-    """Publishes one START selection for ``box`` on the first image received by ``node``."""
+    """Publishes one START selection for ``box``, stamped with the first image ``node`` received
+    while a tracker listened, as soon as that tracker reports images of its own."""
 
     def __init__(self, node: Node, box: Sequence[float], target_id: int = 1, compressed: bool = False,
                  qos: str = "sensor_data", on_image: Callable[[object], None] | None = None) -> None:
@@ -30,31 +34,47 @@ class AutoSelector:
         self.box = tuple(float(v) for v in box)
         self.target_id = target_id
         self.selected_header = None
+        self._first_header = None
+        self._tracker_has_images = False
         self._on_image = on_image
         self.publisher = node.create_publisher(SelectTarget, "select_target", COMMAND_QOS)
         topic, kind = ("image/compressed", CompressedImage) if compressed else ("image", Image)
         self.subscription = node.create_subscription(kind, topic, self._image_received, image_qos(qos, depth=5))
+        self._diagnostics = node.create_subscription(
+            DiagnosticArray, "/diagnostics", self._diagnostics_received, DIAGNOSTICS_QOS
+        )
 
     @property
     def tracker_listening(self) -> bool:
         return self.publisher.get_subscription_count() > 0
 
+    def _diagnostics_received(self, message: DiagnosticArray) -> None:
+        for status in message.status:
+            received = next((kv.value for kv in status.values if kv.key == "frames_received"), "0")
+            if received.isdigit() and int(received) > 0:
+                self._tracker_has_images = True
+
     def _image_received(self, image) -> None:
-        # Until a tracker listens a selection would be lost: select on the first image after.
-        if self.selected_header is None and self.tracker_listening:
-            selection = SelectTarget()
-            selection.header = image.header
-            selection.target_id = self.target_id
-            selection.command = SelectTarget.COMMAND_START
-            selection.x, selection.y, selection.width, selection.height = self.box
-            self.publisher.publish(selection)
-            self.selected_header = image.header
-            self.node.get_logger().info(
-                f"selected target {self.target_id} at {self.box} on the image stamped "
-                f"{image.header.stamp.sec}.{image.header.stamp.nanosec:09d}"
-            )
+        # Until a tracker listens a selection would be lost: the box belongs to the first image after.
+        if self._first_header is None and self.tracker_listening:
+            self._first_header = image.header
+        if self.selected_header is None and self._first_header is not None and self._tracker_has_images:
+            self._select(self._first_header)
         if self._on_image is not None:
             self._on_image(image)
+
+    def _select(self, header) -> None:
+        selection = SelectTarget()
+        selection.header = header
+        selection.target_id = self.target_id
+        selection.command = SelectTarget.COMMAND_START
+        selection.x, selection.y, selection.width, selection.height = self.box
+        self.publisher.publish(selection)
+        self.selected_header = header
+        self.node.get_logger().info(
+            f"selected target {self.target_id} at {self.box} on the image stamped "
+            f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
+        )
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
