@@ -93,8 +93,9 @@ def tracker_status(
     input_rate = (current.received - previous.received) / period
     processing_rate = processed / period
 
-    def mean_ms(total: str) -> str:
-        return f"{1000.0 * (getattr(current, total) - getattr(previous, total)) / processed if processed else 0.0:.1f}"
+    def mean_ms(total_now: float, total_before: float) -> str:
+        """Mean per processed frame over the period, in ms."""
+        return f"{1000.0 * (total_now - total_before) / processed if processed else 0.0:.1f}"
 
     silence = None if current.last_received is None else current.when - current.last_received
     active = tracking_status not in ("IDLE",)
@@ -112,12 +113,12 @@ def tracker_status(
         "target_id": str(target_id) if active else "",
         "input_rate_hz": f"{input_rate:.2f}",
         "processing_rate_hz": f"{processing_rate:.2f}",
-        "latency_mean_ms": mean_ms("latency_sum"),
+        "latency_mean_ms": mean_ms(current.latency_sum, previous.latency_sum),
         "latency_max_ms": f"{1000.0 * current.latency_max:.1f}",
         # Where latency_mean_ms goes; the rest is publishing and thread hand-over.
-        "queue_wait_mean_ms": mean_ms("wait_sum"),
-        "decode_mean_ms": mean_ms("decode_sum"),
-        "tracker_step_mean_ms": mean_ms("step_sum"),
+        "queue_wait_mean_ms": mean_ms(current.wait_sum, previous.wait_sum),
+        "decode_mean_ms": mean_ms(current.decode_sum, previous.decode_sum),
+        "tracker_step_mean_ms": mean_ms(current.step_sum, previous.step_sum),
         "frames_received": str(current.received),
         "frames_processed": str(current.processed),
         "dropped_frames": str(current.dropped),

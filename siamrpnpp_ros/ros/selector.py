@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.duration import Duration
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
