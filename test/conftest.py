@@ -1,4 +1,4 @@
-"""Shared fixtures: the pysot parity material in ../shared/parity."""
+"""Shared fixtures: the pysot parity material in test/data/parity (see its README.md)."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
+# In the repository; SIAMRPNPP_PARITY_DIR may point at another copy.
+PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR") or Path(__file__).resolve().parent / "data" / "parity")
 
 # model name -> (compact weights, keys file, golden run name)
 PARITY_MODELS = {
@@ -53,7 +54,7 @@ def two_torch_threads():
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     if not (PARITY_DIR / "FACTS.md").is_file():
-        pytest.skip(f"pysot parity material not found at {PARITY_DIR} (set SIAMRPNPP_PARITY_DIR)")
+        pytest.fail(f"pysot parity material not found at {PARITY_DIR} (it is part of the repository: test/data/parity)")
     return PARITY_DIR
 
 

@@ -2,7 +2,7 @@
 
 The exact path must reproduce the plain model bit for bit (so pysot parity is untouched). The
 folded and ONNX Runtime paths are not bit-exact; their checks use the documented, looser
-tolerances (see tracking/backends.py and ../shared/parity/README.md).
+tolerances (see tracking/backends.py and test/data/parity/README.md).
 """
 from __future__ import annotations
 

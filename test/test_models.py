@@ -2,7 +2,7 @@
 
 Everything runs the real networks on CPU. The parity tests compare against
 pysot's raw head outputs for frame 1 of the golden runs (see
-``../shared/parity/README.md``).
+``test/data/parity/README.md``).
 """
 from __future__ import annotations
 

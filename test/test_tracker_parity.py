@@ -1,7 +1,7 @@
 """End-to-end parity with pysot: every frame's box within 0.01 px and score within 1e-4.
 
 The goldens are pysot's float32 CPU runs with 2 threads on the 60-frame synthetic video, with
-seeded random weights in pysot's checkpoint layout (see ../shared/parity/README.md).
+seeded random weights in pysot's checkpoint layout (see test/data/parity/README.md).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Without ``--weights`` it runs the package's bundled default model (``DEFAULT_MOD
 here on generated data; pysot's released checkpoints track far better). Without ``--video``
 it plays Debian's ``vtest.avi`` (package opencv-doc, real pedestrian footage) and follows
 the person given by ``VTEST_TARGET``; where that file is missing it falls back to the parity
-material's synthetic video (``../shared/parity`` or ``$SIAMRPNPP_PARITY_DIR``).
+material's synthetic video (``test/data/parity`` in the repository, or ``$SIAMRPNPP_PARITY_DIR``).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from siamrpnpp_ros.ros.environment import isolated_ros_environment
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
+PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR") or REPO_ROOT / "test" / "data" / "parity")
 NODE_STARTUP_TIMEOUT_S = 180.0
 END_OF_VIDEO_GRACE_S = 10.0  # after the last frame, how long to wait for its box
 MAX_PENDING_FRAMES = 300  # frames waiting for their box before being written anyway
