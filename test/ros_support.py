@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from siamrpnpp_ros.ros.environment import isolated_ros_environment
+from siamrpnpp_ros.tools.environment import isolated_ros_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = Path(__file__).resolve().parent / "ros_peers"

@@ -1,4 +1,4 @@
-"""The ROS latency benchmark (``python -m siamrpnpp_ros.ros.latency_bench``).
+"""The ROS latency benchmark (``python -m siamrpnpp_ros.tools.latency_bench``).
 
 A short real run: the tracker node in its own process with the alex parity checkpoint, 15
 raw 640x480 frames at 10 Hz from this process. Every box must be matched to the frame it
@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from siamrpnpp_ros.ros.latency_bench import COLUMNS, RunRecord, analyse, pingpong_index
+from siamrpnpp_ros.tools.latency_bench import COLUMNS, RunRecord, analyse, pingpong_index
 
 
 def test_pingpong_plays_forwards_then_backwards():
@@ -53,7 +53,7 @@ def test_analyse_splits_slot_wait_from_work():
 
 def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_video, tmp_path, capsys):
     pytest.importorskip("rclpy", reason="rclpy is not installed")
-    from siamrpnpp_ros.ros.latency_bench import main
+    from siamrpnpp_ros.tools.latency_bench import main
 
     report_path = tmp_path / "latency.json"
     code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),

@@ -2,6 +2,7 @@
 
 The node: ``node`` (the tracker node), ``conversions`` (image messages <-> BGR arrays),
 ``frames`` (frame cache and latest-frame slot), ``parameters``, ``qos``, ``diagnostics`` and
-``drawing`` (the debug image). The demo: ``player`` (a camera stand-in), ``selector`` (an
-automatic operator) and ``demo``; tests reuse them as peers.
+``drawing`` (the debug image). Nothing else belongs here: the programs around the node (demo,
+player, selector, benchmarks) live in ``siamrpnpp_ros.tools``. ``latency_bench`` and
+``transport_check`` here are only the old ``python -m`` paths of those tools.
 """

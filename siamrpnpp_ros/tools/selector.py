@@ -1,6 +1,6 @@
 """An automatic operator: selects a box on the first image it sees once a tracker listens.
 
-    python -m siamrpnpp_ros.ros.selector --box x,y,w,h [--target-id 1] [--compressed]
+    python -m siamrpnpp_ros.tools.selector --box x,y,w,h [--target-id 1] [--compressed]
 
 This is what a detector or a click in a GUI does: the SelectTarget carries the stamp of the
 image the box was drawn on, so the tracker initialises on exactly that image. The selection

@@ -1,6 +1,6 @@
 """A camera stand-in: publishes a video file or image folder as stamped images at a fixed rate.
 
-    python -m siamrpnpp_ros.ros.player --video clip.mp4 [--rate 15] [--compressed] [--qos reliable]
+    python -m siamrpnpp_ros.tools.player --video clip.mp4 [--rate 15] [--compressed] [--qos reliable]
 
 Each image is stamped with the node clock when it is published, like a camera driver, and
 carries ``--frame-id``. Publishing starts once ``--wait-subscribers`` subscribers are

@@ -4,8 +4,8 @@
     python tools/demo.py --weights model.pth --model r50 --video clip.mp4 --init x,y,w,h
 
 Three processes on a private ROS domain (localhost discovery, the Fast DDS large-image
-profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player (``ros.player``) and this one, which selects
-the target on the first image it sees (``ros.selector.AutoSelector``, echoing the image's
+profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player (``tools.player``) and this one, which selects
+the target on the first image it sees (``tools.selector.AutoSelector``, echoing the image's
 stamp, sent once the node reports images of its own), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
 received. It stops the node at the end of the video and exits 0 with a summary line.
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
-from siamrpnpp_ros.ros.environment import isolated_ros_environment
+from siamrpnpp_ros.tools.environment import isolated_ros_environment
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))  # before rclpy starts, and inherited by the children
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
-    from siamrpnpp_ros.ros.selector import parse_box
+    from siamrpnpp_ros.tools.selector import parse_box
     from siamrpnpp_ros.video import SequenceError, open_sequence
 
     out_path = Path(args.out)
@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from siamrpnpp_ros.msg import TrackedBox
     from siamrpnpp_ros.ros.conversions import compressed_to_bgr, image_to_bgr
     from siamrpnpp_ros.ros.qos import RESULT_QOS
-    from siamrpnpp_ros.ros.selector import AutoSelector
+    from siamrpnpp_ros.tools.selector import AutoSelector
     from siamrpnpp_ros.tracking.session import TrackStatus
 
     rclpy.init(args=[sys.argv[0]])
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             rclpy.spin_once(node, timeout_sec=0.1)
 
-        player_command = [sys.executable, "-m", "siamrpnpp_ros.ros.player", "--video", str(video),
+        player_command = [sys.executable, "-m", "siamrpnpp_ros.tools.player", "--video", str(video),
                           "--rate", str(rate), "--wait-subscribers", "2", "--qos", "sensor_data"]
         if frame_limit:
             player_command += ["--frames", str(frame_limit)]
