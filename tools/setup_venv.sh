@@ -9,6 +9,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$repo/.venv}"
+# Absolute, so that the checks below that run from another directory (cd /tmp) find it.
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 python="${PYTHON:-python3}"
 stamp_dir="$venv/.siamrpnpp_stamps"
 
