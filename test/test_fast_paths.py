@@ -49,7 +49,7 @@ def frames(parity_video: Path) -> list[np.ndarray]:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from siamrpnpp_ros.bench import box_iou
+    from siamrpnpp_ros.benchmark.speed import box_iou
 
     return box_iou(a, b)
 
@@ -212,7 +212,7 @@ def test_export_cli(parity_checkpoint, tmp_path):
 
 # --------------------------------------------------------------------------- bench
 def test_pysot_reference_emulation_equals_cached_kernels(parity_model, parity_dump):
-    from siamrpnpp_ros.bench import PysotReference
+    from siamrpnpp_ros.benchmark.speed import PysotReference
 
     model = parity_model("alex")
     z, x, _, _ = _inputs(parity_dump, "alex")
@@ -226,6 +226,8 @@ def test_pysot_reference_emulation_equals_cached_kernels(parity_model, parity_du
 
 def test_bench_smoke(capsys, tmp_path):
     from siamrpnpp_ros import bench
+    from siamrpnpp_ros.benchmark.report import HEADER
+    from siamrpnpp_ros.benchmark.speed import SPLIT_KEYS
 
     out = tmp_path / "bench.json"
     code = bench.main(["--models", "alex", "--modes", "exact,fused", "--frames", "2", "--warmup", "0",
@@ -235,16 +237,16 @@ def test_bench_smoke(capsys, tmp_path):
     assert lines[0].startswith("# ") and "torch" in lines[0]
     assert "matmul" in lines[1] and "load average" in lines[1]
     header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
-    assert lines[header].split("|")[1:-1] == [f" {h} " for h in bench.HEADER]
+    assert lines[header].split("|")[1:-1] == [f" {h} " for h in HEADER]
     rows = [line for line in lines[header + 2 :] if line.startswith("| alex |")]
     assert [row.split("|")[3].strip() for row in rows] == ["exact", "fused"]
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
-        assert len(cells) == len(bench.HEADER) and cells[1] == "cpu" and cells[3] == "287"
+        assert len(cells) == len(HEADER) and cells[1] == "cpu" and cells[3] == "287"
         assert float(cells[4]) > 0 and float(cells[6]) > 0  # median ms, fps
     assert any(line.startswith("# alex: 12.9 GFLOP per track()") for line in lines)
     report = json.loads(out.read_text())
     assert {"machine", "peaks", "results"} <= report.keys()
     fused = report["results"][1]
-    assert set(fused["split_ms"]) == {"net", *bench.SPLIT_KEYS} and 0.0 <= fused["iou_teacher"] <= 1.0
+    assert set(fused["split_ms"]) == {"net", *SPLIT_KEYS} and 0.0 <= fused["iou_teacher"] <= 1.0
     assert report["peaks"]["matmul_gflops"] > 0 and fused["nominal_gflop"] == pytest.approx(12.9, abs=0.2)

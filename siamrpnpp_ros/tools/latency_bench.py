@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.bench import format_cell
+from siamrpnpp_ros.benchmark.report import format_cell
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.tools.demo import default_video, stop_process
 from siamrpnpp_ros.tools.environment import isolated_ros_environment

@@ -5,7 +5,7 @@
 * :class:`OnnxRuntimeModel` is a drop-in for the network (``template(z) -> kernels``,
   ``model(x, kernels) -> (cls, loc)``) that runs the per-frame search branch in ONNX Runtime.
 * :func:`tune_allocator` and :func:`configure_threads` are the process-level knobs measured
-  in ``siamrpnpp_ros.bench``.
+  in ``siamrpnpp_ros.benchmark.speed``.
 
 Tiers (see the README's performance section for the numbers):
 
