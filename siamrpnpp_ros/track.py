@@ -180,8 +180,8 @@ def summary_line(frame_count: int, track_ms: Sequence[float], device: str) -> st
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from siamrpnpp_ros.sequences import open_sequence
     from siamrpnpp_ros.tracking.factory import build_tracker
-    from siamrpnpp_ros.video import open_sequence
 
     init_box = parse_box(args.init) if args.init is not None else None
     if args.config:

@@ -297,7 +297,7 @@ def load_frames(video: str | None, count: int) -> tuple[list[np.ndarray], tuple[
     if video is None:
         frames, box = synthetic_sequence(count)
         return frames, box, "synthetic 640x480"
-    from siamrpnpp_ros.video import open_sequence
+    from siamrpnpp_ros.sequences import open_sequence
 
     sequence = open_sequence(video)
     frames = []

@@ -26,7 +26,7 @@ from typing import Any, Optional, Protocol
 
 import numpy as np
 
-from siamrpnpp_ros.video import open_sequence
+from siamrpnpp_ros.sequences import open_sequence
 
 from .metrics import SequenceScore, TrackerSummary, score_sequence
 from .trackers import FrameTracker, OpenCVAvailability, OpenCVFrameTracker, SiamRPNFrameTracker

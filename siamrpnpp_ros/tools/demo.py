@@ -155,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))  # before rclpy starts, and inherited by the children
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
+    from siamrpnpp_ros.sequences import SequenceError, open_sequence
     from siamrpnpp_ros.tools.selector import parse_box
-    from siamrpnpp_ros.video import SequenceError, open_sequence
 
     out_path = Path(args.out)
     if args.weights is not None and args.model is None:

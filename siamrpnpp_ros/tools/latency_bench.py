@@ -117,8 +117,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[str, str | None]:
 def load_material(args: argparse.Namespace) -> Material:
     import cv2
 
+    from siamrpnpp_ros.sequences import SequenceError, open_sequence
     from siamrpnpp_ros.tools.selector import parse_box
-    from siamrpnpp_ros.video import SequenceError, open_sequence
 
     model, weights = resolve_model(args)
     video, init = args.video, args.init

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES, image_qos
-from siamrpnpp_ros.video import FrameSequence, SequenceError, open_sequence
+from siamrpnpp_ros.sequences import FrameSequence, SequenceError, open_sequence
 
 DEFAULT_RATE_HZ = 10.0
 

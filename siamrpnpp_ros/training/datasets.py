@@ -35,7 +35,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.video import IMAGE_EXTENSIONS, SequenceError, open_sequence, read_groundtruth
+from siamrpnpp_ros.sequences import IMAGE_EXTENSIONS, SequenceError, open_sequence, read_groundtruth
 
 from .boxes import valid_xywh
 
