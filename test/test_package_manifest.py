@@ -75,13 +75,66 @@ def test_every_third_party_import_is_declared(manifest):
     assert not undeclared, f"package.xml lacks <exec_depend> for {sorted(undeclared)}"
 
 
+# The layout (README "Layout"): a ROS-free core, the node adapter in ros/, the programs around
+# the node in tools/.
+CORE_PACKAGES = ("models", "tracking", "export", "sequences", "training", "eval", "benchmark")
+NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing"}
+# Old `python -m siamrpnpp_ros.ros.X` paths of tools the README used to document: aliases only.
+ROS_ALIASES = {"latency_bench", "transport_check"}
+ROS_TOP_LEVEL = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros", "ament_index_python"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Full names of the modules ``path`` imports anywhere (in functions too), relative imports
+    resolved against its package."""
+    package = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def is_ros_module(name: str) -> bool:
+    """rclpy and friends, or a message/service package (ours, siamrpnpp_ros.msg, included)."""
+    top = name.split(".")[0]
+    return (top in ROS_TOP_LEVEL or top.endswith(("_msgs", "_srvs", "_interfaces"))
+            or name == "siamrpnpp_ros.msg" or name.startswith("siamrpnpp_ros.msg."))
+
+
 def test_core_does_not_import_ros():
-    ros_modules = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "std_srvs", "diagnostic_msgs", "builtin_interfaces", "launch", "launch_ros"}
-    for folder in ("models", "tracking", "training", "eval"):
+    for folder in CORE_PACKAGES:
         path = REPO_ROOT / "siamrpnpp_ros" / folder
-        if path.is_dir():
-            leaked = imported_top_level_modules(path) & ros_modules
-            assert not leaked, f"siamrpnpp_ros/{folder} must stay ROS-free but imports {sorted(leaked)}"
+        assert path.is_dir(), f"siamrpnpp_ros/{folder} is missing; update CORE_PACKAGES and the README layout"
+        for module in sorted(path.rglob("*.py")):
+            imported = imported_modules(module)
+            leaked = {name for name in imported if is_ros_module(name)}
+            assert not leaked, f"{module.relative_to(REPO_ROOT)} is core and must stay ROS-free but imports {sorted(leaked)}"
+            adapter = {name for name in imported if name.split(".")[:2] in (["siamrpnpp_ros", "ros"], ["siamrpnpp_ros", "tools"])}
+            assert not adapter, f"{module.relative_to(REPO_ROOT)} is core but imports the ROS side: {sorted(adapter)}"
+
+
+def test_ros_package_holds_only_the_node():
+    folder = REPO_ROOT / "siamrpnpp_ros" / "ros"
+    assert not [p.name for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    modules = {p.stem for p in folder.glob("*.py")}
+    assert modules - NODE_MODULES - ROS_ALIASES == set(), "programs around the node belong in siamrpnpp_ros/tools/"
+    assert NODE_MODULES <= modules
+    for name in NODE_MODULES:
+        tools = {m for m in imported_modules(folder / f"{name}.py") if m.startswith("siamrpnpp_ros.tools")}
+        assert not tools, f"the node's module ros/{name}.py imports tools: {sorted(tools)}"
+    for name in ROS_ALIASES & modules:
+        path = folder / f"{name}.py"
+        own = {m for m in imported_modules(path) if m.startswith("siamrpnpp_ros")}
+        assert own == {f"siamrpnpp_ros.tools.{name}", f"siamrpnpp_ros.tools.{name}.main"}, path
+        assert len(path.read_text().splitlines()) <= 10, f"{path} must stay a thin alias of siamrpnpp_ros.tools.{name}"
 
 
 def test_manifest_passes_xmllint_against_the_format_3_schema_when_available():
