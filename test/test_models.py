@@ -33,6 +33,7 @@ from siamrpnpp_ros.models import (
     save_checkpoint,
     split_model_name,
 )
+from siamrpnpp_ros.models.compat import meta_device
 
 PRESETS = ("r50", "mobilev2", "alex")
 PARAM_COUNTS = {"r50": 53_950_624, "mobilev2": 11_150_446, "alex": 6_251_102}
@@ -221,7 +222,7 @@ def test_cached_kernels_are_reusable(parity_model, parity_dump):
 )
 def test_score_size_for_other_search_sizes(name, instance, score):
     # Shapes only: the meta device runs the real module code without computing values.
-    with torch.device("meta"):
+    with meta_device():
         model = build_model(name)
         kernels = model.template(torch.zeros(1, 3, 127, 127))
         cls, loc = model(torch.zeros(1, 3, instance, instance), kernels)

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from .compat import meta_device
 from .config import MODEL_PRESETS
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -239,7 +240,7 @@ def _preset_signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """Keys and shapes of a preset, computed on the meta device (no memory, no init cost)."""
     from .siamrpn import SiamRPN  # local: siamrpn imports nothing from here, avoid a cycle anyway
 
-    with torch.device("meta"):
+    with meta_device():
         model = SiamRPN(MODEL_PRESETS[name])
     return frozenset(
         (k, tuple(v.shape)) for k, v in model.state_dict().items() if not k.endswith(_IGNORED_SUFFIX)

@@ -285,12 +285,11 @@ def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
             rpn=dataclasses.replace(base.rpn, in_channels=(width,), hidden_channels=(width,)),
         )
     if base.backbone.name == "mobilenetv2" and base.neck is not None:
-        import torch
-
         from .backbones import MobileNetV2
+        from .compat import meta_device
 
         # Same stage layout as the preset, channels scaled the way the backbone scales them.
-        with torch.device("meta"):
+        with meta_device():
             channels = MobileNetV2(width_mult=width_mult, used_layers=base.backbone.used_layers).out_channels
         hidden = max(16, int(256 * width_mult / base.backbone.width_mult))
         levels = len(channels)

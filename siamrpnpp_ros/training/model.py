@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from siamrpnpp_ros.models import ModelConfig, SiamRPN, build_model, model_config, read_state_dict
+from siamrpnpp_ros.models.compat import meta_device
 from siamrpnpp_ros.models.config import thinner_model_config
 
 LOGGER = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def build_training_model(name: str, width_mult: float | None = None) -> SiamRPN:
 def output_score_size(model: SiamRPN, exemplar_size: int, search_size: int) -> int:
     """Side of the score map ``model`` produces for these crop sizes (computed on the meta
     device: no memory, no FLOPs)."""
-    with torch.device("meta"):
+    with meta_device():
         probe = build_model(model.config)
         kernels = probe.template(torch.zeros(1, 3, exemplar_size, exemplar_size))
         cls, loc = probe(torch.zeros(1, 3, search_size, search_size), kernels)
