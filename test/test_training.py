@@ -488,24 +488,39 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
 
 
 def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys):
-    """The recipe end to end at toy size: validation data come from the train photos, the
-    test sequences only from the test photos, and the report scores the chosen epoch."""
+    """The recipe end to end at toy size: training and validation data come from the Debian
+    training material (validation from its own backgrounds), the test sequences only from
+    the test domain's photos, and the report scores the chosen epoch."""
     import json
 
-    from siamrpnpp_ros.eval.photos import find_photos
+    from siamrpnpp_ros.eval.debian import DebianDataError
+    from siamrpnpp_ros.eval.photos import OPENCV_DOC_DATA, find_photos
     from siamrpnpp_ros.training import default_model
+    from siamrpnpp_ros.training.sources import build_material
 
     if "generated" in find_photos().origin:
         pytest.skip("needs real photos (Debian's opencv-doc or scikit-image)")
+    try:
+        build_material(progress=False)
+    except DebianDataError as exc:
+        pytest.skip(f"Debian data packages not available: {exc}")
     out = tmp_path / "recipe"
     argv = ["--out", str(out), "--model", "alex", "--width-mult", "0.125", "--train-sequences", "2",
             "--val-sequences", "1", "--test-sequences", "1", "--frames", "8", "--epochs", "1",
             "--samples-per-epoch", "4", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
             "--baselines", "--no-progress"]
     assert default_model.main(argv) == 0
-    splits = {name: json.loads((out / "data" / name / "benchmark.json").read_text())["config"]["photo_split"]
-              for name in ("train", "val", "test")}
-    assert splits == {"train": "train", "val": "train", "test": "test"}
+    material = json.loads((out / "data" / "material.json").read_text())
+    assert set(material["packages"]) >= {"tuxpaint-stamps-default", "plasma-workspace-wallpapers"}
+    origins = {name: json.loads((out / "data" / name / "benchmark.json").read_text())["photos"]
+               for name in ("train", "val", "test")}
+    assert str(out / "data" / "train_photos") in json.dumps(origins["train"])
+    assert str(out / "data" / "val_photos") in json.dumps(origins["val"])
+    assert "train_photos" not in json.dumps(origins["test"]) and "val_photos" not in json.dumps(origins["test"])
+    train_photos = {p.name for p in (out / "data" / "train_photos").iterdir()}
+    val_photos = {p.name for p in (out / "data" / "val_photos").iterdir()}
+    assert train_photos and val_photos and not train_photos & val_photos
+    assert not any(p.startswith(OPENCV_DOC_DATA.name) for p in train_photos | val_photos)
     assert [p.name for p in (out / "data" / "val").iterdir() if p.is_dir()] == ["val000"]
     assert (out / "best.pth").is_file() and (out / "report").is_dir()
     printed = capsys.readouterr().out

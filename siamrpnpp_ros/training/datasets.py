@@ -18,6 +18,10 @@ stills):
 ``unlabeled``
     Still images without boxes (self-supervised): a random textured patch is the
     target and the search image is a rotated/rescaled/relit view of the same image.
+``composite``
+    Not a folder of frames: a training-material manifest (``training/sources.py``)
+    whose cut-outs and backgrounds ``training/composite.py`` turns into pairs on the
+    fly. Opened by ``trainer.open_source``, never detected automatically.
 
 Boxes are ``xywh``: top-left, pixels, covering ``x..x+w-1`` (centre ``x + (w-1)/2``).
 """
@@ -41,7 +45,7 @@ from .boxes import valid_xywh
 
 LOGGER = logging.getLogger(__name__)
 
-SOURCE_KINDS = ("auto", "sequences", "video", "images", "unlabeled")
+SOURCE_KINDS = ("auto", "sequences", "video", "images", "unlabeled", "composite")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 ANNOTATION_NAMES = ("annotations.csv", "annotations.txt", "annotations.json", "boxes.csv", "boxes.txt")
 #: Default frame range (max frame distance of a positive pair) per kind; pysot uses 100 for VID.
@@ -335,8 +339,8 @@ def load_source(
     source_path = Path(path).expanduser()
     if not source_path.exists():
         raise DataError(f"training data path {source_path} does not exist")
-    if kind not in SOURCE_KINDS:
-        raise DataError(f"unknown data kind {kind!r}; valid: {', '.join(SOURCE_KINDS)}")
+    if kind not in SOURCE_KINDS or kind == "composite":
+        raise DataError(f"unknown data kind {kind!r} for a track source; valid: {', '.join(SOURCE_KINDS[:-1])}")
     if kind == "auto":
         kind = detect_kind(source_path)
     if kind == "sequences":

@@ -1,30 +1,38 @@
 """Recipe for the package's default model: data -> training -> OPE report, in one resumable command.
 
-No public weights or datasets can be downloaded here, so the default model is
-trained from scratch on material built from real photos (see
-``siamrpnpp_ros/eval/builder.py``):
+No public weights or datasets can be downloaded here, so the default model is trained
+from scratch on material from Debian packages (``training/sources.py``): about 500
+object cut-outs (``tuxpaint-stamps-default``, mostly photographs) and about 70
+background photos and wallpapers (``tuxpaint-data``, ``mate-backgrounds``,
+``plasma-workspace-wallpapers``). The test domain, Debian's ``opencv-doc`` photos, is
+never used for training, validation, epoch choice or tuning.
 
-1. ``OUT/data/train``: generated sequences from the *train* photo split;
-2. ``OUT/data/stills``: the train-split photos themselves, used without boxes
-   (self-supervised pairs: random patch vs. an augmented view);
-3. ``OUT/data/val``: other generated sequences from the *train* photos (their own seed),
-   for choosing the epoch and tuning the tracker (``siamrpnpp-tune``);
-4. ``OUT/data/test``: generated sequences from the disjoint *test* photo split, used only
-   for the final report;
-5. training (``OUT/run``) with spatial-aware sampling (search shift 64 px) and a
-   validation OPE on ``data/val`` after every epoch;
-6. ``OUT/best.pth``: the epoch with the best validation AUC (pysot format);
-7. ``OUT/report``: OPE of that model against OpenCV's CSRT / KCF on the test set.
+1. ``OUT/data/material.json``: the material's manifest (package versions, every file's
+   SHA-256, its train/val split, photographic or not);
+2. ``OUT/data/train_photos``, ``OUT/data/val_photos``: the backgrounds of each split;
+3. ``OUT/data/train``: generated sequences (``eval/builder.py``) over the train backgrounds;
+4. ``OUT/data/val``: generated sequences over the *val* backgrounds (their own seed), for
+   choosing the epoch and tuning the tracker (``siamrpnpp-tune``);
+5. ``OUT/data/test``: generated sequences over opencv-doc's photos, used only for the
+   final report;
+6. training (``OUT/run``) on three sources: cut-outs composited over train backgrounds
+   on the fly (``training/composite.py``, with look-alike and absent-target negatives),
+   the train sequences, and the train backgrounds as self-supervised stills; a
+   validation OPE on ``data/val`` after every epoch (the learning curve, ``OUT/run/learning_curve.png``);
+7. ``OUT/best.pth``: the epoch with the best validation AUC (pysot format);
+8. ``OUT/report``: OPE of that model against OpenCV's CSRT / KCF on the test set.
 
 Every step is skipped when its output exists, and training resumes, so an
 interrupted run continues where it stopped::
 
-    python -m siamrpnpp_ros.training.default_model --out runs/default_alex_w025 --model alex \
+    python -m siamrpnpp_ros.training.default_model --out runs/default_v2 --model alex \
         --width-mult 0.25 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
-        --epochs 6 --samples-per-epoch 16000 --threads 2 --workers 1
+        --epochs 16 --samples-per-epoch 40000 --threads 2 --workers 1
 
-(the command that trained the bundled ``alex-w0.25``; see the README). Ship the result with
-``cp runs/default_alex_w025/best.pth siamrpnpp_ros/data/default_alex-w0.25.pth``
+(the command that trains the bundled ``alex-w0.25``; see the README). A run whose
+machine was lost resumes from a weights-only checkpoint with ``--init-weights FILE``
+(see ``--help``). Ship the result with
+``cp runs/default_v2/best.pth siamrpnpp_ros/data/default_alex-w0.25.pth``
 (``build_tracker('alex-w0.25', None)`` then finds it).
 """
 from __future__ import annotations
@@ -38,21 +46,6 @@ from pathlib import Path
 from typing import Optional
 
 LOGGER = logging.getLogger(__name__)
-
-
-def export_photos(out_dir: Path, split: str) -> int:
-    """Copy the photos of one split (see ``eval/photos.py``) into ``out_dir`` as PNG; returns the count."""
-    import cv2
-
-    from siamrpnpp_ros.eval.photos import find_photos
-
-    pool = find_photos().select(split)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for photo in pool.photos:
-        target = out_dir / f"{photo.name}.png"
-        if not target.is_file():
-            cv2.imwrite(str(target), photo.load())
-    return len(pool)
 
 
 def best_epoch(run_dir: Path) -> Optional[int]:
@@ -74,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", required=True, help="recipe folder")
     add("--model", choices=("r50", "mobilev2", "alex"), default="alex")
     add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster to train and to run)")
-    add("--train-sequences", type=int, default=300, help="generated training sequences (default 300)")
+    add("--train-sequences", type=int, default=200, help="generated training sequences (default 200)")
     add("--test-sequences", type=int, default=30, help="generated test sequences (default 30)")
     add("--frames", type=int, default=100, help="frames per generated sequence (default 100)")
     add("--epochs", type=int, default=20)
@@ -85,8 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--final-lr", type=float, default=None, help="learning rate at the end of the schedule")
     add("--warmup-epochs", type=float, default=None)
     add("--shift", type=float, default=64.0, help="max search shift, px (spatial-aware sampling)")
+    add("--composite-weight", type=float, default=2.0,
+        help="share of composited cut-out pairs relative to sequences (default 2)")
     add("--stills-weight", type=float, default=0.3, help="share of self-supervised still pairs relative to sequences")
-    add("--val-sequences", type=int, default=16, help="generated validation sequences (train photos, default 16)")
+    add("--val-sequences", type=int, default=24, help="generated validation sequences (val backgrounds, default 24)")
+    add("--material", default=None,
+        help="training-material manifest to reuse (default: fetch the Debian packages into the data cache)")
+    add("--resume-weights", default=None, metavar="FILE",
+        help="continue from a weights-only checkpoint (the run folder was lost); needs --resume-epoch")
+    add("--resume-epoch", type=int, default=None, help="epochs completed by --resume-weights")
     add("--device", default="auto")
     add("--workers", type=int, default=1)
     add("--threads", type=int, default=None)
@@ -106,31 +106,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
 
+    from siamrpnpp_ros.eval.photos import find_photos
+
     from .config import DataSpec, TrainConfig
+    from .sources import TrainingMaterial, build_material, export_backgrounds
     from .trainer import Trainer, checkpoint_path, find_resume_point
 
     out = Path(args.out)
     progress = not args.no_progress
     try:
         data = out / "data"
-        train_dir, val_dir, test_dir, stills_dir = data / "train", data / "val", data / "test", data / "stills"
-        if not (train_dir / "benchmark.json").is_file():
-            build_benchmark(train_dir, BuilderConfig(sequences=args.train_sequences, frames=args.frames,
-                                                     seed=args.seed + 1000, photo_split="train", name_prefix="train"),
-                            progress=progress)
-        if not (val_dir / "benchmark.json").is_file():
-            build_benchmark(val_dir, BuilderConfig(sequences=args.val_sequences, frames=args.frames,
-                                                   seed=args.seed + 5000, photo_split="train", name_prefix="val"),
-                            progress=progress)
+        train_dir, val_dir, test_dir = data / "train", data / "val", data / "test"
+        material_file = data / "material.json"
+        if not material_file.is_file():
+            material = TrainingMaterial.load(Path(args.material)) if args.material else build_material(progress=progress)
+            material.save(material_file)
+        material = TrainingMaterial.load(material_file)
+        photo_dirs = {split: data / f"{split}_photos" for split in ("train", "val")}
+        for split, folder in photo_dirs.items():
+            export_backgrounds([b for b in material.select(split).backgrounds if b.photographic], folder)
+        for folder, split, sequences, seed in ((train_dir, "train", args.train_sequences, args.seed + 1000),
+                                               (val_dir, "val", args.val_sequences, args.seed + 5000)):
+            if not (folder / "benchmark.json").is_file():
+                build_benchmark(folder, BuilderConfig(sequences=sequences, frames=args.frames, seed=seed,
+                                                      name_prefix=split),
+                                pool=find_photos([photo_dirs[split]], allow_generated=False), progress=progress)
         if not (test_dir / "benchmark.json").is_file():
+            # The test domain: opencv-doc's photos, none of which the steps above touch.
             build_benchmark(test_dir, BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=args.seed,
-                                                    photo_split="test", name_prefix="test"), progress=progress)
-        stills = export_photos(stills_dir, "train")
-        LOGGER.info("data: %s (sequences), %s (%d stills), validation %s, test %s",
-                    train_dir, stills_dir, stills, val_dir, test_dir)
+                                                    name_prefix="test"),
+                            pool=find_photos(allow_generated=False), progress=progress)
+        LOGGER.info("data: %s (%s), sequences %s, validation %s, test %s",
+                    material_file, material.select("train").counts(), train_dir, val_dir, test_dir)
 
         config = TrainConfig(
-            data=(DataSpec(str(train_dir), "sequences"), DataSpec(str(stills_dir), "unlabeled", weight=args.stills_weight)),
+            data=(
+                DataSpec(str(material_file), "composite", weight=args.composite_weight),
+                DataSpec(str(train_dir), "sequences"),
+                DataSpec(str(photo_dirs["train"]), "unlabeled", weight=args.stills_weight),
+            ),
             model=args.model, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, batch_size=args.batch_size,
             device=args.device, workers=args.workers, threads=args.threads, seed=args.seed, out=str(out / "run"),
             progress=progress, val_benchmark=str(val_dir),
@@ -145,7 +159,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             resume: Optional[Path] = out / "run"
         except FileNotFoundError:
             resume = None
-        result = trainer.fit(resume=resume)
+        resume_weights = None
+        if resume is None and args.resume_weights:
+            if args.resume_epoch is None:
+                raise ValueError("--resume-weights needs --resume-epoch (the epochs that checkpoint completed)")
+            resume_weights = (args.resume_weights, args.resume_epoch)
+        result = trainer.fit(resume=resume, resume_weights=resume_weights)
 
         chosen = best_epoch(out / "run")
         best = checkpoint_path(out / "run", chosen) if chosen is not None else result.final_weights

@@ -9,6 +9,7 @@ which lets the DataLoader keep its worker processes across epochs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Union
 
 import numpy as np
 from torch.utils.data import Dataset, Sampler
@@ -34,12 +35,23 @@ class PairSample:
     source: str
 
 
+class PairGenerator(Protocol):
+    """A source that makes whole pairs itself (e.g. ``composite.CompositeSource``), negatives included."""
+
+    name: str
+    weight: float
+
+    def sample_pair(self, rng: np.random.Generator) -> PairSample: ...
+
+
 class PairDataset(Dataset):
     """Random training pairs with their anchor targets.
 
     Args:
         sources: where frames come from; a source is picked with probability
-            proportional to its ``weight``, then a track uniformly.
+            proportional to its ``weight``, then a track uniformly. A
+            :class:`PairGenerator` makes its own pairs (and its own negatives;
+            ``negative_prob`` applies to the track sources only).
         samples_per_epoch: dataset length (pairs per epoch).
         assigner: anchor targets for the model's score map at ``search_size``.
         template_augment, search_augment: per-branch augmentation (``search_augment.shift``
@@ -57,7 +69,7 @@ class PairDataset(Dataset):
 
     def __init__(
         self,
-        sources: list[TrainingSource],
+        sources: list[Union[TrainingSource, PairGenerator]],
         samples_per_epoch: int,
         assigner: AnchorTargetAssigner,
         template_augment: AugmentConfig,
@@ -74,6 +86,9 @@ class PairDataset(Dataset):
         self.sources = list(sources)
         weights = np.array([s.weight for s in self.sources], dtype=np.float64)
         self.source_probabilities = weights / weights.sum()
+        self.track_sources = [s for s in self.sources if isinstance(s, TrainingSource)]
+        track_weights = np.array([s.weight for s in self.track_sources], dtype=np.float64)
+        self.track_source_probabilities = track_weights / track_weights.sum() if self.track_sources else track_weights
         self.samples_per_epoch = int(samples_per_epoch)
         self.assigner = assigner
         self.template_augment = template_augment
@@ -96,7 +111,9 @@ class PairDataset(Dataset):
 
     # ------------------------------------------------------------ raw pairs
     def _pick_track(self, rng: np.random.Generator) -> tuple[TrainingSource, Track]:
-        source = self.sources[int(rng.choice(len(self.sources), p=self.source_probabilities))]
+        """A track of a track source (not a :class:`PairGenerator`)."""
+        index = int(rng.choice(len(self.track_sources), p=self.track_source_probabilities))
+        source = self.track_sources[index]
         return source, source.tracks[int(rng.integers(len(source.tracks)))]
 
     @staticmethod
@@ -108,7 +125,10 @@ class PairDataset(Dataset):
 
     def sample_pair(self, rng: np.random.Generator) -> PairSample:
         """Draw the frames and boxes of one pair (no cropping yet)."""
-        source, track = self._pick_track(rng)
+        picked = self.sources[int(rng.choice(len(self.sources), p=self.source_probabilities))]
+        if not isinstance(picked, TrainingSource):
+            return picked.sample_pair(rng)
+        source, track = picked, picked.tracks[int(rng.integers(len(picked.tracks)))]
         negative = self.negative_prob > 0 and rng.random() < self.negative_prob
         if negative:
             template_frame, template_box = self._random_frame(track, rng)

@@ -35,7 +35,7 @@ from siamrpnpp_ros.models import SiamRPN, load_checkpoint, save_checkpoint
 from siamrpnpp_ros.tracking.config import preset_for
 from siamrpnpp_ros.tracking.factory import select_device
 
-from .config import TrainConfig, save_train_config
+from .config import DataSpec, TrainConfig, save_train_config
 from .datasets import TrainingSource, load_source
 from .losses import siamrpn_loss
 from .model import (
@@ -47,7 +47,7 @@ from .model import (
     set_backbone_trainable,
     set_train_mode,
 )
-from .pairs import EpochSampler, PairDataset
+from .pairs import EpochSampler, PairDataset, PairGenerator
 from .schedule import LRSchedule
 from .targets import AnchorTargetAssigner
 
@@ -97,6 +97,17 @@ class TrainResult:
     epoch_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+def open_source(spec: DataSpec) -> TrainingSource | PairGenerator:
+    """Open one configured data path: a track source, or composited pairs from a material manifest."""
+    if spec.kind == "composite":
+        from .composite import CompositeSource
+        from .sources import TrainingMaterial
+
+        material = TrainingMaterial.load(Path(spec.path)).select("train")
+        return CompositeSource(material, weight=spec.weight, name=f"composite:{spec.path}")
+    return load_source(spec.path, spec.kind, spec.boxes, spec.annotations, spec.frame_range, spec.weight)
+
+
 class Trainer:
     """Trains one SiamRPN++ model from a :class:`TrainConfig`.
 
@@ -104,7 +115,7 @@ class Trainer:
     The device is resolved once here (``config.device``); AMP needs CUDA.
     """
 
-    def __init__(self, config: TrainConfig, sources: Optional[list[TrainingSource]] = None) -> None:
+    def __init__(self, config: TrainConfig, sources: Optional[list[TrainingSource | PairGenerator]] = None) -> None:
         self.config = config
         self.device = select_device(config.device)
         if config.amp and self.device.type != "cuda":
@@ -134,9 +145,7 @@ class Trainer:
         if sources is None:
             if not config.data:
                 raise ValueError("no training data: give at least one data path")
-            sources = [
-                load_source(d.path, d.kind, d.boxes, d.annotations, d.frame_range, d.weight) for d in config.data
-            ]
+            sources = [open_source(d) for d in config.data]
         self.sources = sources
         self.dataset = PairDataset(
             sources,
@@ -302,12 +311,31 @@ class Trainer:
         LOGGER.info("resumed from %s (epoch %d, step %d)", weights, self.start_epoch, self.global_step)
         return self.start_epoch
 
+    def resume_weights_only(self, weights: str | os.PathLike[str], epoch: int) -> int:
+        """Continue after ``epoch`` completed epochs from a weights-only checkpoint (the run's
+        folder was lost): the learning-rate schedule picks up at ``epoch``, the optimizer's
+        moments start afresh."""
+        if not 0 <= epoch <= self.config.epochs:
+            raise ValueError(f"resume epoch must be in [0, {self.config.epochs}], got {epoch}")
+        load_checkpoint(self.model, weights)
+        self.start_epoch = int(epoch)
+        self.global_step = int(epoch) * self.steps_per_epoch
+        LOGGER.info("resumed weights only from %s (epoch %d, fresh optimizer state)", weights, epoch)
+        return self.start_epoch
+
     # ---------------------------------------------------------------- loop
-    def fit(self, resume: Optional[str | os.PathLike[str]] = None) -> TrainResult:
-        """Train until ``config.epochs``; ``resume``: weights file or run folder to continue from."""
+    def fit(
+        self,
+        resume: Optional[str | os.PathLike[str]] = None,
+        resume_weights: Optional[tuple[str | os.PathLike[str], int]] = None,
+    ) -> TrainResult:
+        """Train until ``config.epochs``; ``resume``: weights file or run folder to continue from;
+        ``resume_weights``: ``(weights file, completed epochs)`` when only the weights survived."""
         cfg = self.config
         if resume is not None:
             self.resume(resume)
+        elif resume_weights is not None:
+            self.resume_weights_only(*resume_weights)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_train_config(cfg, self.out_dir / "config.yaml")
         step_log = CsvLog(self.out_dir / "train_log.csv", STEP_LOG_FIELDS)
