@@ -24,7 +24,7 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8,<5",
-        "torch>=2.1",
+        "torch>=1.13",
         "PyYAML>=6",
         "tqdm>=4.60",
         "matplotlib>=3.7",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from siamrpnpp_ros.benchmark.report import format_table, save_plot
 from siamrpnpp_ros.benchmark.speed import DEFAULT_MODES, MODES, PROGRAM, run_all, run_one
+from siamrpnpp_ros.requirements_check import require_supported_versions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints the table to stdout. Exit code 0, 1 on errors, 2 on usage errors."""
+    require_supported_versions()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.requirements_check import require_supported_versions
 
 PROGRAM = "siamrpnpp-eval"
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    require_supported_versions()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:

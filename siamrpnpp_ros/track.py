@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+from siamrpnpp_ros.requirements_check import require_supported_versions
 from siamrpnpp_ros.tracking.config import load_tracker_config, preset_for
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
@@ -299,6 +300,7 @@ def _open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWrite
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 1 runtime error, 2 usage error)."""
+    require_supported_versions()
     # FFmpeg prints its own low-level lines (e.g. "moov atom not found") next to our one-line
     # error; silence it unless the user asked for a level. Read when the first video opens.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

@@ -15,6 +15,8 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
+from siamrpnpp_ros.requirements_check import require_supported_versions
+
 EXIT_OK = 0
 EXIT_WEIGHTS = 1
 EXIT_PARAMETERS = 2
@@ -59,6 +61,7 @@ def _startup_error(error: BaseException) -> tuple[int, str]:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the node until shut down; returns the process exit code."""
+    require_supported_versions()
     import rclpy
 
     try:

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from siamrpnpp_ros.requirements_check import require_supported_versions
+
 PROGRAM = "siamrpnpp-train"
 
 
@@ -106,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    require_supported_versions()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+from siamrpnpp_ros.requirements_check import require_supported_versions
 
 PROGRAM = "siamrpnpp-export"
 DEFAULT_OPSET = 17
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``siamrpnpp-export``; returns the exit code."""
+    require_supported_versions()
     args = build_parser().parse_args(argv)
     from siamrpnpp_ros.models import build_model, load_checkpoint
     from siamrpnpp_ros.models.fusion import fuse_for_inference
