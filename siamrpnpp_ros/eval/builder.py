@@ -34,6 +34,11 @@ Layout written::
 CLI::
 
     python -m siamrpnpp_ros.eval.builder --out bench --sequences 20 --frames 150 --seed 0
+
+``--long-term`` builds long-term sequences instead (the target is absent for 1-3 s at a
+time, ground truth ``nan`` there; see :mod:`.longterm_builder`)::
+
+    python -m siamrpnpp_ros.eval.builder --long-term --out lt_bench --sequences 20 --seed 0
 """
 from __future__ import annotations
 
@@ -45,12 +50,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Protocol
 
 import cv2
 import numpy as np
 
 from .photos import PHOTO_SPLITS, PhotoPool, find_photos
+
+if TYPE_CHECKING:
+    from .longterm_builder import LongTermConfig
 
 GENERATOR_VERSION = 1
 ATTRIBUTES = (
@@ -494,7 +502,17 @@ def render_sequence(
 
 
 # ---------------------------------------------------------------------- whole benchmark
-def write_sequence(folder: Path, frames: list[np.ndarray], groundtruth: np.ndarray, config: BuilderConfig) -> None:
+class ImageSettings(Protocol):
+    """How frames are written (``BuilderConfig`` and ``LongTermConfig`` both have it)."""
+
+    @property
+    def image_format(self) -> str: ...
+
+    @property
+    def jpeg_quality(self) -> int: ...
+
+
+def write_sequence(folder: Path, frames: list[np.ndarray], groundtruth: np.ndarray, config: ImageSettings) -> None:
     """Write frames as ``img/0001.<ext>`` and ``groundtruth.txt`` (``x,y,w,h``, 3 decimals)."""
     image_dir = folder / "img"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -551,50 +569,107 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .longterm_builder import ABSENCE_KINDS, LONG_TERM_ATTRIBUTES
+
     parser = argparse.ArgumentParser(
         prog="python -m siamrpnpp_ros.eval.builder",
         description="Build OTB-format tracking sequences with exact ground truth from real photos.",
     )
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per sequence)")
     parser.add_argument("--sequences", type=int, default=20, help="number of sequences (default 20)")
-    parser.add_argument("--frames", type=int, default=150, help="frames per sequence (default 150)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per sequence (default 150; 300 with --long-term)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (same seed, same benchmark)")
     parser.add_argument("--size", type=_size, default=(480, 360), help="frame size WIDTHxHEIGHT (default 480x360)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="sequence kinds to mix")
-    parser.add_argument("--attributes", nargs="*", choices=ATTRIBUTES, default=list(ATTRIBUTES),
-                        help="challenges that may be enabled (each with --attribute-prob)")
+    parser.add_argument("--attributes", nargs="*", choices=ATTRIBUTES, default=None,
+                        help="challenges that may be enabled (each with --attribute-prob; default: all; with "
+                        f"--long-term only {', '.join(LONG_TERM_ATTRIBUTES)})")
     parser.add_argument("--attribute-prob", type=float, default=0.5, help="chance of each attribute per sequence")
-    parser.add_argument("--target-size", type=float, nargs=2, default=(0.12, 0.28), metavar=("MIN", "MAX"),
-                        help="initial target side as a fraction of the frame's shorter side")
+    parser.add_argument("--target-size", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="initial target side as a fraction of the frame's shorter side "
+                        "(default 0.12 0.28; 0.12 0.24 with --long-term)")
     parser.add_argument("--noise", type=float, default=2.0, help="sensor noise sigma, grey levels")
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="frame file format")
     parser.add_argument("--photos", nargs="+", default=(), help="photo folders (default: opencv-doc, scikit-image)")
     parser.add_argument("--photo-split", choices=PHOTO_SPLITS, default="all",
                         help="use only the train or test photos (disjoint; train a model on one, evaluate on the other)")
-    parser.add_argument("--prefix", default="seq", help="sequence folder name prefix")
+    parser.add_argument("--prefix", default=None, help="sequence folder name prefix (default seq; lt with --long-term)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    long_term = parser.add_argument_group(
+        "long-term sequences", "the target leaves the view for a while (ground truth nan,nan,nan,nan there)"
+    )
+    long_term.add_argument("--long-term", action="store_true", help="build long-term sequences (object kind only)")
+    long_term.add_argument("--fps", type=float, default=30.0, help="frame rate the durations refer to (default 30)")
+    long_term.add_argument("--absence-kinds", nargs="+", choices=ABSENCE_KINDS, default=list(ABSENCE_KINDS),
+                           help="how the target disappears: leaves the frame, goes behind a large occluder, "
+                           "or the camera pans away (default: all)")
+    long_term.add_argument("--absences", type=int, nargs=2, default=(1, 2), metavar=("MIN", "MAX"),
+                           help="absences per sequence (default 1 2)")
+    long_term.add_argument("--absence-seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
+                           help="duration of one absence in seconds (default 1 3)")
+    long_term.add_argument("--lookalike-prob", type=float, default=0.5,
+                           help="chance that a look-alike is in view while the target is away (default 0.5)")
+    long_term.add_argument("--visibility-threshold", type=float, default=0.1,
+                           help="a frame is absent when less than this share of the target is visible (default 0.1)")
     return parser
+
+
+def _long_term_config(args: argparse.Namespace) -> LongTermConfig:
+    from .longterm_builder import LONG_TERM_ATTRIBUTES, LongTermConfig
+
+    attributes = LONG_TERM_ATTRIBUTES if args.attributes is None else tuple(args.attributes)
+    unsupported = [a for a in attributes if a not in LONG_TERM_ATTRIBUTES]
+    if unsupported:
+        raise ValueError(f"--long-term supports the attributes {', '.join(LONG_TERM_ATTRIBUTES)}, "
+                         f"not {', '.join(unsupported)}")
+    return LongTermConfig(
+        sequences=args.sequences, frames=300 if args.frames is None else args.frames, fps=args.fps,
+        width=args.size[0], height=args.size[1], seed=args.seed, absence_kinds=tuple(args.absence_kinds),
+        absences=tuple(args.absences), absence_seconds=tuple(args.absence_seconds),
+        lookalike_prob=args.lookalike_prob, visibility_threshold=args.visibility_threshold,
+        attributes=attributes, attribute_prob=args.attribute_prob,
+        target_size=(0.12, 0.24) if args.target_size is None else tuple(args.target_size),
+        noise_sigma=args.noise, image_format=args.format, photo_split=args.photo_split,
+        name_prefix="lt" if args.prefix is None else args.prefix,
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = BuilderConfig(
-            sequences=args.sequences, frames=args.frames, width=args.size[0], height=args.size[1], seed=args.seed,
-            kinds=tuple(args.kinds), attributes=tuple(args.attributes), attribute_prob=args.attribute_prob,
-            target_size=tuple(args.target_size), noise_sigma=args.noise, image_format=args.format,
-            photo_split=args.photo_split, name_prefix=args.prefix,
-        )
+        if args.long_term:
+            from .longterm_builder import build_long_term_benchmark
+
+            long_term_config = _long_term_config(args)
+        else:
+            config = BuilderConfig(
+                sequences=args.sequences, frames=150 if args.frames is None else args.frames, width=args.size[0],
+                height=args.size[1], seed=args.seed, kinds=tuple(args.kinds),
+                attributes=ATTRIBUTES if args.attributes is None else tuple(args.attributes),
+                attribute_prob=args.attribute_prob,
+                target_size=(0.12, 0.28) if args.target_size is None else tuple(args.target_size),
+                noise_sigma=args.noise, image_format=args.format, photo_split=args.photo_split,
+                name_prefix="seq" if args.prefix is None else args.prefix,
+            )
         pool = find_photos(args.photos)
         if pool.origin.startswith("generated"):
             print("warning: no real photos found (install opencv-doc or scikit-image); using generated textures",
                   file=sys.stderr)
-        manifest = build_benchmark(args.out, config, pool, progress=not args.no_progress)
-    except (ValueError, OSError) as exc:
+        if args.long_term:
+            manifest = build_long_term_benchmark(args.out, long_term_config, pool, progress=not args.no_progress)
+        else:
+            manifest = build_benchmark(args.out, config, pool, progress=not args.no_progress)
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     frames = sum(s["frames"] for s in manifest["sequences"])
     print(f"wrote {len(manifest['sequences'])} sequences ({frames} frames) to {args.out} from {manifest['photos']}")
+    if args.long_term:
+        totals = manifest["totals"]
+        kinds = ", ".join(f"{count} {kind}" for kind, count in totals["absences"].items())
+        print(f"absences: {kinds} ({totals['with_lookalike']} with a look-alike), {totals['absent_frames']} absent "
+              f"frames at {manifest['fps']:g} fps")
     return 0
 
 
