@@ -11,6 +11,17 @@ cannot provide here is skipped with a message (and noted in the report); the run
 if no tracker can run. Writes ``report.md``, ``success_plot.png``, ``precision_plot.png``,
 ``norm_precision_plot.png``, ``results.json`` and ``results/<tracker>/<sequence>.txt`` under
 ``--out``, and prints the results table.
+
+Long-term benchmarks (``--long-term``, or automatically when the benchmark's ``benchmark.json``
+says ``"long_term": true``, as ``python -m siamrpnpp_ros.eval.builder --long-term`` writes it):
+the target is absent on some frames (ground truth ``nan``). SiamRPN++ then runs as the ROS node
+runs it by default (a ``TrackingSession`` around the long-term tracker, LOST = reported absent),
+CSRT / KCF / MIL report their ``update()`` failure flag, and the report gives the VOT-LT tracking
+precision, recall and F-score (maximised over the confidence threshold), the share of absent
+frames reported absent and of present frames reported absent, the re-acquisition delay and the
+success AUC on present frames (``siamrpnpp_ros/eval/longterm_metrics.py`` defines them), with
+``pr_plot.png`` and ``success_plot.png``. Runs stored by short-term mode are not told apart from
+long-term ones: give each mode its own ``--out`` when using ``--reuse``.
 """
 from __future__ import annotations
 
@@ -65,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="One-pass evaluation (success AUC, precision@20px, normalised precision, FPS) "
-        "of SiamRPN++ models and OpenCV baselines on an OTB-format benchmark.",
+        "of SiamRPN++ models and OpenCV baselines on an OTB-format benchmark; on long-term benchmarks "
+        "(absent target) also VOT-LT precision/recall/F-score, absence reporting and re-acquisition delay.",
         epilog="Example: siamrpnpp-eval --benchmark bench --tracker alex:model.pth --tracker csrt --out report",
     )
     parser.add_argument("--benchmark", required=True, help="folder of sequence folders (img/ + groundtruth.txt)")
@@ -80,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--title", default=None, help="report title (default: the benchmark folder name)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--long-term", action="store_true",
+                        help="long-term measures (absent target: nan ground truth); automatic for benchmarks built "
+                        "with the builder's --long-term")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate for delays in seconds (default: the benchmark's, from benchmark.json)")
     return parser
 
 
@@ -98,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.ope import benchmark_manifest, load_benchmark, opencv_runner, run_ope, siamrpn_runner
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
 
@@ -107,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
     if len(set(labels)) != len(labels):
         raise UsageError(f"tracker labels must be unique, got {labels}; name them with LABEL=")
     sequences = load_benchmark(args.benchmark, args.sequences, args.max_sequences, args.max_frames)
+    manifest = benchmark_manifest(args.benchmark)
+    long_term = bool(args.long_term or manifest.get("long_term"))
 
     notes: list[str] = []
     runners = []
@@ -126,15 +145,40 @@ def _run(args: argparse.Namespace) -> int:
                 import torch
 
                 torch.set_num_threads(args.threads)
-            runners.append(siamrpn_runner(spec.label, spec.kind, spec.weights, device=args.device))
+            runners.append(siamrpn_runner(spec.label, spec.kind, spec.weights, device=args.device, long_term=long_term))
     if not runners:
         raise RuntimeError("no tracker could run (see the messages above)")
 
     out = Path(args.out)
+    if long_term:
+        return _report_long_term(args, specs, runners, sequences, manifest, notes, out)
     summaries = run_ope(runners, sequences, out / "results", reuse=args.reuse, progress=not args.no_progress)
     title = args.title or Path(args.benchmark).resolve().name
     files = write_report(summaries.values(), out, title=title, notes=notes)
     print(markdown_table(summaries.values()))
+    print(f"report: {files.markdown}")
+    return 0
+
+
+def _report_long_term(args: argparse.Namespace, specs: list[TrackerSpec], runners: list, sequences: list,
+                      manifest: dict, notes: list[str], out: Path) -> int:
+    import numpy as np
+
+    from siamrpnpp_ros.eval.ope import run_long_term
+    from siamrpnpp_ros.eval.report import long_term_table, write_long_term_report
+
+    fps = args.fps or manifest.get("fps")
+    if not any(np.isnan(sequence.groundtruth).any() for sequence in sequences):
+        notes.append("no frame of these sequences has the target absent (no nan ground truth)")
+    if any(spec.weights is not None for spec in specs):
+        notes.append("SiamRPN++ ran as the ROS node does by default: a TrackingSession with LostPolicy() around the "
+                     "long-term tracker; confidence = the session's, reported absent = status LOST")
+    if any(spec.weights is None for spec in specs):
+        notes.append("OpenCV baselines: confidence 1 and present when update() succeeds, 0 and absent when it fails")
+    summaries = run_long_term(runners, sequences, out / "results", reuse=args.reuse, progress=not args.no_progress)
+    title = args.title or Path(args.benchmark).resolve().name
+    files = write_long_term_report(summaries.values(), out, title=title, notes=notes, fps=fps)
+    print(long_term_table(summaries.values(), fps))
     print(f"report: {files.markdown}")
     return 0
 

@@ -5,10 +5,14 @@
     summaries = run_ope([siamrpn_runner("alex", "alex", "model.pth")], sequences, "out/results")
     write_report(summaries.values(), "out/")
 
+Long-term benchmarks (the target is absent for a while; ``builder --long-term``) are scored
+with ``run_long_term`` and reported with ``write_long_term_report``.
+
 Command lines: ``siamrpnpp-eval`` (``python -m siamrpnpp_ros.evaluate``), the benchmark
 builder ``python -m siamrpnpp_ros.eval.builder`` and the shift-range ablation
 ``python -m siamrpnpp_ros.eval.ablation``.
 """
+from .longterm_metrics import LongTermSequenceScore, LongTermSummary, long_term_score
 from .metrics import (
     NORM_PRECISION_THRESHOLDS,
     PRECISION_THRESHOLDS,
@@ -32,12 +36,20 @@ from .ope import (
     load_benchmark,
     load_sequence,
     opencv_runner,
+    run_long_term,
     run_ope,
     siamrpn_runner,
     track_sequence,
 )
-from .report import ReportFiles, markdown_table, write_report
-from .trackers import OPENCV_TRACKERS, OpenCVFrameTracker, SiamRPNFrameTracker, opencv_availability
+from .report import ReportFiles, long_term_table, markdown_table, write_long_term_report, write_report
+from .trackers import (
+    OPENCV_TRACKERS,
+    OpenCVFrameTracker,
+    PresenceReporter,
+    SessionFrameTracker,
+    SiamRPNFrameTracker,
+    opencv_availability,
+)
 
 __all__ = [
     "NORM_PRECISION_THRESHOLDS",
@@ -46,10 +58,14 @@ __all__ = [
     "SUCCESS_THRESHOLDS",
     "BenchmarkSequence",
     "FrameTrackerRunner",
+    "LongTermSequenceScore",
+    "LongTermSummary",
     "OpenCVFrameTracker",
+    "PresenceReporter",
     "ReportFiles",
     "RunResult",
     "SequenceScore",
+    "SessionFrameTracker",
     "SiamRPNFrameTracker",
     "TrackerSummary",
     "area_under_curve",
@@ -57,6 +73,8 @@ __all__ = [
     "evaluate_model",
     "load_benchmark",
     "load_sequence",
+    "long_term_score",
+    "long_term_table",
     "markdown_table",
     "normalized_center_errors",
     "normalized_precision_curve",
@@ -64,10 +82,12 @@ __all__ = [
     "opencv_runner",
     "overlap_ratio",
     "precision_curve",
+    "run_long_term",
     "run_ope",
     "score_sequence",
     "siamrpn_runner",
     "success_curve",
     "track_sequence",
+    "write_long_term_report",
     "write_report",
 ]

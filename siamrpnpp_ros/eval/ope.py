@@ -7,7 +7,15 @@ from the first ground-truth box and runs to the end without re-initialisation.
 Results are stored pysot-toolkit style, so reports can be rebuilt without
 re-running: ``<results>/<tracker>/<sequence>.txt`` (one ``x,y,w,h`` line per
 frame, frame 0 = the init box) and ``<sequence>_time.txt`` (seconds per frame:
-init, then each update; decoding excluded).
+init, then each update; decoding excluded). Trackers that report presence
+(:class:`~.trackers.PresenceReporter`) add ``<sequence>_confidence.txt`` (their
+confidence per frame, 0..1) and ``<sequence>_present.txt`` (1 when they report the
+target present, 0 when absent), one value per line, frame 0 included; older result
+folders without them still load (the long-term measures then re-run the tracker).
+
+Long-term benchmarks (ground truth ``nan`` on frames where the target is absent;
+:mod:`.longterm_builder`) are scored by :func:`run_long_term` with the measures of
+:mod:`.longterm_metrics`.
 """
 from __future__ import annotations
 
@@ -28,8 +36,16 @@ import numpy as np
 
 from siamrpnpp_ros.sequences import open_sequence
 
+from .longterm_metrics import LongTermSummary, long_term_score
 from .metrics import SequenceScore, TrackerSummary, score_sequence
-from .trackers import FrameTracker, OpenCVAvailability, OpenCVFrameTracker, SiamRPNFrameTracker
+from .trackers import (
+    FrameTracker,
+    OpenCVAvailability,
+    OpenCVFrameTracker,
+    PresenceReporter,
+    SessionFrameTracker,
+    SiamRPNFrameTracker,
+)
 
 LOGGER = logging.getLogger(__name__)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -77,6 +93,12 @@ def load_sequence(path: str | os.PathLike[str]) -> BenchmarkSequence:
     return BenchmarkSequence(folder.name, folder, images, gt[: len(images)])
 
 
+def benchmark_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``benchmark.json`` of a benchmark folder (empty when there is none)."""
+    path = Path(root) / "benchmark.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _has_groundtruth(folder: Path) -> bool:
     return any((folder / n).is_file() for n in ("groundtruth.txt", "groundtruth_rect.txt"))
 
@@ -120,10 +142,14 @@ def load_benchmark(
 # ---------------------------------------------------------------------- runners
 @dataclass(frozen=True)
 class RunResult:
-    """Boxes (N, 4) ``xywh`` for every frame (frame 0 = init box) and seconds per frame."""
+    """Boxes (N, 4) ``xywh`` for every frame (frame 0 = init box) and seconds per frame;
+    for trackers that report it, ``confidence`` (N,) in [0, 1] and ``present`` (N,) bool
+    (None otherwise)."""
 
     boxes: np.ndarray
     frame_seconds: np.ndarray
+    confidence: np.ndarray | None = None
+    present: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:
@@ -142,6 +168,9 @@ def track_sequence(tracker: FrameTracker, sequence: BenchmarkSequence) -> RunRes
     """Drive ``tracker`` over ``sequence`` from its first ground-truth box; time only the tracker."""
     boxes = np.zeros((len(sequence), 4), dtype=np.float64)
     seconds = np.zeros(len(sequence), dtype=np.float64)
+    reports = isinstance(tracker, PresenceReporter)
+    confidence = np.ones(len(sequence), dtype=np.float64)
+    present = np.ones(len(sequence), dtype=bool)
     for index, frame in enumerate(sequence.frames()):
         started = time.perf_counter()
         if index == 0:
@@ -151,7 +180,9 @@ def track_sequence(tracker: FrameTracker, sequence: BenchmarkSequence) -> RunRes
             box = tracker.update(frame)
         seconds[index] = time.perf_counter() - started
         boxes[index] = box
-    return RunResult(boxes, seconds)
+        if reports:
+            confidence[index], present[index] = tracker.presence()  # type: ignore[attr-defined]
+    return RunResult(boxes, seconds, confidence, present) if reports else RunResult(boxes, seconds)
 
 
 class FrameTrackerRunner:
@@ -192,7 +223,12 @@ class OpenCVSubprocessRunner:
                 tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
                 raise RuntimeError(f"{self.name} worker failed on {sequence.name}: {' | '.join(tail)}")
             data = json.loads(out.read_text(encoding="utf-8"))
-        return RunResult(np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4), np.asarray(data["seconds"], dtype=np.float64))
+        boxes = np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4)
+        seconds = np.asarray(data["seconds"], dtype=np.float64)
+        if "present" not in data:
+            return RunResult(boxes, seconds)
+        return RunResult(boxes, seconds, np.asarray(data["confidence"], dtype=np.float64),
+                         np.asarray(data["present"], dtype=bool))
 
 
 def opencv_runner(kind: str, availability: OpenCVAvailability, name: Optional[str] = None) -> SequenceRunner:
@@ -211,15 +247,29 @@ def siamrpn_runner(
     weights: str | os.PathLike[str],
     device: Any = "auto",
     config: Any = None,
+    long_term: bool = False,
+    policy: Any = None,
 ) -> SequenceRunner:
     """A runner for SiamRPN++ weights (``model_name`` preset, pysot-format ``weights``).
 
     The network is built and loaded once; each sequence gets a fresh tracker state.
+    Short-term (default): the plain tracker, called directly (OTB protocol). ``long_term``:
+    the tracker as the ROS node runs it by default, a ``TrackingSession`` with ``policy``
+    (default ``LostPolicy()``) around the long-term tracker whose search thresholds follow
+    the policy (``align_long_term_thresholds``); it reports confidence and presence.
     """
     from siamrpnpp_ros.tracking import build_tracker
 
-    tracker = build_tracker(model_name, weights, device=device, config=config)
-    return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
+    if not long_term:
+        tracker = build_tracker(model_name, weights, device=device, config=config)
+        return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
+    from siamrpnpp_ros.tracking.config import preset_for
+    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
+
+    policy = policy or LostPolicy()
+    aligned = align_long_term_thresholds(config if config is not None else preset_for(model_name), policy)
+    long_term_tracker = build_tracker(model_name, weights, device=device, config=aligned, long_term=True)
+    return FrameTrackerRunner(name, lambda: SessionFrameTracker(long_term_tracker, policy))
 
 
 def siamrpn_model_runner(name: str, model: Any, tracker_config: Any, device: Any = "cpu") -> SequenceRunner:
@@ -245,16 +295,33 @@ def result_paths(results_dir: Path, tracker: str, sequence: str) -> tuple[Path, 
     return folder / f"{sequence}.txt", folder / f"{sequence}_time.txt"
 
 
+def presence_paths(results_dir: Path, tracker: str, sequence: str) -> tuple[Path, Path]:
+    """``<sequence>_confidence.txt`` and ``<sequence>_present.txt`` beside the boxes."""
+    folder = Path(results_dir) / safe_name(tracker)
+    return folder / f"{sequence}_confidence.txt", folder / f"{sequence}_present.txt"
+
+
 def save_result(results_dir: Path, tracker: str, sequence: str, result: RunResult) -> None:
-    """Write the boxes and per-frame times of one run (pysot-toolkit layout)."""
+    """Write the boxes and per-frame times of one run (pysot-toolkit layout), and its
+    confidence and presence when the tracker reported them."""
     boxes_path, time_path = result_paths(results_dir, tracker, sequence)
     boxes_path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(boxes_path, result.boxes, fmt="%.4f", delimiter=",")
     np.savetxt(time_path, result.frame_seconds, fmt="%.6f")
+    confidence_path, present_path = presence_paths(results_dir, tracker, sequence)
+    if result.confidence is not None and result.present is not None:
+        np.savetxt(confidence_path, result.confidence, fmt="%.6f")
+        np.savetxt(present_path, result.present.astype(np.int64), fmt="%d")
+    else:  # a re-run without them must not leave an older run's files beside the new boxes
+        confidence_path.unlink(missing_ok=True)
+        present_path.unlink(missing_ok=True)
 
 
-def load_result(results_dir: Path, tracker: str, sequence: str, frames: int) -> Optional[RunResult]:
-    """A stored run with exactly ``frames`` boxes, or None."""
+def load_result(
+    results_dir: Path, tracker: str, sequence: str, frames: int, need_presence: bool = False
+) -> RunResult | None:
+    """A stored run with exactly ``frames`` boxes, or None; ``need_presence``: None also when
+    it has no confidence and presence files (runs stored before they existed)."""
     boxes_path, time_path = result_paths(results_dir, tracker, sequence)
     if not boxes_path.is_file():
         return None
@@ -262,7 +329,13 @@ def load_result(results_dir: Path, tracker: str, sequence: str, frames: int) -> 
     if boxes.shape != (frames, 4):
         return None
     seconds = np.loadtxt(time_path, ndmin=1) if time_path.is_file() else np.full(frames, np.nan)
-    return RunResult(boxes, seconds)
+    confidence_path, present_path = presence_paths(results_dir, tracker, sequence)
+    if confidence_path.is_file() and present_path.is_file():
+        confidence = np.loadtxt(confidence_path, ndmin=1)
+        present = np.loadtxt(present_path, ndmin=1) > 0.5
+        if confidence.shape == (frames,) and present.shape == (frames,):
+            return RunResult(boxes, seconds, confidence, present)
+    return None if need_presence else RunResult(boxes, seconds)
 
 
 def run_ope(
@@ -278,24 +351,63 @@ def run_ope(
     re-running). Returns ``{tracker name: TrackerSummary}`` in runner order.
     """
     summaries: dict[str, TrackerSummary] = {}
-    folder = Path(results_dir) if results_dir is not None else None
     for runner in runners:
         scores: list[SequenceScore] = []
-        iterator: Iterable[BenchmarkSequence] = sequences
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(sequences, desc=runner.name, leave=False, dynamic_ncols=True)
-        for sequence in iterator:
-            result = load_result(folder, runner.name, sequence.name, len(sequence)) if (folder and reuse) else None
-            if result is None:
-                result = runner.run(sequence)
-                if folder is not None:
-                    save_result(folder, runner.name, sequence.name, result)
+        for sequence, result in _runs(runner, sequences, results_dir, reuse, progress, need_presence=False):
             scores.append(score_sequence(sequence.name, sequence.groundtruth, result.boxes, result.seconds))
         summaries[runner.name] = TrackerSummary(runner.name, tuple(scores))
         summary = summaries[runner.name]
         LOGGER.info("%s: AUC %.3f, P@20 %.3f, fps %.1f", runner.name, summary.auc, summary.precision_20, summary.fps)
+    return summaries
+
+
+def _runs(
+    runner: SequenceRunner,
+    sequences: list[BenchmarkSequence],
+    results_dir: str | os.PathLike[str] | None,
+    reuse: bool,
+    progress: bool,
+    need_presence: bool,
+) -> Iterable[tuple[BenchmarkSequence, RunResult]]:
+    """``runner``'s result on each sequence: stored (``reuse``) or run now (and stored)."""
+    folder = Path(results_dir) if results_dir is not None else None
+    iterator: Iterable[BenchmarkSequence] = sequences
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(sequences, desc=runner.name, leave=False, dynamic_ncols=True)
+    for sequence in iterator:
+        result = None
+        if folder is not None and reuse:
+            result = load_result(folder, runner.name, sequence.name, len(sequence), need_presence=need_presence)
+        if result is None:
+            result = runner.run(sequence)
+            if folder is not None:
+                save_result(folder, runner.name, sequence.name, result)
+        yield sequence, result
+
+
+def run_long_term(
+    runners: Iterable[SequenceRunner],
+    sequences: list[BenchmarkSequence],
+    results_dir: str | os.PathLike[str] | None = None,
+    reuse: bool = False,
+    progress: bool = False,
+) -> dict[str, LongTermSummary]:
+    """Run every tracker on every sequence of a long-term benchmark and score it with the
+    long-term measures (:mod:`.longterm_metrics`). Stored runs are reused (``reuse``) only
+    when they include confidence and presence. Returns ``{tracker name: LongTermSummary}``."""
+    summaries: dict[str, LongTermSummary] = {}
+    for runner in runners:
+        scores = [
+            long_term_score(sequence.name, sequence.groundtruth, result.boxes, result.confidence, result.present,
+                            result.seconds)
+            for sequence, result in _runs(runner, sequences, results_dir, reuse, progress, need_presence=True)
+        ]
+        summary = LongTermSummary(runner.name, tuple(scores))
+        summaries[runner.name] = summary
+        LOGGER.info("%s: F %.3f (Pr %.3f, Re %.3f), AUC %.3f", runner.name, summary.f_score, summary.precision,
+                    summary.recall, summary.auc)
     return summaries
 
 

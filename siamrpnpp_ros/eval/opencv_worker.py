@@ -1,6 +1,8 @@
 """Child process for OpenCV contrib trackers (see ``eval/trackers.py``): runs one tracker
 over one sequence with the ``cv2`` found first on ``PYTHONPATH`` and writes JSON
-``{"boxes": [[x, y, w, h], ...], "seconds": [...]}``. Internal; not a user command.
+``{"boxes": [[x, y, w, h], ...], "seconds": [...], "confidence": [...], "present": [...]}``
+(``present``: OpenCV's ``ok`` flag per frame, True on frame 0; ``confidence`` 1.0 when ok,
+0.0 when failed). Internal; not a user command.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sequence = load_sequence(args.sequence).truncated(args.frames)
     result = track_sequence(OpenCVFrameTracker(args.kind), sequence)
+    assert result.confidence is not None and result.present is not None  # OpenCVFrameTracker reports them
     with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump({"boxes": result.boxes.tolist(), "seconds": result.frame_seconds.tolist()}, handle)
+        json.dump({"boxes": result.boxes.tolist(), "seconds": result.frame_seconds.tolist(),
+                   "confidence": result.confidence.tolist(), "present": result.present.tolist()}, handle)
     return 0
 
 

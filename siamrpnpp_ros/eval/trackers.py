@@ -2,7 +2,12 @@
 
 Every tracker is driven the same way: ``init(frame, box)`` on frame 0 with the
 ground-truth box, then ``update(frame) -> box`` on every later frame. Frames
-are HxWx3 uint8 BGR; boxes are ``(x, y, w, h)``, top-left, pixels.
+are HxWx3 uint8 BGR; boxes are ``(x, y, w, h)``, top-left, pixels. Trackers that
+also say whether they still see the target (:class:`PresenceReporter`, for the
+long-term measures) answer ``presence() -> (confidence, present)`` after each call:
+SiamRPN++ run as the node runs it (:class:`SessionFrameTracker`) reports its
+session's confidence and ``status != LOST``; the OpenCV trackers report the
+``ok`` flag of ``update()`` (confidence 1 when ok, 0 when failed).
 
 CSRT and KCF live in OpenCV's *contrib* modules, which ``opencv-python-headless``
 lacks (MIL is in the main build). The two wheels both provide ``cv2`` and break
@@ -22,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
@@ -44,17 +49,64 @@ class FrameTracker(Protocol):
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
 
 
+@runtime_checkable
+class PresenceReporter(Protocol):
+    """A :class:`FrameTracker` that also reports, for the frame of its last ``init`` or
+    ``update``, ``(confidence, present)``: ``confidence`` in [0, 1] that its box is on the
+    target, and ``present`` False when it reports the target absent (lost)."""
+
+    def presence(self) -> tuple[float, bool]: ...
+
+
 class SiamRPNFrameTracker:
-    """Adapter for :class:`siamrpnpp_ros.tracking.SiamRPNTracker` (or ``LongTermTracker``)."""
+    """Adapter for :class:`siamrpnpp_ros.tracking.SiamRPNTracker` (or ``LongTermTracker``),
+    called directly (the short-term OPE protocol). Reports the raw score as confidence and
+    never reports the target absent."""
 
     def __init__(self, tracker) -> None:  # noqa: ANN001 - avoid importing torch at module load
         self.tracker = tracker
+        self._report: tuple[float, bool] = (1.0, True)
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         self.tracker.init(frame, box)
+        self._report = (1.0, True)
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
-        return tuple(float(v) for v in self.tracker.track(frame).box)  # type: ignore[return-value]
+        result = self.tracker.track(frame)
+        self._report = (float(result.score), True)
+        return tuple(float(v) for v in result.box)  # type: ignore[return-value]
+
+    def presence(self) -> tuple[float, bool]:
+        return self._report
+
+
+class SessionFrameTracker:
+    """SiamRPN++ as the ROS node runs it by default: a :class:`~siamrpnpp_ros.tracking.session.TrackingSession`
+    (with ``policy``, default ``LostPolicy()``) around a tracker, normally the long-term one
+    (see :func:`~.ope.siamrpn_runner`). The box is the session's (the last confident box
+    while LOST), the confidence the session's, and the target is reported absent while the
+    status is LOST."""
+
+    def __init__(self, tracker: Any, policy: Any = None) -> None:
+        from siamrpnpp_ros.tracking.session import TrackingSession
+
+        self.session = TrackingSession(tracker, policy)
+        self._report: tuple[float, bool] = (1.0, True)
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        self.session.start(frame, box, target_id=1)
+        self._report = (1.0, True)
+
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        from siamrpnpp_ros.tracking.session import TrackStatus
+
+        result = self.session.step(frame)
+        confidence = float(result.score)  # PRESENCE: use result.presence once SessionResult has it
+        self._report = (min(max(confidence, 0.0), 1.0), result.status != TrackStatus.LOST)
+        return tuple(float(v) for v in result.box)  # type: ignore[return-value]
+
+    def presence(self) -> tuple[float, bool]:
+        return self._report
 
 
 def _opencv_constructor(kind: str, module=cv2):  # noqa: ANN001, ANN202
@@ -72,7 +124,8 @@ class OpenCVFrameTracker:
     """An OpenCV tracker (``csrt``, ``kcf``, ``mil``) from this process's ``cv2``.
 
     OpenCV trackers take integer boxes; the init box is rounded. When OpenCV reports a
-    failure for a frame, the previous box is repeated (OTB expects a box every frame).
+    failure for a frame, the previous box is repeated (OTB expects a box every frame) and
+    :meth:`presence` reports the target absent with confidence 0.
     """
 
     def __init__(self, kind: str) -> None:
@@ -85,6 +138,7 @@ class OpenCVFrameTracker:
         self._factory = factory
         self._tracker = None
         self._last: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+        self._ok = True
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         x, y, w, h = (float(v) for v in box)
@@ -92,14 +146,20 @@ class OpenCVFrameTracker:
         rect = (int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h))))
         self._tracker.init(frame, rect)
         self._last = (x, y, w, h)
+        self._ok = True
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
         if self._tracker is None:
             raise RuntimeError("update() before init()")
         ok, rect = self._tracker.update(frame)
+        self._ok = bool(ok)
         if ok:
             self._last = tuple(float(v) for v in rect)  # type: ignore[assignment]
         return self._last
+
+    def presence(self) -> tuple[float, bool]:
+        """``(1.0, True)`` when OpenCV's last ``update`` succeeded (and after ``init``), else ``(0.0, False)``."""
+        return (1.0, True) if self._ok else (0.0, False)
 
 
 @dataclass(frozen=True)
