@@ -48,7 +48,8 @@ class ScriptedTracker:
         assert self.box is not None, "track before init"
         self.box[0] += 1.0
         x, y, w, h = self.box
-        return TrackResult(box=(x, y, w, h), score=self.scores.pop(0), center=(x + w / 2, y + h / 2))
+        score = self.scores.pop(0)
+        return TrackResult(box=(x, y, w, h), score=score, center=(x + w / 2, y + h / 2), presence=score)
 
     def reset(self) -> None:
         self.box = None
@@ -124,7 +125,7 @@ def test_cancel_goes_idle_once_and_resets_the_tracker():
     session.start(FRAME, (1, 1, 5, 5), target_id=4)
     session.step(FRAME)
     idle = session.cancel()
-    assert idle == SessionResult(TrackStatus.IDLE, 4, (0.0, 0.0, 0.0, 0.0), 0.0, 0)
+    assert idle == SessionResult(TrackStatus.IDLE, 4, (0.0, 0.0, 0.0, 0.0), 0.0, 0, presence=0.0)
     assert tracker.resets == 1 and not session.is_active
     assert session.cancel() is None, "nothing to cancel the second time"
     with pytest.raises(RuntimeError, match="without an active target"):

@@ -119,7 +119,8 @@ def test_pair_dataset_mixes_composited_pairs_with_track_sources(material, tmp_pa
         cv2.imwrite(str(stills / f"{entry.name}.jpg"), load_background(entry, 400))
     sources = [CompositeSource(material.select("train"), weight=3.0), load_source(stills, "unlabeled")]
     assigner = AnchorTargetAssigner(25, 8, (0.33, 0.5, 1, 2, 3), (8,))
-    dataset = PairDataset(sources, 40, assigner, TEMPLATE_AUGMENT, SEARCH_AUGMENT, negative_prob=0.0)
+    # negative_prob applies to the stills: their negatives draw the other object from track sources only.
+    dataset = PairDataset(sources, 40, assigner, TEMPLATE_AUGMENT, SEARCH_AUGMENT, negative_prob=0.5)
     names = set()
     for index in range(40):
         item = dataset[index]

@@ -176,6 +176,11 @@ _TRACKER_DESCRIPTIONS = {
     "anchor_scales": "Anchor scales.",
     "lost_instance_size": "Long-term tracker: search crop side while the target is lost.",
     "lost_window_influence": "Long-term tracker: cosine-window weight while the target is lost.",
+    "presence_weights": (
+        "Presence model (bias, logit_score, peak_ratio, spread): the confidence that the box is on the "
+        "target, which LOST/TRACKING and the wide search follow; [0, 1, 0, 0] = the raw score. "
+        "Fit with python -m siamrpnpp_ros.eval.presence on validation data."
+    ),
 }
 _TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "penalty_k": (0.0, 10.0),

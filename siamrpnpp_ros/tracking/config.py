@@ -29,7 +29,7 @@ _FLOAT_FIELDS = (
     "confidence_high",
     "lost_window_influence",
 )
-_TUPLE_FIELDS = ("anchor_ratios", "anchor_scales")
+_TUPLE_FIELDS = ("anchor_ratios", "anchor_scales", "presence_weights")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class TrackerConfig:
     below ``confidence_low`` the target counts as lost and the search widens to
     ``lost_instance_size`` with ``lost_window_influence``; above ``confidence_high`` it
     counts as found again.
+
+    ``presence_weights``: ``(bias, logit_score, peak_ratio, spread)`` of the presence model
+    (``tracking/presence.py``), the confidence that the box is the target which the long-term
+    search and the LOST status follow. The default ``(0, 1, 0, 0)`` makes presence the raw score.
     """
 
     penalty_k: float
@@ -63,6 +67,7 @@ class TrackerConfig:
     confidence_high: float = 0.998
     # pysot hard-codes this weight for the lost state; it is a field so it can be tuned.
     lost_window_influence: float = 0.001
+    presence_weights: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -95,12 +100,15 @@ class TrackerConfig:
             problems.append(f"context_amount must be >= 0, got {self.context_amount}")
         if self.anchor_stride < 1:
             problems.append(f"anchor_stride must be >= 1, got {self.anchor_stride}")
-        for name in _TUPLE_FIELDS:
+        for name in ("anchor_ratios", "anchor_scales"):
             values = getattr(self, name)
             if not values:
                 problems.append(f"{name} must not be empty")
             elif any(v <= 0 for v in values):
                 problems.append(f"{name} must all be > 0, got {list(values)}")
+        if len(self.presence_weights) != 4 or not all(math.isfinite(v) for v in self.presence_weights):
+            problems.append(f"presence_weights must be 4 finite numbers (bias, logit_score, peak_ratio, spread), "
+                            f"got {list(self.presence_weights)}")
         if not 0.0 <= self.confidence_low <= self.confidence_high <= 1.0:
             problems.append(
                 "need 0 <= confidence_low <= confidence_high <= 1, got "

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .config import TrackerConfig, preset_for
 from .longterm import LongTermTracker
+from .session import LostPolicy, TrackingSession, align_long_term_thresholds
 from .tracker import SiamRPNTracker
 
 # Bundled weights, one file per model name: ``default_<model>.pth``.
@@ -150,3 +152,24 @@ def build_tracker(
         network.forward = torch.compile(network.forward, mode=mode, dynamic=False)  # type: ignore[method-assign]
     tracker_class = LongTermTracker if long_term else SiamRPNTracker
     return tracker_class(network, tracker_config, device=resolved_device, fp16=fp16)
+
+
+def build_session(
+    model_name: str,
+    weights: str | os.PathLike[str] | None,
+    *,
+    long_term: bool = True,
+    policy: LostPolicy | None = None,
+    config: TrackerConfig | None = None,
+    **tracker_options: Any,
+) -> TrackingSession:
+    """A ``TrackingSession`` set up as the node sets it up by default: the long-term tracker
+    with its wide search tied to the LOST thresholds of ``policy`` (``LostPolicy()`` unless
+    given). The offline CLI, the evaluation and the node share it, so they agree on the
+    status. ``tracker_options`` go to :func:`build_tracker` (device, backend, fuse_bn, ...)."""
+    policy = policy or LostPolicy()
+    tracker_config = config if config is not None else preset_for(model_name)
+    if long_term:
+        tracker_config = align_long_term_thresholds(tracker_config, policy)
+    tracker = build_tracker(model_name, weights, config=tracker_config, long_term=long_term, **tracker_options)
+    return TrackingSession(tracker, policy)

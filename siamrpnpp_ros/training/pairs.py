@@ -133,7 +133,7 @@ class PairDataset(Dataset):
         if negative:
             template_frame, template_box = self._random_frame(track, rng)
             other_source, other = self._pick_track(rng)
-            if other is track and sum(len(s.tracks) for s in self.sources) > 1:
+            if other is track and sum(len(s.tracks) for s in self.track_sources) > 1:
                 for _ in range(8):  # a different object, if there is one
                     other_source, other = self._pick_track(rng)
                     if other is not track:

@@ -1,0 +1,91 @@
+"""Presence: score-map features, the presence model, its calibration, and what follows it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from siamrpnpp_ros.tracking.presence import (
+    RAW_SCORE_WEIGHTS,
+    PresenceFeatures,
+    presence_from_features,
+    score_map_features,
+)
+
+ANCHORS, SIDE = 5, 17
+
+
+def _score_map(peaks: dict[tuple[int, int], float], floor: float = 0.01) -> np.ndarray:
+    scores = np.full((ANCHORS, SIDE, SIDE), floor)
+    for (y, x), value in peaks.items():
+        scores[2, y, x] = value
+    return scores.reshape(-1)
+
+
+def _index(y: int, x: int, anchor: int = 2) -> int:
+    return anchor * SIDE * SIDE + y * SIDE + x
+
+
+def test_one_clear_peak_has_no_rival_and_a_small_spread():
+    features = score_map_features(_score_map({(8, 8): 0.95, (8, 9): 0.9}), ANCHORS, _index(8, 8))
+    assert features.peak_ratio == pytest.approx(0.01 / 0.95)  # the neighbour belongs to the same peak
+    assert features.spread == pytest.approx(2 / SIDE**2)
+    assert features.logit_score == pytest.approx(np.log(0.95 / 0.05))
+
+
+def test_a_look_alike_elsewhere_shows_as_a_rival_peak():
+    features = score_map_features(_score_map({(8, 8): 0.9, (2, 14): 0.85}), ANCHORS, _index(8, 8))
+    assert features.peak_ratio == pytest.approx(0.85 / 0.9)
+
+
+def test_raw_score_weights_give_the_score_itself_and_calibrated_ones_a_probability():
+    features = PresenceFeatures(logit_score=2.0, peak_ratio=0.9, spread=0.2)
+    assert presence_from_features(features, 0.8807970779778823, RAW_SCORE_WEIGHTS) == 0.8807970779778823
+    low = presence_from_features(features, 0.88, (0.0, 1.0, -6.0, 0.0))
+    assert 0.0 < low < 0.05  # a strong rival peak pulls presence down
+
+
+def test_logistic_fit_separates_on_target_from_off_target_frames():
+    from siamrpnpp_ros.eval.presence import fit_logistic
+
+    rng = np.random.default_rng(0)
+    on = np.column_stack([rng.normal(3, 1, 300), rng.uniform(0, 0.4, 300), rng.uniform(0, 0.05, 300)])
+    off = np.column_stack([rng.normal(2, 1, 300), rng.uniform(0.6, 1.0, 300), rng.uniform(0, 0.05, 300)])
+    weights = fit_logistic(np.vstack([on, off]), np.r_[np.ones(300), np.zeros(300)])
+    assert weights[2] < -3  # the rival-peak ratio is what tells them apart here
+    z = weights[0] + np.vstack([on, off]) @ weights[1:]
+    accuracy = np.mean((z > 0) == np.r_[np.ones(300), np.zeros(300)].astype(bool))
+    assert accuracy > 0.9
+    with pytest.raises(ValueError, match="both kinds"):
+        fit_logistic(on, np.ones(300))
+
+
+def test_tracker_reports_presence_equal_to_score_by_default(parity_model, parity_frames, two_torch_threads):
+    from siamrpnpp_ros.tracking import SiamRPNTracker
+    from siamrpnpp_ros.tracking.config import preset_for
+
+    frames, groundtruth = parity_frames
+    tracker = SiamRPNTracker(parity_model("alex"), preset_for("alex"))
+    tracker.init(frames[0], groundtruth[0])
+    for frame in frames[1:4]:
+        result = tracker.track(frame)
+        assert result.presence == result.score
+        assert result.features is not None and 0 <= result.features.spread <= 1
+
+
+def test_long_term_search_and_session_status_follow_presence(parity_model, parity_frames, two_torch_threads):
+    """Weights that call every frame absent send the long-term tracker into its wide search at
+    once and the session to LOST after ``lost_frames``, whatever the raw score says."""
+    from siamrpnpp_ros.tracking import LongTermTracker
+    from siamrpnpp_ros.tracking.config import preset_for
+    from siamrpnpp_ros.tracking.session import LostPolicy, TrackingSession, TrackStatus, align_long_term_thresholds
+
+    frames, groundtruth = parity_frames
+    policy = LostPolicy(lost_frames=2)
+    doubtful = align_long_term_thresholds(preset_for("alex"), policy).replace(presence_weights=(-20.0, 0.0, 0.0, 0.0))
+    session = TrackingSession(LongTermTracker(parity_model("alex"), doubtful), policy)
+    session.start(frames[0], groundtruth[0], target_id=3)
+    results = [session.step(frame) for frame in frames[1:5]]
+    assert [r.status for r in results] == [TrackStatus.TRACKING, TrackStatus.LOST, TrackStatus.LOST, TrackStatus.LOST]
+    assert [r.search_wide for r in results] == [False, True, True, True]
+    assert all(r.presence < 1e-6 for r in results)
+    assert all(r.box == tuple(float(v) for v in groundtruth[0]) for r in results[1:])  # held: the last confident box
