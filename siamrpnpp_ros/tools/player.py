@@ -1,10 +1,11 @@
 """A camera stand-in: publishes a video file or image folder as stamped images at a fixed rate.
 
-    python -m siamrpnpp_ros.tools.player --video clip.mp4 [--rate 15] [--compressed] [--qos reliable]
+    python -m siamrpnpp_ros.tools.player --video clip.mp4 [--rate 15] [--compressed] [--qos reliable] [--loop]
 
 Each image is stamped with the node clock when it is published, like a camera driver, and
 carries ``--frame-id``. Publishing starts once ``--wait-subscribers`` subscribers are
-matched (so nothing is lost to discovery) and the program exits 0 after the last frame.
+matched (so nothing is lost to discovery) and the program exits 0 after the last frame (with
+``--loop``, it starts the video over until stopped).
 """
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ class CameraPlayer(Node):
             rclpy.spin_once(self, timeout_sec=0.05)
         return True
 
-    def play(self, rate_hz: float, max_frames: int | None = None) -> int:
-        """Publish every frame, ``rate_hz`` per second; returns how many were published."""
+    def play(self, rate_hz: float, max_frames: int | None = None, loop: bool = False) -> int:
+        """Publish every frame, ``rate_hz`` per second (over and over with ``loop``, until
+        ``max_frames`` in all); returns how many were published."""
         period = 1.0 / rate_hz
         next_time = time.monotonic()
-        for index, frame in enumerate(self.sequence):
+        for index, frame in enumerate(self._frames(loop)):
             if max_frames is not None and index >= max_frames:
                 break
             header = self._header()
@@ -63,6 +65,15 @@ class CameraPlayer(Node):
                 rclpy.spin_once(self, timeout_sec=min(remaining, 0.05))
         return self.published
 
+    def _frames(self, loop: bool):
+        while True:
+            played = 0
+            for frame in self.sequence:
+                played += 1
+                yield frame
+            if not loop or played == 0:
+                return
+
     def _header(self):
         from std_msgs.msg import Header
 
@@ -74,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", required=True, help="video file or image folder")
     parser.add_argument("--rate", type=float, help=f"frames per second (default: the video's, else {DEFAULT_RATE_HZ:g})")
     parser.add_argument("--frames", type=int, help="stop after this many frames")
+    parser.add_argument("--loop", action="store_true", help="start the video over after its last frame, until stopped")
     parser.add_argument("--compressed", action="store_true", help="publish JPEG CompressedImage on image/compressed")
     parser.add_argument("--qos", choices=IMAGE_QOS_CHOICES, default="sensor_data",
                         help="publisher reliability (reliable also serves best-effort subscribers)")
@@ -102,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"player: no {args.wait_subscribers} subscriber(s) on {player.publisher.topic_name} "
                   f"after {args.wait_timeout:g} s", file=sys.stderr)
             return 1
-        count = player.play(rate, args.frames)
+        count = player.play(rate, args.frames, args.loop)
         # Reliable samples still in flight would be lost if the process exited right away.
         player.publisher.wait_for_all_acked(Duration(seconds=5.0))
         print(f"player: published {count} frames at {rate:g} fps on {player.publisher.topic_name}", flush=True)
