@@ -254,22 +254,19 @@ def siamrpn_runner(
 
     The network is built and loaded once; each sequence gets a fresh tracker state.
     Short-term (default): the plain tracker, called directly (OTB protocol). ``long_term``:
-    the tracker as the ROS node runs it by default, a ``TrackingSession`` with ``policy``
-    (default ``LostPolicy()``) around the long-term tracker whose search thresholds follow
-    the policy (``align_long_term_thresholds``); it reports confidence and presence.
+    the tracker as the ROS node runs it by default (``tracking.factory.build_session``), a
+    ``TrackingSession`` with ``policy`` (default ``LostPolicy()``) around the long-term
+    tracker whose search thresholds follow the policy; it reports confidence and presence.
     """
     from siamrpnpp_ros.tracking import build_tracker
 
     if not long_term:
         tracker = build_tracker(model_name, weights, device=device, config=config)
         return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
-    from siamrpnpp_ros.tracking.config import preset_for
-    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
+    from siamrpnpp_ros.tracking.factory import build_session
 
-    policy = policy or LostPolicy()
-    aligned = align_long_term_thresholds(config if config is not None else preset_for(model_name), policy)
-    long_term_tracker = build_tracker(model_name, weights, device=device, config=aligned, long_term=True)
-    return FrameTrackerRunner(name, lambda: SessionFrameTracker(long_term_tracker, policy))
+    session = build_session(model_name, weights, long_term=True, policy=policy, config=config, device=device)
+    return FrameTrackerRunner(name, lambda: SessionFrameTracker(session.tracker, session.policy))
 
 
 def siamrpn_model_runner(name: str, model: Any, tracker_config: Any, device: Any = "cpu") -> SequenceRunner:
