@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["siamrpnpp_ros", "siamrpnpp_ros.*"]),
-    package_data={"siamrpnpp_ros": ["data/*"]},
+    package_data={"siamrpnpp_ros": ["data/*", "tools/console/static/*"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8,<5",
@@ -40,6 +40,7 @@ setup(
             "siamrpnpp-bench=siamrpnpp_ros.bench:main",
             "siamrpnpp-export=siamrpnpp_ros.export.onnx:main",
             "siamrpnpp-tune=siamrpnpp_ros.eval.tune:main",
+            "operator_console=siamrpnpp_ros.tools.console.main:main",
         ],
     },
 )

@@ -5,6 +5,11 @@
         model:=mobilev2 weights:=/path/to/model.pth device:=cuda \
         image_topic:=/camera/image_raw namespace:=drone1 use_compressed:=false
 
+With `console:=true` the operator console runs beside the node, in the same namespace and on
+the same camera topic: open http://127.0.0.1:8080/ on this machine (`console_port`,
+`console_host`; its access token comes from `console_token` or the environment variable
+SIAMRPNPP_CONSOLE_TOKEN).
+
 `model`, `weights`, `device`, `fp16`, `backend` and `use_compressed` override the config
 file only when given; left empty, the file's values apply. Without `config`, the package's
 file for the model is used, with its tracker settings and also its `device` and `fp16`
@@ -12,6 +17,7 @@ file for the model is used, with its tracker settings and also its `device` and 
 """
 import os
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -51,8 +57,7 @@ def _tracker_node(context, *args, **kwargs):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             overrides[name] = value == "true"
 
-    image_topic = LaunchConfiguration("image_topic").perform(context)
-    remappings = [("image", image_topic), ("image/compressed", image_topic + "/compressed")]
+    remappings = _camera_remappings(context)
     return [
         Node(
             package="siamrpnpp_ros",
@@ -61,6 +66,57 @@ def _tracker_node(context, *args, **kwargs):
             namespace=LaunchConfiguration("namespace"),
             parameters=[_config_file(context), overrides],
             remappings=remappings,
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def _camera_remappings(context) -> list:
+    image_topic = LaunchConfiguration("image_topic").perform(context)
+    return [("image", image_topic), ("image/compressed", image_topic + "/compressed")]
+
+
+def _node_uses_compressed(context) -> bool:
+    """The node's use_compressed: the launch argument when given, else the parameter file's."""
+    value = LaunchConfiguration("use_compressed").perform(context).strip().lower()
+    if value:
+        return value == "true"
+    with open(_config_file(context), encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    for key in ("/**", "siamrpnpp_tracker", "/siamrpnpp_tracker"):
+        parameters = (document.get(key) or {}).get("ros__parameters") or {}
+        if "use_compressed" in parameters:
+            return bool(parameters["use_compressed"])
+    return False
+
+
+def _console_node(context, *args, **kwargs):
+    enabled = LaunchConfiguration("console").perform(context).strip().lower()
+    if enabled not in ("true", "false"):
+        raise ValueError(f"console must be true or false, got {enabled!r}")
+    if enabled == "false":
+        return []
+    port_text = LaunchConfiguration("console_port").perform(context).strip()
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"console_port must be a port number (0-65535), got {port_text!r}")
+    parameters = {
+        "host": LaunchConfiguration("console_host").perform(context).strip(),
+        "port": int(port_text),
+        # Watches the camera topic the node tracks on.
+        "compressed": _node_uses_compressed(context),
+    }
+    token = LaunchConfiguration("console_token").perform(context)
+    if token:
+        parameters["token"] = token
+    return [
+        Node(
+            package="siamrpnpp_ros",
+            executable="operator_console",
+            name="operator_console",
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[parameters],
+            remappings=_camera_remappings(context),
             output="screen",
             emulate_tty=True,
         )
@@ -90,6 +146,17 @@ def generate_launch_description() -> LaunchDescription:
                                   description="true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's"),
             DeclareLaunchArgument("namespace", default_value="",
                                   description="namespace for the node and its topics"),
+            DeclareLaunchArgument("console", default_value="false",
+                                  description="true: also run the operator console (a web page to watch and select "
+                                              "targets) in the same namespace"),
+            DeclareLaunchArgument("console_host", default_value="127.0.0.1",
+                                  description="address the console binds to; anything but 127.0.0.1 lets everyone "
+                                              "who reaches it steer the robot (set console_token)"),
+            DeclareLaunchArgument("console_port", default_value="8080", description="the console's TCP port"),
+            DeclareLaunchArgument("console_token", default_value="",
+                                  description="access token the console requires on every request; empty: "
+                                              "$SIAMRPNPP_CONSOLE_TOKEN, else none"),
             OpaqueFunction(function=_tracker_node),
+            OpaqueFunction(function=_console_node),
         ]
     )

@@ -81,3 +81,15 @@ def test_installed_python_package_holds_sources_and_messages(colcon_install: Pat
     result = subprocess.run([sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(str(site_packages)), result.stdout
+
+
+def test_ros2_run_programs_and_the_console_page_are_installed(colcon_install: Path):
+    """`ros2 run siamrpnpp_ros tracker_node` and `... operator_console` find their programs in
+    lib/siamrpnpp_ros, and the console's page ships inside the installed Python package."""
+    for program in ("tracker_node", "operator_console"):
+        path = colcon_install / "lib" / "siamrpnpp_ros" / program
+        assert path.is_file() and os.access(path, os.X_OK), f"{path} is not an installed program"
+    site_packages = next(colcon_install.glob("lib/python3*/site-packages"))
+    installed = site_packages / "siamrpnpp_ros" / "tools" / "console" / "static"
+    shipped = REPO_ROOT / "siamrpnpp_ros" / "tools" / "console" / "static"
+    assert sorted(p.name for p in installed.iterdir()) == sorted(p.name for p in shipped.iterdir())

@@ -34,6 +34,7 @@ MODULE_PROVIDERS = {
     "tqdm": "python3-tqdm",
     "torch": "python3-torch",
     "matplotlib": "python3-matplotlib",
+    "aiohttp": "python3-aiohttp",
 }
 # Imported only inside try/except as optional accelerators or fallbacks.
 OPTIONAL_MODULES = {"cv_bridge", "onnx", "onnxruntime", "psutil", "skimage"}

@@ -110,3 +110,24 @@ if [ -n "$cv_version" ] && [ "$(cat "$stamp_dir/opencv-contrib" 2>/dev/null)" !=
   fi
 fi
 # <<< training/evaluation extras <<<
+
+# The operator console's browser tests (test/test_console_ros.py) drive Debian's chromium
+# through Debian's chromium-driver: installed as root with apt, as opencv-doc above. CI runs
+# as root, where the tests must run; elsewhere they skip with the command to run, said once here.
+if ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+   && [ ! -f "$stamp_dir/chromium.failed" ] && [ ! -f "$stamp_dir/chromium.skipped" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium and chromium-driver (browser tests of the operator console)"
+    if ! (export DEBIAN_FRONTEND=noninteractive
+          apt-get install -y --no-install-recommends chromium chromium-driver \
+            || { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }
+         ) > "$stamp_dir/chromium.log" 2>&1; then
+      touch "$stamp_dir/chromium.failed"
+      say "could not install chromium and chromium-driver (log: $stamp_dir/chromium.log); the browser tests will fail"
+    fi
+  else
+    touch "$stamp_dir/chromium.skipped"
+    say "the operator console's browser tests need Debian's chromium and chromium-driver, which only root can" \
+        "install: sudo apt-get install chromium chromium-driver (until then they are skipped)"
+  fi
+fi
