@@ -1,0 +1,110 @@
+"""Make the README's screenshot of the operator console tracking the demo's person.
+
+    .venv/bin/python test/console_screenshot.py [--out docs/console/console.png] [--after 6]
+
+Tracker node (bundled model, CPU), console and camera player (Debian's vtest.avi at its
+10 fps, as ``make demo``) in separate processes on a private ROS domain; a headless chromium
+opens the page, the camera is held on the first frame it shows while a box is dragged over
+the person the demo follows, and the screenshot is taken ``--after`` seconds of tracking later.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+TEST_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TEST_DIR))
+sys.path.insert(0, str(TEST_DIR.parent))
+
+from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http
+from ros_support import InProcessNode, PeerProcess, isolated_ros_environment
+
+VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)  # tools/demo.py's VTEST_TARGET
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="docs/console/console.png")
+    parser.add_argument("--after", type=float, default=6.0, help="seconds of tracking before the screenshot")
+    parser.add_argument("--logs", default="out/console_screenshot")
+    args = parser.parse_args()
+    import pytest
+
+    try:
+        chromium, chromedriver = require_browser()
+    except (pytest.skip.Exception, pytest.fail.Exception) as error:
+        print(f"console_screenshot: {error}", file=sys.stderr)
+        return 2
+    if not VTEST_VIDEO.is_file():
+        print(f"console_screenshot: {VTEST_VIDEO} is missing (apt install opencv-doc)", file=sys.stderr)
+        return 2
+    from selenium.webdriver.common.by import By
+
+    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 60) % 100))
+    env = dict(os.environ, PYTHONPATH=str(TEST_DIR.parent), PYTHONUNBUFFERED="1")
+    logs = Path(args.logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    peers = [
+        PeerProcess(["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "device:=cpu"], env, logs / "tracker.log"),
+        PeerProcess(["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env,
+                    logs / "console.log"),
+    ]
+    ros = InProcessNode("console_screenshot")
+    browser = None
+    try:
+        if not ros.spin_until(lambda: ros.node.count_subscribers("select_target") >= 1
+                              and ros.node.count_publishers("tracked_box") >= 1, 180.0):
+            print("console_screenshot: the tracker did not start", file=sys.stderr)
+            return 1
+        wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
+        browser = open_browser(chromium, chromedriver, 1280, 760)
+        browser.get(f"http://127.0.0.1:{port}/")
+        player = PeerProcess(["-m", "siamrpnpp_ros.tools.player", "--video", str(VTEST_VIDEO), "--frames", "300",
+                              "--wait-subscribers", "2"], env, logs / "player.log")
+        peers.append(player)
+        view = browser.find_element(By.ID, "view")
+        if not ros.spin_until(lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1, 60.0):
+            print("console_screenshot: the page shows no frame", file=sys.stderr)
+            return 1
+        player.process.send_signal(signal.SIGSTOP)
+        try:
+            shown, stable_since = None, time.monotonic()
+            while time.monotonic() - stable_since < 0.5:  # until the page shows the frame the camera stopped on
+                if view.get_attribute("data-sequence") != shown:
+                    shown, stable_since = view.get_attribute("data-sequence"), time.monotonic()
+                ros.spin_once(0.05)
+            width, height = int(view.get_attribute("data-width")), int(view.get_attribute("data-height"))
+            left, top, shown_width, shown_height = element_box(browser, browser.find_element(By.ID, "overlay"))
+            x, y, w, h = VTEST_PERSON
+            drag(browser, (round(left + x * shown_width / width), round(top + y * shown_height / height)),
+                 (round(left + (x + w) * shown_width / width), round(top + (y + h) * shown_height / height)))
+            sent = browser.find_element(By.ID, "last-selection")
+            if not ros.spin_until(lambda: sent.get_attribute("data-stamp-sec"), 30.0):
+                print(f"console_screenshot: the selection was not sent: {browser.find_element(By.ID, 'message').text}",
+                      file=sys.stderr)
+                return 1
+        finally:
+            player.process.send_signal(signal.SIGCONT)
+        ros.spin_until(lambda: False, args.after)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(args.out)
+        statuses = [row.get_attribute("data-status")
+                    for row in browser.find_elements(By.CSS_SELECTOR, "#targets tbody tr")]
+        print(f"console_screenshot: {args.out} (targets: {statuses})")
+    finally:
+        if browser is not None:
+            browser.quit()
+        for peer in reversed(peers):
+            peer.stop()
+        ros.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
