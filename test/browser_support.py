@@ -62,7 +62,13 @@ def open_browser(chromium: str, driver: str, width: int = 1280, height: int = 90
                      "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                      "--disable-backgrounding-occluded-windows"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for severe_logs()
     return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def severe_logs(driver) -> list[str]:
+    """Errors the page logged (script errors, refused resources, CSP violations) since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def free_port() -> int:

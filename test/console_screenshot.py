@@ -4,8 +4,9 @@
 
 Tracker node (bundled model, CPU), console and camera player (Debian's vtest.avi at its
 10 fps, as ``make demo``) in separate processes on a private ROS domain; a headless chromium
-opens the page, the camera is held on the first frame it shows while a box is dragged over
-the person the demo follows, and the screenshot is taken ``--after`` seconds of tracking later.
+opens the page, the camera is held on the first frame it shows (one of the clip's first few,
+reliable QoS so that the tracker has it too) while a box is dragged over the person the demo
+follows, and the screenshot is taken ``--after`` seconds of tracking later.
 """
 from __future__ import annotations
 
@@ -51,11 +52,23 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     peers = [
-        PeerProcess(["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "device:=cpu"], env, logs / "tracker.log"),
+        PeerProcess(["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "device:=cpu",
+                     "-p", "diagnostics_period:=0.2", "-p", "image_qos:=reliable"], env, logs / "tracker.log"),
         PeerProcess(["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env,
                     logs / "console.log"),
     ]
     ros = InProcessNode("console_screenshot")
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    tracker_images = [0]
+
+    def on_diagnostics(message: DiagnosticArray) -> None:
+        for status in message.status:
+            for value in status.values:
+                if value.key == "frames_received" and value.value.isdigit():
+                    tracker_images[0] = max(tracker_images[0], int(value.value))
+
+    ros.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     browser = None
     try:
         if not ros.spin_until(lambda: ros.node.count_subscribers("select_target") >= 1
@@ -63,13 +76,15 @@ def main() -> int:
             print("console_screenshot: the tracker did not start", file=sys.stderr)
             return 1
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
-        browser = open_browser(chromium, chromedriver, 1280, 760)
+        browser = open_browser(chromium, chromedriver, 1280, 900)
         browser.get(f"http://127.0.0.1:{port}/")
         player = PeerProcess(["-m", "siamrpnpp_ros.tools.player", "--video", str(VTEST_VIDEO), "--frames", "300",
-                              "--wait-subscribers", "2"], env, logs / "player.log")
+                              "--qos", "reliable", "--wait-subscribers", "2"], env, logs / "player.log")
         peers.append(player)
         view = browser.find_element(By.ID, "view")
-        if not ros.spin_until(lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1, 60.0):
+        # A selection before the tracker has an image is refused: wait for both to have frames.
+        if not ros.spin_until(lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1
+                              and tracker_images[0] > 0, 60.0):
             print("console_screenshot: the page shows no frame", file=sys.stderr)
             return 1
         player.process.send_signal(signal.SIGSTOP)

@@ -163,10 +163,16 @@ def test_target_board_lists_targets_and_measures_the_tracker():
     assert [(t["id"], t["status"]) for t in snapshot["targets"]] == [(1, "TRACKING"), (2, "LOST")]
     assert snapshot["tracker_fps"] == pytest.approx(10.0) and snapshot["latency_ms"] == pytest.approx(20.0)
     assert snapshot["delay_ms"] == pytest.approx(100.0)
+    version = board.version
+    board.note("WARN", "START for target 3 refused", 10.2)
+    assert board.version > version, "a tracker message is news for the page"
+    assert board.snapshot()["tracker_messages"] == [
+        {"level": "WARN", "text": "START for target 3 refused", "seconds_ago": pytest.approx(0.0, abs=0.3)}]
     board.update(box(2, "IDLE", 6, 10.1))
-    clock[0] = 50.0
+    clock[0] = 80.0
     snapshot = board.snapshot()
     assert [t["id"] for t in snapshot["targets"]] == [1] and snapshot["tracker_fps"] == 0.0
+    assert snapshot["tracker_messages"] == [], "old tracker messages are no longer shown"
 
 
 # --------------------------------------------------------------------------- the web server

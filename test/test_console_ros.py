@@ -18,7 +18,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from browser_support import drag, element_box, free_port, http, open_browser, require_browser, wait_for_http
+from browser_support import (
+    drag,
+    element_box,
+    free_port,
+    http,
+    open_browser,
+    require_browser,
+    severe_logs,
+    wait_for_http,
+)
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
@@ -75,6 +85,15 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
     node = ros_node.node
     node.create_subscription(SelectTarget, f"{NAMESPACE}/select_target", selections.append, RELIABLE)
     node.create_subscription(TrackedBox, f"{NAMESPACE}/tracked_box", boxes.append, RELIABLE)
+    tracker_images = [0]
+
+    def on_diagnostics(message: DiagnosticArray) -> None:
+        for status in message.status:
+            for value in status.values:
+                if value.key == "frames_received" and value.value.isdigit():
+                    tracker_images[0] = max(tracker_images[0], int(value.value))
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
 
     def spin_until(condition, timeout: float, what: str) -> None:
         if not ros_node.spin_until(condition, timeout):
@@ -101,6 +120,8 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
             return int(driver.find_element(By.ID, "view").get_attribute("data-frames-shown") or 0)
 
         spin_until(lambda: frames_shown() >= 3, TIMEOUT_S, "the page to show camera frames")
+        # A selection made before the node has an image is refused (by the node): wait for its first.
+        spin_until(lambda: tracker_images[0] > 0, TIMEOUT_S, "the node to report received images")
         assert "token=" not in browser.current_url, "the token is taken out of the address bar"
 
         # Freeze the camera, so the frame on screen is known when the drag begins.
@@ -170,6 +191,13 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
                    "frames in both browsers")
         assert json.loads(http("GET", f"{base}/api/state", headers=auth)[1])["browsers"] == 2
 
+        # A START while the target is tracked: the node refuses it, and the page says so.
+        count = len(selections)
+        drag(browser, start, end)
+        spin_until(lambda: len(selections) > count, TIMEOUT_S, "the second START")
+        spin_until(lambda: "refused" in browser.find_element(By.ID, "tracker-messages").text, TIMEOUT_S,
+                   "the page to show the tracker's refusal")
+
         # Esc abandons a drag: nothing is sent.
         count = len(selections)
         drag(browser, (start[0] - 40, start[1]), (end[0] - 40, end[1]),
@@ -203,6 +231,8 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         spin_until(lambda: boxes[-1].status == TrackedBox.STATUS_IDLE, TIMEOUT_S, "the node's IDLE box")
         spin_until(lambda: browser.find_elements(By.CSS_SELECTOR, '#targets tbody tr[data-status="IDLE"]')
                    and not browser.find_elements(By.CSS_SELECTOR, "#boxes g"), TIMEOUT_S, "the page to show IDLE")
+        for opened in browsers:
+            assert severe_logs(opened) == [], "the page ran without errors"
     finally:
         for opened in browsers:
             opened.quit()

@@ -7,7 +7,9 @@ They never wait for a browser. Selections are published from the web server's th
 
 Topics, relative to the node's namespace (so ``-r __ns:=/drone1`` follows a namespaced
 tracker, and the tracker's remappings apply the same way): the camera (``image_topic``, or
-its ``/compressed`` sibling), ``tracked_box`` in, ``select_target`` out.
+its ``/compressed`` sibling), ``tracked_box`` in, ``select_target`` out. From ``/rosout`` it
+keeps the lines the tracker node of its namespace logs (``tracker_name``): a refused START
+or a selection before any image would otherwise go unnoticed by the operator.
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rcl_interfaces.msg import Log
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
@@ -37,6 +41,9 @@ COMMAND_CONSTANTS = {
 STATUS_NAMES = {
     getattr(TrackedBox, name): name[len("STATUS_"):] for name in dir(TrackedBox) if name.startswith("STATUS_")
 }
+LOG_LEVELS = {Log.DEBUG: "DEBUG", Log.INFO: "INFO", Log.WARN: "WARN", Log.ERROR: "ERROR", Log.FATAL: "FATAL"}
+# New lines only (volatile); /rosout publishers are reliable.
+ROSOUT_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 
 class ConsoleNode(Node):
@@ -56,6 +63,10 @@ class ConsoleNode(Node):
             self.camera = self.create_subscription(Image, self.settings.camera_topic, self._on_image, camera_qos)
         self.boxes = self.create_subscription(TrackedBox, "tracked_box", self._on_box, RESULT_QOS)
         self.selections = self.create_publisher(SelectTarget, "select_target", COMMAND_QOS)
+        # Logger names are the node's namespace and name joined with dots: /drone1 -> drone1.siamrpnpp_tracker.
+        namespace = self.get_namespace().strip("/").replace("/", ".")
+        self.tracker_logger = ".".join(part for part in (namespace, self.settings.tracker_name) if part)
+        self.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS)
 
     # ------------------------------------------------------------------ ROS thread
     def _store(self, msg: Any, decode: Callable[[], Any]) -> None:
@@ -80,6 +91,11 @@ class ConsoleNode(Node):
             stamp_nanosec=int(msg.header.stamp.nanosec), latency=float(latency), received=time.monotonic(),
         ))
         self.on_change()
+
+    def _on_log(self, msg: Log) -> None:
+        if msg.name == self.tracker_logger and msg.level >= Log.INFO:
+            self.targets.note(LOG_LEVELS.get(msg.level, str(msg.level)), str(msg.msg), time.monotonic())
+            self.on_change()
 
     # ------------------------------------------------------------------ web server thread
     @property

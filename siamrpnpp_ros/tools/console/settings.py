@@ -36,6 +36,7 @@ class ConsoleSettings:
     max_fps: float = 15.0
     max_clients: int = 8
     nice: int = 10
+    tracker_name: str = "siamrpnpp_tracker"
 
     @property
     def camera_topic(self) -> str:
@@ -106,6 +107,8 @@ PARAMETERS: tuple[_Parameter, ...] = (
                "bounds the console's CPU use.", float_range=(1.0, 60.0)),
     _Parameter("max_clients", "Most browsers streaming at once; more are refused with HTTP 503.",
                int_range=(1, 64)),
+    _Parameter("tracker_name", "Name of the tracker node in the console's namespace: what it logs (a selection "
+               "accepted or refused, a target LOST) is shown on the page."),
     _Parameter("nice", "CPU niceness added to the console's threads (0 = none), so that on a shared CPU the "
                "tracker keeps priority over serving browsers.", int_range=(0, 19)),
 )
@@ -138,6 +141,7 @@ def check_settings(values: dict[str, Any]) -> ConsoleSettings:
         max_fps=float(values.get("max_fps", ConsoleSettings.max_fps)),
         max_clients=int(values.get("max_clients", ConsoleSettings.max_clients)),
         nice=int(values.get("nice", ConsoleSettings.nice)),
+        tracker_name=str(values.get("tracker_name", ConsoleSettings.tracker_name)).strip(),
     )
     for parameter in PARAMETERS:  # ranges again, for values that did not come through rclpy
         value = getattr(settings, parameter.name)

@@ -1,4 +1,5 @@
-"""The newest box of every target seen on ``tracked_box``, and the tracker's rate and latency.
+"""The newest box of every target seen on ``tracked_box``, the tracker's rate and latency, and
+what the tracker logged lately (so the operator sees a selection refused, a target LOST).
 
 No ROS imports: the bridge hands in ``TargetUpdate`` values. Thread-safe (updated in the ROS
 thread, read by the web server).
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,8 @@ FORGET_IDLE_AFTER_S = 30.0  # an IDLE target stays listed this long
 FORGET_SILENT_AFTER_S = 300.0  # any target without news this long is dropped from the list
 RATE_TIMEOUT_S = 2.0  # no box for this long: rate 0
 SMOOTHING = 0.1
+TRACKER_MESSAGES_KEPT = 6
+TRACKER_MESSAGES_SHOWN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class TargetBoard:
         self._rate: float | None = None
         self._latency: float | None = None
         self._delay: float | None = None
+        self._messages: deque[tuple[float, str, str]] = deque(maxlen=TRACKER_MESSAGES_KEPT)
 
     @property
     def version(self) -> int:
@@ -86,6 +91,12 @@ class TargetBoard:
             with self._lock:
                 self._delay = _smooth(self._delay, target.received - arrived)
 
+    def note(self, level: str, text: str, received: float) -> None:
+        """A line the tracker logged (``level``: INFO, WARN, ...), received at monotonic ``received``."""
+        with self._lock:
+            self._messages.append((received, level, text[:500]))
+            self._version += 1
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state for the page; forgets targets that have been IDLE or silent too long."""
         now = self._clock()
@@ -108,4 +119,9 @@ class TargetBoard:
                 "tracker_fps": (self._rate or 0.0) if recent else 0.0,
                 "latency_ms": None if self._latency is None else 1000.0 * self._latency,
                 "delay_ms": None if self._delay is None else 1000.0 * self._delay,
+                "tracker_messages": [
+                    {"level": level, "text": text, "seconds_ago": max(0.0, now - received)}
+                    for received, level, text in reversed(self._messages)
+                    if now - received <= TRACKER_MESSAGES_SHOWN_S
+                ],
             }

@@ -210,6 +210,27 @@
     $("listening").className = data.tracker_listening ? "good" : "bad";
     drawTargets();
     listTargets();
+    listTrackerMessages(data.tracker_messages || []);
+  }
+
+  // What the tracker logged lately: a refused START, a selection on an image it never got, LOST.
+  function listTrackerMessages(messages) {
+    const list = $("tracker-messages");
+    const key = messages.map((m) => m.level + m.text).join("\n");
+    if (list.dataset.key !== key) {
+      list.dataset.key = key;
+      list.replaceChildren();
+      for (const entry of messages) {
+        const item = document.createElement("li");
+        item.className = "level-" + entry.level;
+        item.dataset.secondsAgo = String(entry.seconds_ago);
+        item.append(document.createElement("span"), " tracker " + entry.level + ": " + entry.text);
+        list.appendChild(item);
+      }
+    }
+    [...list.children].forEach((item, index) => {
+      item.firstChild.textContent = Math.round(messages[index].seconds_ago) + " s ago ·";
+    });
   }
 
   function drawTargets() {
@@ -252,43 +273,51 @@
     }
   }
 
+  // Rows are kept per target and updated in place (a row rebuilt on every state message would
+  // swallow a click that lands while it is replaced).
+  function targetRow(body, targetId) {
+    const key = String(targetId);
+    let row = body.querySelector('tr[data-target-id="' + key + '"]');
+    if (row) return row;
+    row = document.createElement("tr");
+    row.dataset.targetId = key;
+    for (let index = 0; index < 6; index++) row.insertCell();
+    row.cells[0].textContent = key;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "danger";
+    button.textContent = "Cancel";
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      send({ command: "cancel", target_id: targetId });
+    });
+    row.cells[5].appendChild(button);
+    row.addEventListener("click", () => {
+      targetIdInput.value = key;
+      listTargets();
+    });
+    return row;
+  }
+
   function listTargets() {
     const body = $("targets").tBodies[0];
-    body.replaceChildren();
     const chosen = chosenTargetId();
-    for (const target of page.targets) {
-      const row = body.insertRow();
-      row.dataset.targetId = String(target.id);
+    const listed = new Set();
+    page.targets.forEach((target, index) => {
+      const row = targetRow(body, target.id);
+      listed.add(row);
+      if (body.rows[index] !== row) body.insertBefore(row, body.rows[index] || null);
       row.dataset.status = target.status;
-      if (target.id === chosen) row.className = "chosen";
-      const cells = [
-        String(target.id),
-        target.status,
-        target.score.toFixed(2),
-        String(target.age),
-        [target.x, target.y, target.width, target.height].map((v) => v.toFixed(0)).join(", "),
-      ];
-      cells.forEach((text, index) => {
-        const cell = row.insertCell();
-        cell.textContent = text;
-        if (index === 1) cell.className = "status-" + target.status;
-      });
-      const action = row.insertCell();
-      if (target.status !== "IDLE") {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "danger";
-        button.textContent = "Cancel";
-        button.addEventListener("click", (event) => {
-          event.stopPropagation();
-          send({ command: "cancel", target_id: target.id });
-        });
-        action.appendChild(button);
-      }
-      row.addEventListener("click", () => {
-        targetIdInput.value = String(target.id);
-        listTargets();
-      });
+      row.classList.toggle("chosen", target.id === chosen);
+      row.cells[1].textContent = target.status;
+      row.cells[1].className = "status-" + target.status;
+      row.cells[2].textContent = target.score.toFixed(2);
+      row.cells[3].textContent = String(target.age);
+      row.cells[4].textContent = [target.x, target.y, target.width, target.height].map((v) => v.toFixed(0)).join(", ");
+      row.cells[5].firstChild.hidden = target.status === "IDLE";
+    });
+    for (const row of [...body.rows]) {
+      if (!listed.has(row)) row.remove();
     }
     $("no-targets").hidden = page.targets.length > 0;
   }
