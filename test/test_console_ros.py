@@ -108,6 +108,8 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     wait_for_http(f"{base}/api/state", auth, STARTUP_TIMEOUT_S, lambda: console.process.poll() is None)
+    spin_until(lambda: json.loads(http("GET", f"{base}/api/state", headers=auth)[1])["tracker_listening"],
+               TIMEOUT_S, "the console to discover the tracker's select_target subscription")
 
     browsers = []
     try:
@@ -277,6 +279,8 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     header = asyncio.run(_stream_one_frame(f"ws://127.0.0.1:{port}/api/stream?width=320&quality=40"))
     assert (header["jpeg_width"], header["quality"]) == (320, 40)
     assert ros_node.spin_until(lambda: (header["stamp"]["sec"], header["stamp"]["nanosec"]) in sent_stamps, TIMEOUT_S)
+    # The console's publisher must have matched this process's subscription (else 503).
+    assert ros_node.spin_until(lambda: json.loads(http("GET", f"{base}/api/state")[1])["tracker_listening"], TIMEOUT_S)
     body = {"command": "start", "target_id": 4, "frame": header["sequence"],
             "box": dict(zip(("x", "y", "width", "height"), known_box))}
     status, answer = http("POST", f"{base}/api/select", json.dumps(body).encode(),

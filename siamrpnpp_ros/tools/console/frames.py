@@ -30,7 +30,7 @@ RATE_SMOOTHING = 0.1  # weight of the newest interval in the frame-rate average
 class CameraFrame:
     """One received camera image, not yet decoded.
 
-    ``sequence`` counts the images the console received (first = 0); ``stamp_sec``,
+    ``sequence`` counts the images the console received (from a random start); ``stamp_sec``,
     ``stamp_nanosec`` and ``frame_id`` are the message header's; ``received`` is the
     ``time.monotonic()`` of arrival; ``decode()`` returns HxWx3 BGR uint8 or raises ValueError.
     """

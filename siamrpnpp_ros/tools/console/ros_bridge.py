@@ -13,6 +13,7 @@ or a selection before any image would otherwise go unnoticed by the operator.
 """
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +55,9 @@ class ConsoleNode(Node):
         self.frames = FrameStore()
         self.targets = TargetBoard(received_at=self.frames.received_at)
         self.on_change: Callable[[], None] = lambda: None
-        self._sequence = 0
+        # Frame numbers start at random, so a page still showing a frame of an earlier run of the
+        # console cannot name a different frame of this one.
+        self._sequence = secrets.randbelow(2**40)
         camera_qos = image_qos(self.settings.image_qos, 1)  # only the newest image is of use
         if self.settings.compressed:
             self.camera = self.create_subscription(
