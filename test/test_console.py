@@ -347,7 +347,8 @@ def test_the_stream_sends_the_newest_frame_only_when_the_page_asks():
 
         image = np.zeros((480, 640, 3), np.uint8)
         bridge.frames.put(camera_frame(0, image))
-        socket = await client.ws_connect("/api/stream", params={"quality": "50", "width": "320"})
+        socket = await client.ws_connect("/api/stream", params={"quality": "50", "width": "320"}, compress=15)
+        assert socket.compress == 0, "JPEGs are sent without permessage-deflate"
         first = await receive_frame(socket)
         assert (first["sequence"], first["width"], first["jpeg_width"], first["quality"]) == (0, 640, 320, 50)
         for sequence in range(1, 6):  # the camera goes on; the page has not asked yet

@@ -263,7 +263,8 @@ class ConsoleServer:
             return _error(error.status, str(error))
         if len(self.clients) >= self.settings.max_clients:
             return _error(503, f"already {self.settings.max_clients} browsers streaming (parameter max_clients)")
-        socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=1024)
+        # No permessage-deflate: JPEGs do not shrink, and deflating them would cost the robot's CPU.
+        socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=1024, compress=False)
         if not socket.can_prepare(request).ok:
             return _error(400, "this endpoint is a WebSocket")
         socket.headers.update(SECURITY_HEADERS)
