@@ -304,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     # FFmpeg prints its own low-level lines (e.g. "moov atom not found") next to our one-line
     # error; silence it unless the user asked for a level. Read when the first video opens.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    # Distribution builds of OpenCV (Debian's 4.6) also try GStreamer, which logs several
+    # lines for a file it cannot open; FFmpeg and the image reader cover the inputs here.
+    os.environ.setdefault("OPENCV_VIDEOIO_PRIORITY_GSTREAMER", "0")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from .compat import meta_device
+from .compat import load_weights_only, meta_device
 from .config import MODEL_PRESETS
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -125,7 +125,7 @@ def read_state_dict(path: PathLike, map_location: Any = "cpu") -> "OrderedDict[s
     if os.path.isdir(name):
         raise CheckpointError(f"checkpoint {name} is a directory, not a file")
     try:
-        obj = torch.load(name, map_location=map_location, weights_only=True)
+        obj = load_weights_only(name, map_location=map_location)
     except Exception as exc:
         # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...);
         # callers get one error type with a short reason.

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from siamrpnpp_ros.models import SiamRPN, load_checkpoint, save_checkpoint
+from siamrpnpp_ros.models.compat import load_weights_only
 from siamrpnpp_ros.tracking.config import preset_for
 from siamrpnpp_ros.tracking.factory import select_device
 
@@ -295,7 +296,7 @@ class Trainer:
     def resume(self, path: str | os.PathLike[str]) -> int:
         """Load weights and optimizer state; training continues after the saved epoch (returned)."""
         weights, state_file = find_resume_point(path)
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        state = load_weights_only(state_file, map_location="cpu")
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{state_file} is not a training state file ({STATE_FORMAT})")
         if state.get("model_config") != self.model.config.name:
