@@ -208,3 +208,15 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+ROS_FIXTURES = frozenset({"ros_environment", "ros_peer", "ros_node"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the lanes honest: a test that uses a ROS fixture must carry the ``ros`` marker."""
+    unmarked = [
+        item.nodeid for item in items if ROS_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("ros")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests using a ROS fixture need @pytest.mark.ros: {', '.join(unmarked)}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.ros
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_PREFIX = Path(sys.prefix)
 

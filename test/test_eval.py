@@ -247,6 +247,7 @@ def test_opencv_baselines(tiny_benchmark):
     assert boxes.shape == (5, 4) and np.allclose(boxes[0], sequence.groundtruth[0])
 
 
+@pytest.mark.slow
 def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, tmp_path, capsys, monkeypatch):
     weights = tmp_path / "alex.pth"
     torch.manual_seed(0)
@@ -270,6 +271,7 @@ def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, t
     assert evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", "csrt", "--out", str(out)]) == 1
 
 
+@pytest.mark.slow
 def test_shift_ablation_writes_table_and_plot(tiny_benchmark, tmp_path):
     from siamrpnpp_ros.eval.ablation import run_ablation
     from siamrpnpp_ros.training import TrainConfig

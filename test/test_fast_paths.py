@@ -56,6 +56,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- exact path
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_exact_path_is_bit_identical(name, parity_model, parity_dump):
     plain = parity_model(name)
     exact = fuse_for_inference(plain, fold_bn=False)
@@ -81,6 +82,7 @@ def test_default_tracker_runs_the_exact_network(parity_checkpoint):
 
 # --------------------------------------------------------------------------- folded path
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_folded_model_within_documented_tolerance(name, parity_model, parity_dump):
     source = parity_model(name)
     before = {k: v.clone() for k, v in source.state_dict().items()}
@@ -110,6 +112,7 @@ def test_checkpoint_still_loads_after_fusion(parity_checkpoint):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_folded_alex_tracks_within_pysot_parity(parity_checkpoint, parity_video, frames, parity_golden):
     """alex is the model whose folded network stays within the strict parity (measured 9e-4 px)."""
     golden = parity_golden("alex")
@@ -121,6 +124,7 @@ def test_folded_alex_tracks_within_pysot_parity(parity_checkpoint, parity_video,
     assert np.abs(ours[:, 4] - golden[1:, 5]).max() <= SCORE_TOLERANCE
 
 
+@pytest.mark.slow
 def test_smaller_search_size(parity_checkpoint, parity_video, frames):
     tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu", fuse_bn=True, instance_size=255)
     assert tracker.config.instance_size == 255
@@ -211,6 +215,7 @@ def test_export_cli(parity_checkpoint, tmp_path):
 
 
 # --------------------------------------------------------------------------- bench
+@pytest.mark.slow
 def test_pysot_reference_emulation_equals_cached_kernels(parity_model, parity_dump):
     from siamrpnpp_ros.benchmark.speed import PysotReference
 
@@ -224,6 +229,7 @@ def test_pysot_reference_emulation_equals_cached_kernels(parity_model, parity_du
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
+@pytest.mark.slow
 def test_bench_smoke(capsys, tmp_path):
     from siamrpnpp_ros import bench
     from siamrpnpp_ros.benchmark.report import HEADER

@@ -51,6 +51,7 @@ def test_analyse_splits_slot_wait_from_work():
     assert run["overhead_p50_ms"] == pytest.approx(9.0)
 
 
+@pytest.mark.ros
 def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_video, tmp_path, capsys):
     pytest.importorskip("rclpy", reason="rclpy is not installed")
     from siamrpnpp_ros.tools.latency_bench import main

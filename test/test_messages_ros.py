@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
 
 
@@ -14,6 +16,7 @@ def test_status_and_command_constants_are_distinct():
     assert SelectTarget().command == SelectTarget.COMMAND_START, "a zero-initialised selection means start"
 
 
+@pytest.mark.ros
 def test_select_target_and_tracked_box_cross_processes(ros_peer, ros_node):
     relay = ros_peer("test/ros_peers/select_to_box_relay.py")
     received: list[TrackedBox] = []

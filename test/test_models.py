@@ -230,6 +230,7 @@ def test_score_size_for_other_search_sizes(name, instance, score):
     assert tuple(loc.shape) == (1, 20, score, score)
 
 
+@pytest.mark.slow
 def test_wide_search_region_runs(parity_model, parity_dump):
     """The long-term tracker's 831 px search, computed for real."""
     dump = parity_dump("mobilev2")
@@ -243,6 +244,7 @@ def test_wide_search_region_runs(parity_model, parity_dump):
     assert torch.isfinite(cls).all() and torch.isfinite(loc).all()
 
 
+@pytest.mark.slow
 def test_batch_of_two_matches_single_items(parity_model, parity_dump):
     dump = parity_dump("alex")
     model = parity_model("alex")

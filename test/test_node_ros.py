@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.ros
+
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from builtin_interfaces.msg import Time  # noqa: E402

@@ -182,6 +182,7 @@ def test_clip_selection():
 # --------------------------------------------------------------------------- with the real tracker
 
 
+@pytest.mark.slow
 def test_real_tracker_session_follows_pysot(parity_frames, alex_checkpoint, parity_golden):
     from siamrpnpp_ros.tracking.factory import build_tracker
 
@@ -199,6 +200,7 @@ def test_real_tracker_session_follows_pysot(parity_frames, alex_checkpoint, pari
         assert result.score == pytest.approx(golden[index, 5], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_real_long_term_tracker_searches_wide_while_lost(parity_frames, alex_checkpoint):
     """With thresholds above this untrained model's scores, the session goes LOST and the
     long-term tracker widens its search, publishing the last confident box meanwhile."""

@@ -41,6 +41,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
 
 
+@pytest.mark.slow
 def test_tracks_parity_video_like_pysot(parity_checkpoint, parity_video, parity_golden, tmp_path):
     out = tmp_path / "results" / "alex.txt"
     video = tmp_path / "annotated.mp4"
@@ -93,6 +94,7 @@ def test_missing_video(parity_checkpoint, tmp_path):
     assert_one_line_error(result, "nope.mp4")
 
 
+@pytest.mark.slow
 def test_empty_folder(parity_checkpoint, tmp_path):
     (tmp_path / "img").mkdir()
     result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
@@ -100,6 +102,7 @@ def test_empty_folder(parity_checkpoint, tmp_path):
     assert_one_line_error(result, "no images")
 
 
+@pytest.mark.slow
 def test_unreadable_video(parity_checkpoint, tmp_path):
     bogus = tmp_path / "broken.mp4"
     bogus.write_bytes(b"this is not a video")
@@ -112,12 +115,14 @@ def test_unreadable_video(parity_checkpoint, tmp_path):
     "init, fragment",
     [("700,10,20,20", "outside"), ("10,10,0,20", "width"), ("1,2,3", "x,y,w,h"), ("a,b,c,d", "x,y,w,h")],
 )
+@pytest.mark.slow
 def test_bad_init_box(parity_checkpoint, parity_video, init, fragment):
     result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
                      "--video", str(parity_video), "--init", init)  # fmt: skip
     assert_one_line_error(result, fragment)
 
 
+@pytest.mark.slow
 def test_no_init_and_no_groundtruth(parity_checkpoint, parity_video, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -126,6 +131,7 @@ def test_no_init_and_no_groundtruth(parity_checkpoint, parity_video, tmp_path):
     assert_one_line_error(result, "--init")
 
 
+@pytest.mark.slow
 def test_mismatched_checkpoint(parity_checkpoint, parity_video):
     result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("mobilev2")), "--video", str(parity_video))
     assert_one_line_error(result, "alex")
@@ -141,6 +147,7 @@ def test_main_returns_exit_codes_in_process(parity_video, capsys):
     assert "--weights" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_strip_of_the_first_frames(parity_checkpoint, parity_video, tmp_path, capsys):
     from siamrpnpp_ros.track import main, strip_indices
 

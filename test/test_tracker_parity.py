@@ -41,6 +41,7 @@ def test_frame1_head_outputs_match_pysot(model, parity_checkpoint, parity_frames
 
 
 @pytest.mark.parametrize("model", MODELS)
+@pytest.mark.slow
 def test_tracking_matches_pysot(model, parity_checkpoint, parity_frames, parity_golden):
     frames, groundtruth = parity_frames
     golden = parity_golden(model)

@@ -485,6 +485,7 @@ def test_long_term_keeps_the_unclipped_state():
     assert result.lost and tracker.is_lost
 
 
+@pytest.mark.slow
 def test_long_term_wide_search_runs_the_real_network(parity_checkpoint, parity_video):
     """Forced into the lost state, a real alex network runs on the 831 px crop; the state is held."""
     frames = _read_parity_frames(parity_video, 3)
@@ -542,6 +543,7 @@ def test_build_tracker_errors(parity_checkpoint, tmp_path):
     assert not tracker.model.training
 
 
+@pytest.mark.slow
 def test_bundled_default_model_follows_generated_targets(tmp_path):
     """The weights shipped in the package load without a path and track real-photo targets
     (an untrained network of the same shape scores ~0.02 AUC here)."""

@@ -348,6 +348,7 @@ def test_lr_schedule_warmup_then_log_decay():
 
 
 # ------------------------------------------------------------------ model and loop
+@pytest.mark.slow
 def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path):
     pretrained = tmp_path / "pretrained.pth"
     save_checkpoint(build_training_model("alex", 0.125), pretrained)
@@ -374,6 +375,7 @@ def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path
     assert not torch.equal(before["features.14.weight"], after["features.14.weight"])  # conv5 trains
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
     config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=4, epochs=1, optimizer="adamw",
                          lr=2e-3, negative_prob=0.0, seed=3, out=str(tmp_path / "run"),
@@ -387,6 +389,7 @@ def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     out = tmp_path / "run"
     config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=2, out=str(out),
@@ -450,6 +453,7 @@ def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
         build_tracker("alex", out / "model.pth", device="cpu")
 
 
+@pytest.mark.slow
 def test_fit_with_a_worker_process(sequences_dir, tmp_path):
     """Data loading in a spawned worker (pickled dataset, fresh interpreter) gives the same run."""
     config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=1,
@@ -467,6 +471,7 @@ def test_set_backbone_trainable_rejects_unknown_layers():
     assert not model.backbone.features[1].training and model.rpn_head.training
 
 
+@pytest.mark.slow
 def test_train_cli(sequences_dir, tmp_path, capsys):
     from siamrpnpp_ros import train
 
@@ -487,6 +492,7 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys):
     """The recipe end to end at toy size: training and validation data come from the Debian
     training material (validation from its own backgrounds), the test sequences only from
