@@ -14,8 +14,10 @@ the other in the same run:
 - ``shared``: everything on every CPU: the browsers on the robot's own (small) computer.
 
 For each period it reports the tracker's rate (images tracked per second, from tracked_box),
-its mean processing latency and tracker step (from /diagnostics), and the frames each browser
-drew; then the B/A ratios per layout. Not a test: the numbers depend on the machine.
+its mean processing latency and tracker step (from /diagnostics), the CPU time the console
+process used (percent of one core, from /proc: what serving the browsers costs the robot,
+whatever else loads the machine), and the frames each browser drew; then the B/A ratios per
+layout. Not a test: the numbers depend on the machine.
 """
 from __future__ import annotations
 
@@ -45,6 +47,12 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -153,9 +161,11 @@ def main() -> int:
                 return [int(b.find_element(By.ID, "view").get_attribute("data-frames-shown") or 0) for b in browsers]
 
             drawn_before = drawn()
+            console_cpu_before = cpu_seconds(peers[1].process.pid)
             start = time.monotonic()
             ros.spin_until(lambda: False, args.seconds)
             end = time.monotonic()
+            console_cpu = (cpu_seconds(peers[1].process.pid) - console_cpu_before) / (end - start)
             drawn_after = drawn()
             window = [m for t, m in boxes if start <= t < end and m.status != TrackedBox.STATUS_IDLE]
             stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in window}
@@ -165,12 +175,13 @@ def main() -> int:
                 "layout": layout, "period": period, "rate": len(stamps) / (end - start),
                 "latency": statistics.mean(latencies) if latencies else float("nan"),
                 "step": statistics.mean(step) if step else float("nan"),
+                "console_cpu": 100.0 * console_cpu,
                 "browser_fps": [(a - b) / (end - start) for a, b in zip(drawn_after, drawn_before)],
             })
             row = results[-1]
             shown = ", ".join(f"{fps:.1f}" for fps in row["browser_fps"]) or "-"
             print(f"{layout} {period}: tracker {row['rate']:5.1f} fps, latency {row['latency']:6.1f} ms, "
-                  f"step {row['step']:5.1f} ms; browsers drew {shown} fps", flush=True)
+                  f"step {row['step']:5.1f} ms; console CPU {row['console_cpu']:4.1f} %; browsers drew {shown} fps", flush=True)
             for browser in browsers:
                 browser.quit()
             browsers.clear()
@@ -190,7 +201,9 @@ def main() -> int:
         rate_b, rate_a = mean_of(layout, "B", "rate"), mean_of(layout, "A", "rate")
         print(f"{layout}: tracker rate with browsers / without: {rate_b / rate_a:.3f} ({rate_b:.1f} / {rate_a:.1f} fps); "
               f"tracker step {mean_of(layout, 'B', 'step'):.1f} / {mean_of(layout, 'A', 'step'):.1f} ms; "
-              f"latency {mean_of(layout, 'B', 'latency'):.1f} / {mean_of(layout, 'A', 'latency'):.1f} ms")
+              f"latency {mean_of(layout, 'B', 'latency'):.1f} / {mean_of(layout, 'A', 'latency'):.1f} ms; "
+              f"console CPU {mean_of(layout, 'B', 'console_cpu'):.1f} / {mean_of(layout, 'A', 'console_cpu'):.1f} "
+              "% of a core")
     return 0
 
 
