@@ -71,6 +71,7 @@ def test_absences_have_nan_groundtruth_exactly_where_the_target_is_invisible(kin
     assert bool(plan.extra_photos) == (kind == "occluder")  # the occluder's photo
 
 
+@pytest.mark.slow
 def test_long_term_builder_is_reproducible_and_writes_a_manifest(tmp_path):
     config = LongTermConfig(sequences=2, seed=7, lookalike_prob=0.5, **{**TOY, "frames": 100})
     pool = find_photos()
@@ -229,6 +230,7 @@ def toy_long_term(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_opencv_baseline_reports_its_failure_flag(toy_long_term):
     sequence = load_benchmark(toy_long_term, max_sequences=1)[0]
     mil = opencv_availability("mil")
@@ -239,6 +241,7 @@ def test_opencv_baseline_reports_its_failure_flag(toy_long_term):
     assert 0.0 <= summaries["MIL"].f_score <= 1.0 and summaries["MIL"].returns >= 1
 
 
+@pytest.mark.slow
 def test_evaluate_cli_long_term_end_to_end(toy_long_term, tmp_path, capsys):
     manifest = json.loads((toy_long_term / "benchmark.json").read_text())
     assert manifest["long_term"] and manifest["fps"] == 10.0

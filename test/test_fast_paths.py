@@ -136,6 +136,7 @@ def test_smaller_search_size(parity_checkpoint, parity_video, frames):
 
 # --------------------------------------------------------------------------- ONNX
 @pytest.mark.parametrize("name", ("alex", "mobilev2"))
+@pytest.mark.slow
 def test_onnx_export_matches_pytorch(name, parity_model, parity_dump, tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -161,6 +162,7 @@ def test_onnx_export_matches_pytorch(name, parity_model, parity_dump, tmp_path):
     assert np.abs(loc - loc_expected).max() <= ORT_HEAD_TOLERANCE
 
 
+@pytest.mark.slow
 def test_onnxruntime_backend_tracks_like_pysot(parity_checkpoint, parity_video, frames, parity_golden):
     """ORT is not bit-exact, so the check is IoU-based: mean IoU >= 0.99 against pysot (alex,
     first 30 frames; measured 0.99997 over all 60 with a 0.002 px max difference)."""
@@ -174,6 +176,7 @@ def test_onnxruntime_backend_tracks_like_pysot(parity_checkpoint, parity_video, 
     assert _iou(boxes, parity_golden("alex")[1:30, 1:5]).mean() >= 0.99
 
 
+@pytest.mark.slow
 def test_onnx_cache_dir_is_reused_and_keyed_on_weights(tmp_path):
     """A second back-end on the same weights finds the exported graph; other weights get their
     own sub-folder (ORT's TensorRT engine cache cannot tell weights apart)."""
@@ -206,6 +209,7 @@ def test_onnx_cache_dir_is_reused_and_keyed_on_weights(tmp_path):
     assert not torch.equal(first(x, first.template(z))[0], other(x, other.template(z))[0])
 
 
+@pytest.mark.slow
 def test_export_cli(parity_checkpoint, tmp_path):
     pytest.importorskip("onnx")
     from siamrpnpp_ros.export.onnx import main

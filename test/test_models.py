@@ -180,7 +180,7 @@ def test_fresh_model_is_in_eval_mode_with_config(name, fresh_model):
 # --------------------------------------------------------------------------- parity with pysot
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "r50" else n for n in PRESETS])
 def test_frame1_head_outputs_match_pysot(name, parity_model, parity_dump):
     dump = parity_dump(name)
     model = parity_model(name)
@@ -269,6 +269,7 @@ def test_batch_of_two_matches_single_items(parity_model, parity_dump):
     torch.testing.assert_close(cls_b[:1], torch.from_numpy(dump["cls_f1"]), rtol=0, atol=PARITY_ATOL)
 
 
+@pytest.mark.slow
 def test_other_dtype_and_float32_inputs(parity_checkpoint, parity_dump):
     """A float64 model takes the float32 crops as they come and stays close to float32."""
     dump = parity_dump("alex")

@@ -72,6 +72,7 @@ def test_tracker_reports_presence_equal_to_score_by_default(parity_model, parity
         assert result.features is not None and 0 <= result.features.spread <= 1
 
 
+@pytest.mark.slow
 def test_long_term_search_and_session_status_follow_presence(parity_model, parity_frames, two_torch_threads):
     """Weights that call every frame absent send the long-term tracker into its wide search at
     once and the session to LOST after ``lost_frames``, whatever the raw score says."""

@@ -88,6 +88,7 @@ def test_tracks_parity_video_like_pysot(parity_checkpoint, parity_video, parity_
     assert frames == 60
 
 
+@pytest.mark.slow
 def test_missing_video(parity_checkpoint, tmp_path):
     result = run_cli("--model", "alex", "--weights", str(parity_checkpoint("alex")),
                      "--video", str(tmp_path / "nope.mp4"), "--init", "1,1,10,10")  # fmt: skip

@@ -48,6 +48,7 @@ def test_photographic_test_tells_photos_from_flat_artwork(material):
     assert not is_photographic(flat)
 
 
+@pytest.mark.slow
 def test_composited_pairs_are_reproducible_with_exact_boxes_and_all_negative_kinds(material):
     from siamrpnpp_ros.training.composite import CompositeConfig, CompositeSource
 
