@@ -65,5 +65,5 @@ export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 exec "$vpy" -m pytest -p no:cacheprovider -m "not ros" \
   --ignore=test/test_node_ros.py --ignore=test/test_messages_ros.py --ignore=test/test_colcon_build.py \
   --ignore=test/test_conversions.py --ignore=test/test_latency_bench.py --ignore=test/test_package_manifest.py \
-  --ignore=test/test_setup_venv.py \
+  --ignore=test/test_setup_venv.py --ignore=test/test_console.py --ignore=test/test_console_ros.py \
   "$@"
