@@ -6,6 +6,8 @@ Two graphs per model, both with fixed shapes (TensorRT builds one engine per inp
   tracker's crop) and the template kernels (``cls_kernel_2, loc_kernel_2, ...`` for r50/mobilev2,
   ``cls_kernel, loc_kernel`` for alex; each ``(1, 256, k, k)``, k = 5 or 4); outputs
   ``cls`` ``(1, 2A, S, S)`` and ``loc`` ``(1, 4A, S, S)``, the raw head outputs the tracker decodes.
+  ``batch=B`` exports the same graph for B targets at once (every input and output with batch
+  B, each crop correlated with its own kernels), for the multi-target tracker.
 * **template** (once per target): input ``template`` ``(1, 3, 127, 127)``; outputs the kernels,
   named as the search graph's kernel inputs, so one graph's outputs feed the other.
 
@@ -96,23 +98,26 @@ def example_kernels(model: nn.Module, exemplar_size: int = 127) -> tuple[Tensor,
 
 
 def export_search_onnx(model: nn.Module, path: str | Path, instance_size: Optional[int] = None,
-                       opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
+                       opset: int = DEFAULT_OPSET, check: bool = True, batch: int = 1) -> Path:
     """Export the per-frame graph (search crop + template kernels -> cls, loc) to ``path``.
 
     ``model``: a ``SiamRPN`` or ``FusedSiamRPN`` (exported as given; fold first for a smaller
     graph). ``instance_size``: search crop side in pixels (default: the model's pysot preset,
-    255 or 287). Returns the path. The graph has fixed shapes and opset ``opset`` (>= 17).
+    255 or 287). ``batch``: crops (targets) per call, each with its own kernels. Returns the
+    path. The graph has fixed shapes and opset ``opset`` (>= 17).
     """
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
     model = _exportable(model)
     if instance_size is None:
         from siamrpnpp_ros.tracking.config import preset_for
 
         instance_size = preset_for(_model_name(model)).instance_size
     path = Path(path)
-    kernels = example_kernels(model)
-    search = torch.full((1, 3, int(instance_size), int(instance_size)), 127.0)
+    kernels = tuple(k.repeat(batch, 1, 1, 1) for k in example_kernels(model))
+    search = torch.full((batch, 3, int(instance_size), int(instance_size)), 127.0)
     names = tuple(model.kernel_names)  # type: ignore[arg-type]
     _run_export(SearchGraph(model).eval(), (search, *kernels), path, ("search", *names), ("cls", "loc"), opset)
     if check:

@@ -202,25 +202,29 @@ class OnnxRuntimeModel:
                             {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir)})
                 providers = [tensorrt, "CUDAExecutionProvider", "CPUExecutionProvider"]
         self.providers = [p for p in providers if provider_name(p) in available] or ["CPUExecutionProvider"]
-        self._sessions: dict[int, Any] = {}
+        self._sessions: dict[tuple[int, int], Any] = {}
 
     # The tracker treats its network like an nn.Module in a few places.
     def eval(self) -> OnnxRuntimeModel:
         """No-op (sessions are inference-only); returns self."""
         return self
 
-    def session(self, instance_size: int) -> Any:
-        """The ORT session for ``instance_size`` x ``instance_size`` search crops (built once)."""
-        session = self._sessions.get(instance_size)
+    def session(self, instance_size: int, batch: int = 1) -> Any:
+        """The ORT session for ``batch`` search crops of ``instance_size`` x ``instance_size``
+        (built once). The graphs have fixed shapes (the depth-wise correlation's group count is
+        batch x channels), so every batch size of a multi-target tracker has its own graph."""
+        key = (int(instance_size), int(batch))
+        session = self._sessions.get(key)
         if session is None:
             from siamrpnpp_ros.export.onnx import export_search_onnx
 
-            path = self.cache_dir / f"search_{instance_size}.onnx"
+            suffix = "" if batch == 1 else f"_b{int(batch)}"
+            path = self.cache_dir / f"search_{int(instance_size)}{suffix}.onnx"
             if not path.is_file():
                 # Written aside and renamed, so an interrupted export never leaves a graph
                 # that a later start would take as complete.
                 partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-                export_search_onnx(self.torch_model, partial, instance_size)
+                export_search_onnx(self.torch_model, partial, instance_size, batch=int(batch))
                 os.replace(partial, path)
             options = self._ort.SessionOptions()
             options.intra_op_num_threads = self.threads
@@ -231,7 +235,7 @@ class OnnxRuntimeModel:
             # cores from the crop and decoding that follow (measured: crop 0.6 -> 7.5 ms).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = self._ort.InferenceSession(str(path), options, providers=self.providers)
-            self._sessions[instance_size] = session
+            self._sessions[key] = session
         return session
 
     def template(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -241,10 +245,11 @@ class OnnxRuntimeModel:
         return tuple(k.float().contiguous() for k in kernels)
 
     def __call__(self, x: torch.Tensor, kernels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Search crop ``(1, 3, I, I)`` float -> ``cls (1, 2A, S, S)``, ``loc (1, 4A, S, S)`` float32."""
-        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3 or x.shape[2] != x.shape[3]:
-            raise ValueError(f"expected a (1, 3, I, I) search crop, got shape {tuple(x.shape)}")
-        session = self.session(int(x.shape[-1]))
+        """Search crops ``(B, 3, I, I)`` float and kernels of batch B -> ``cls (B, 2A, S, S)``,
+        ``loc (B, 4A, S, S)`` float32."""
+        if x.dim() != 4 or x.shape[0] < 1 or x.shape[1] != 3 or x.shape[2] != x.shape[3]:
+            raise ValueError(f"expected a (B, 3, I, I) search crop, got shape {tuple(x.shape)}")
+        session = self.session(int(x.shape[-1]), int(x.shape[0]))
         feed = {"search": _as_numpy(x)}
         for name, kernel in zip(self.kernel_names, kernels):
             feed[name] = _as_numpy(kernel)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .tracker import SiamRPNTracker, TrackResult, clip_state
+from .tracker import SearchRequest, SiamRPNTracker, TrackResult, _Candidate, clip_state
 
 
 class LongTermTracker(SiamRPNTracker):
@@ -38,20 +38,22 @@ class LongTermTracker(SiamRPNTracker):
         """True while the target counts as lost, i.e. the next search uses the wide crop."""
         return self._lost
 
-    def track(self, frame: np.ndarray) -> TrackResult:
-        """Locate the target in ``frame`` (HxWx3 uint8 BGR); see the module docstring for the states.
+    def _search_settings(self) -> tuple[int, float, bool]:
+        """The wide search (``lost_instance_size``, ``lost_window_influence``) while lost."""
+        cfg = self.config
+        if self._lost:
+            return cfg.lost_instance_size, cfg.lost_window_influence, True
+        return cfg.instance_size, cfg.window_influence, False
+
+    def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
+        """The long-term update (see the module docstring for the states).
 
         Returns the clipped box as top-left ``(x, y, w, h)`` pixels; ``search_wide`` says whether
         this frame used the wide search and ``lost`` whether the next one will.
         """
-        frame = self._check_tracking_frame(frame)
+        frame = request.frame
         cfg = self.config
-        search_wide = self._lost
-        if search_wide:
-            candidate = self._best_candidate(frame, cfg.lost_instance_size, cfg.lost_window_influence)
-        else:
-            candidate = self._best_candidate(frame, cfg.instance_size, cfg.window_influence)
-
+        search_wide = request.search_wide
         if candidate.score >= cfg.confidence_low:
             lr = candidate.lr
             cx = self._center[0] + candidate.offset_x

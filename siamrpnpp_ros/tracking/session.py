@@ -204,7 +204,14 @@ class TrackingSession:
         """Track the target in the next frame and update the status; RuntimeError when IDLE."""
         if not self.is_active:
             raise RuntimeError("step() called without an active target; call start() first")
-        result = self.tracker.track(frame)
+        return self.update(self.tracker.track(frame))
+
+    def update(self, result: Any) -> SessionResult:
+        """Take ``result``, this session's tracker's outcome on the next frame, and update the
+        status; what ``step`` does after tracking. For callers that run the tracker themselves,
+        such as ``MultiTargetTracker``'s batched pass. RuntimeError when IDLE."""
+        if not self.is_active:
+            raise RuntimeError("update() called without an active target; call start() first")
         score = float(result.score)
         box: Box = tuple(float(v) for v in result.box)  # type: ignore[assignment]
         self._age += 1

@@ -59,6 +59,24 @@ class _Candidate:
     score: float
 
 
+@dataclass(frozen=True)
+class SearchRequest:
+    """One target's search on one frame, made by ``prepare_search`` before the network runs.
+
+    ``frame``: the validated HxWx3 uint8 BGR frame. ``crop``: the (1, 3, I, I) search input on
+    the tracker's device (0..255 BGR), ``instance_size`` its side I in pixels.
+    ``window_influence``: weight of the cosine window for this search. ``search_wide``: the
+    long-term tracker's widened search. The network's outputs for ``crop`` go back to the same
+    tracker's ``finish_search``, which is how several targets share one batched network pass.
+    """
+
+    frame: np.ndarray
+    crop: torch.Tensor
+    instance_size: int
+    window_influence: float
+    search_wide: bool = False
+
+
 def validate_frame(frame: object) -> np.ndarray:
     """Check that ``frame`` is an HxWx3 uint8 (BGR) image and return it; ValueError otherwise."""
     if not isinstance(frame, np.ndarray):
@@ -152,6 +170,11 @@ class SiamRPNTracker:
         return self._template_kernels is not None
 
     @property
+    def template_kernels(self) -> tuple[torch.Tensor, ...] | None:
+        """The target's cached RPN kernels (``model.template`` of the init crop), None before ``init``."""
+        return self._template_kernels
+
+    @property
     def center(self) -> tuple[float, float]:
         """Current target centre ``(cx, cy)`` in frame pixels (the tracker state)."""
         return self._center
@@ -233,9 +256,34 @@ class SiamRPNTracker:
         """Locate the target in ``frame`` (HxWx3 uint8 BGR) and update the state.
 
         Returns the box as top-left ``(x, y, w, h)`` pixels, centre ``cx - w/2`` convention.
+        The same as ``finish_search(request, *network(request.crop))`` for
+        ``request = prepare_search(frame)``, which is how a multi-target tracker batches it.
         """
+        request = self.prepare_search(frame)
+        cls, loc = self._run_model(request.crop)
+        return self.finish_search(request, cls, loc)
+
+    def prepare_search(self, frame: np.ndarray) -> SearchRequest:
+        """The next search on ``frame`` (HxWx3 uint8 BGR): its crop around the current state and
+        its settings. The state is unchanged until ``finish_search``."""
         frame = self._check_tracking_frame(frame)
-        candidate = self._best_candidate(frame, self.config.instance_size, self.config.window_influence)
+        instance_size, window_influence, search_wide = self._search_settings()
+        crop = self.search_crop(frame, instance_size)
+        return SearchRequest(frame, crop, instance_size, window_influence, search_wide)
+
+    def finish_search(self, request: SearchRequest, cls: torch.Tensor, loc: torch.Tensor) -> TrackResult:
+        """Decode the network's raw ``cls (1, 2A, S, S)`` / ``loc (1, 4A, S, S)`` outputs (float32,
+        CPU) for ``request.crop`` and update the state; returns what ``track`` returns."""
+        candidate = self._decode(cls, loc, request.instance_size, request.window_influence)
+        return self._update(request, candidate)
+
+    def _search_settings(self) -> tuple[int, float, bool]:
+        """(search crop side in pixels, window influence, wide search) of the next search."""
+        return self.config.instance_size, self.config.window_influence, False
+
+    def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
+        """pysot's short-term update from the best proposal; returns the clipped box."""
+        frame = request.frame
         lr = candidate.lr
         cx = self._center[0] + candidate.offset_x
         cy = self._center[1] + candidate.offset_y
@@ -276,15 +324,22 @@ class SiamRPNTracker:
             self._window_cache[score_size] = window
         return window
 
-    def _run_model(self, search_crop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self._template_kernels is not None
+    def _run_model(
+        self, search_crop: torch.Tensor, kernels: Sequence[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network on ``search_crop`` (B, 3, I, I) with ``kernels`` (batch B or 1; default: this
+        target's) -> raw ``cls``, ``loc`` as float32 CPU tensors."""
+        if kernels is None:
+            assert self._template_kernels is not None
+            kernels = self._template_kernels
         with torch.inference_mode():
-            cls, loc = self.model(search_crop, self._template_kernels)
+            cls, loc = self.model(search_crop, tuple(kernels))
         # Decoding happens on the CPU in float32 whatever the network ran in.
         return cls.detach().to("cpu", torch.float32), loc.detach().to("cpu", torch.float32)
 
-    def _best_candidate(self, frame: np.ndarray, instance_size: int, window_influence: float) -> _Candidate:
-        """Search a crop of ``instance_size`` pixels around the current centre; pick the best anchor.
+    def _decode(self, cls: torch.Tensor, loc: torch.Tensor, instance_size: int, window_influence: float) -> _Candidate:
+        """Pick the best anchor from the head outputs of a search crop of ``instance_size`` pixels
+        around the current centre (offsets and sizes in frame pixels).
 
         Dtypes follow what pysot computes under NumPy 2: anchors and decoded boxes in float32,
         penalties, window blend and the chosen box in float64. Spelling the casts out keeps the
@@ -293,7 +348,6 @@ class SiamRPNTracker:
         cfg = self.config
         w, h = self._size
         scale, _ = self._search_geometry(instance_size)
-        cls, loc = self._run_model(self.search_crop(frame, instance_size))
 
         score_size = cfg.score_size(instance_size)
         anchor_count = cfg.anchor_count

@@ -1,0 +1,315 @@
+"""Several targets in one tracker, with one batched network pass per frame (no ROS).
+
+``MultiTargetTracker`` holds up to ``max_targets`` targets. Everything that belongs to one
+target is one value, a :class:`Target`: its id and a ``TrackingSession`` (status, LOST
+counters, age) around its own tracker (template kernels, box state, the long-term tracker's
+wide-search state), plus the index of the last frame it has seen and its last result. The
+targets' trackers are copies of one tracker built by ``tracking.factory.build_tracker``, so
+they share its network, device and config; nothing else is shared.
+
+Each frame (:meth:`MultiTargetTracker.step`):
+
+1. every target's tracker makes its own search crop around its own state
+   (``SiamRPNTracker.prepare_search``);
+2. the crops of the targets that search at the same size (the long-term tracker searches a
+   wider crop while a target is lost) go through the network as one batch, with the targets'
+   template kernels stacked along the batch: the depth-wise cross-correlation heads correlate
+   each sample with its own kernels as one grouped convolution (``models/rpn.py``);
+3. every target decodes its own slice of the outputs and updates its own state
+   (``finish_search``), then its session updates its status and LOST logic.
+
+So crops, decoding and state stay per target, the same code as the single-target tracker;
+only the network work is batched. A size group of one target runs exactly the single-target
+path (bit-identical to ``SiamRPNTracker.track``). In a batch, the convolution library may
+pick other algorithms than for one sample, so outputs can differ from the single-target ones
+by float rounding; boxes and scores stay within the pysot parity tolerances (0.01 px, 1e-4;
+``test/test_multi.py``).
+
+Back-ends: the torch networks (exact, BN-folded, fp16 on CUDA, ``torch.compile``) take any
+batch. ONNX Runtime runs fixed-shape graphs: ``OnnxRuntimeModel`` exports and loads one graph
+per (search size, batch size) the first time it is needed (:meth:`MultiTargetTracker.warm_up`
+does that ahead of time). pysot's reference emulation (``benchmark.speed.PysotReference``)
+keeps one template and cannot batch.
+
+Frame indices: every frame a target sees has an index (the node's frame sequence, the CLI's
+frame number; increasing). A target skips frames whose index is not newer than the last one it
+saw, so a target added on frame ``k`` is not tracked on frame ``k`` itself, and a newly
+selected target can catch up through older frames alone (``step(..., target_ids=...)``) while
+the others wait for the next frame.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .session import LostPolicy, SessionResult, TrackingSession, TrackStatus
+from .tracker import SearchRequest, SiamRPNTracker, validate_frame
+
+#: Stacked kernels are cached per group of targets; more distinct groups than this clears it.
+_KERNEL_CACHE_LIMIT = 16
+
+
+class TargetExistsError(ValueError):
+    """A target with this id is already tracked."""
+
+
+class TooManyTargetsError(ValueError):
+    """Adding a target would exceed ``max_targets``."""
+
+
+@dataclass
+class Target:
+    """One tracked target; all of its state.
+
+    ``session``: id, status, LOST counters and age, around ``session.tracker``, which holds the
+    template kernels and the box state. ``last_frame``: index of the last frame this target
+    has seen (its init frame, or the last one it was tracked on). ``last_result``: what that
+    frame gave (INITIALIZING on the init frame).
+    """
+
+    session: TrackingSession
+    last_frame: int
+    last_result: SessionResult
+
+    @property
+    def target_id(self) -> int:
+        return self.session.target_id
+
+    @property
+    def tracker(self) -> SiamRPNTracker:
+        return self.session.tracker  # type: ignore[return-value]
+
+    @property
+    def status(self) -> TrackStatus:
+        return self.session.status
+
+    @property
+    def age(self) -> int:
+        return self.session.age
+
+
+class MultiTargetTracker:
+    """Up to ``max_targets`` targets, tracked with one batched network pass per frame.
+
+    ``tracker``: a tracker from ``build_tracker`` (short- or long-term, any back-end); it
+    serves as the prototype that every target's tracker is copied from, sharing its network,
+    and runs the batched passes. Its own target state is never used. ``policy``: the LOST
+    logic of every target (``TrackingSession``). Not thread-safe: call it from one thread.
+
+    Boxes are top-left ``(x, y, w, h)`` in frame pixels, as everywhere in ``tracking``.
+    """
+
+    def __init__(self, tracker: SiamRPNTracker, policy: LostPolicy | None = None, max_targets: int = 8) -> None:
+        if isinstance(max_targets, bool) or not isinstance(max_targets, int) or max_targets < 1:
+            raise ValueError(f"max_targets must be an integer >= 1, got {max_targets!r}")
+        self._prototype = tracker
+        self.policy = policy or LostPolicy()
+        self.max_targets = max_targets
+        self._targets: dict[int, Target] = {}  # in the order they were added
+        self._newest_frame = -1
+        self._stacked_kernels: dict[tuple[int, ...], tuple[torch.Tensor, ...]] = {}
+
+    # ------------------------------------------------------------------ the collection
+    @property
+    def network_tracker(self) -> SiamRPNTracker:
+        """The prototype tracker: its network, device and config are every target's."""
+        return self._prototype
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The targets, in the order they were added (a replaced target keeps its place)."""
+        return tuple(self._targets.values())
+
+    @property
+    def target_ids(self) -> tuple[int, ...]:
+        return tuple(self._targets)
+
+    def get(self, target_id: int) -> Target | None:
+        return self._targets.get(int(target_id))
+
+    def __contains__(self, target_id: object) -> bool:
+        return target_id in self._targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    @property
+    def is_full(self) -> bool:
+        return len(self._targets) >= self.max_targets
+
+    # ------------------------------------------------------------------ settings
+    def set_policy(self, policy: LostPolicy) -> None:
+        """Use ``policy`` for every target, current and future."""
+        self.policy = policy
+        for target in self._targets.values():
+            target.session.policy = policy
+
+    def set_config(self, config: object) -> None:
+        """Use tracker ``config`` (a ``TrackerConfig``) for every target, current and future."""
+        self._prototype.config = config  # type: ignore[assignment]
+        for target in self._targets.values():
+            target.tracker.config = config  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ targets come and go
+    def add(self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None = None) -> SessionResult:
+        """Start tracking a new target ``target_id`` in ``box`` (top-left ``x, y, w, h`` pixels) on ``frame``.
+
+        ``frame_index``: the index of ``frame`` (default: the newest frame ``step`` has seen, or
+        0 before the first step); the target is tracked from the next index on. Raises
+        ``TargetExistsError`` for an id in use, ``TooManyTargetsError`` when full, and
+        ValueError for a frame or box the tracker refuses; the other targets are unaffected.
+        Returns the INITIALIZING result.
+        """
+        target_id = int(target_id)
+        if target_id in self._targets:
+            raise TargetExistsError(f"target {target_id} is already tracked")
+        if self.is_full:
+            raise TooManyTargetsError(
+                f"already tracking {len(self._targets)} targets (max_targets {self.max_targets})"
+            )
+        target = self._new_target(frame, box, target_id, frame_index)
+        self._targets[target_id] = target
+        self._stacked_kernels.clear()
+        return target.last_result
+
+    def replace(
+        self,
+        frame: np.ndarray,
+        box: Sequence[float],
+        target_id: int,
+        frame_index: int | None = None,
+        replacing: int | None = None,
+    ) -> SessionResult:
+        """Re-initialise target ``target_id`` on ``box``, or add it if there is none.
+
+        ``replacing``: the id of the target to replace (default ``target_id``); the new target
+        takes its place, with age 1 and a fresh LOST state. Replacing another id by
+        ``target_id`` needs ``target_id`` to be free (``TargetExistsError``). Adding beyond
+        ``max_targets`` raises ``TooManyTargetsError``. If the tracker refuses the frame or box
+        (ValueError), nothing changes. ``frame_index`` as in :meth:`add`.
+        """
+        target_id = int(target_id)
+        old_id = target_id if replacing is None else int(replacing)
+        if old_id != target_id and target_id in self._targets:
+            raise TargetExistsError(f"target {target_id} is already tracked")
+        if old_id not in self._targets:
+            return self.add(frame, box, target_id, frame_index)
+        target = self._new_target(frame, box, target_id, frame_index)
+        # Same position in the order; a new key when the id changes.
+        self._targets = {
+            (target_id if key == old_id else key): (target if key == old_id else value)
+            for key, value in self._targets.items()
+        }
+        self._stacked_kernels.clear()
+        return target.last_result
+
+    def remove(self, target_id: int) -> SessionResult | None:
+        """Stop tracking ``target_id``; returns its IDLE result, or None if there is no such target."""
+        target = self._targets.pop(int(target_id), None)
+        if target is None:
+            return None
+        self._stacked_kernels.clear()
+        return target.session.cancel()
+
+    def clear(self) -> list[SessionResult]:
+        """Stop tracking every target; returns their IDLE results, in order."""
+        return [result for target_id in list(self._targets) if (result := self.remove(target_id)) is not None]
+
+    def _new_target(
+        self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None
+    ) -> Target:
+        tracker = copy.copy(self._prototype)  # shares the network, config and caches
+        tracker.reset()
+        session = TrackingSession(tracker, self.policy)
+        result = session.start(frame, box, target_id)  # ValueError: nothing was added
+        index = max(self._newest_frame, 0) if frame_index is None else int(frame_index)
+        self._newest_frame = max(self._newest_frame, index)
+        return Target(session, index, result)
+
+    # ------------------------------------------------------------------ tracking
+    def needs_frame(self, frame_index: int) -> bool:
+        """True when some target has not seen the frame with index ``frame_index`` yet."""
+        return any(target.last_frame < frame_index for target in self._targets.values())
+
+    def step(
+        self, frame: np.ndarray, frame_index: int | None = None, target_ids: Collection[int] | None = None
+    ) -> list[SessionResult]:
+        """Track the targets in ``frame`` (HxWx3 uint8 BGR) with one network pass per search size.
+
+        ``frame_index``: the frame's index (default: one after the newest seen). Targets that
+        have seen this index already (added on it, or tracked) are skipped. ``target_ids``:
+        track only these targets (default all). Returns one result per target tracked, in
+        target order. A frame that is not an image raises ValueError before any state changes.
+        """
+        frame = validate_frame(frame)
+        index = self._newest_frame + 1 if frame_index is None else int(frame_index)
+        chosen = [
+            target for target in self._targets.values()
+            if target.last_frame < index and (target_ids is None or target.target_id in target_ids)
+        ]
+        self._newest_frame = max(self._newest_frame, index)
+        if not chosen:
+            return []
+        requests = [target.tracker.prepare_search(frame) for target in chosen]
+        outputs = self._run_network(chosen, requests)
+        results = []
+        for target, request, (cls, loc) in zip(chosen, requests, outputs):
+            result = target.session.update(target.tracker.finish_search(request, cls, loc))
+            target.last_frame = index
+            target.last_result = result
+            results.append(result)
+        return results
+
+    def _run_network(
+        self, targets: Sequence[Target], requests: Sequence[SearchRequest]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Raw ``(cls, loc)`` for every request: one network call per distinct search size."""
+        groups: dict[int, list[int]] = {}
+        for position, request in enumerate(requests):
+            groups.setdefault(request.instance_size, []).append(position)
+        outputs: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(requests)
+        for positions in groups.values():
+            if len(positions) == 1:
+                # One target at this size: exactly the single-target path.
+                position = positions[0]
+                outputs[position] = targets[position].tracker._run_model(requests[position].crop)  # noqa: SLF001
+                continue
+            crops = torch.cat([requests[p].crop for p in positions], dim=0)
+            kernels = self._kernels_for([targets[p] for p in positions])
+            cls, loc = self._prototype._run_model(crops, kernels)  # noqa: SLF001
+            for row, position in enumerate(positions):
+                outputs[position] = (cls[row : row + 1], loc[row : row + 1])
+        return outputs  # type: ignore[return-value]
+
+    def _kernels_for(self, targets: Sequence[Target]) -> tuple[torch.Tensor, ...]:
+        """The targets' template kernels stacked along the batch, cached until the targets change."""
+        key = tuple(target.target_id for target in targets)
+        stacked = self._stacked_kernels.get(key)
+        if stacked is None:
+            per_target = [target.tracker.template_kernels for target in targets]
+            assert all(kernels is not None for kernels in per_target)
+            stacked = tuple(torch.cat(parts, dim=0) for parts in zip(*per_target))  # type: ignore[arg-type]
+            if len(self._stacked_kernels) >= _KERNEL_CACHE_LIMIT:
+                self._stacked_kernels.clear()
+            self._stacked_kernels[key] = stacked
+        return stacked
+
+    def warm_up(self, batch_sizes: Sequence[int] | None = None, instance_size: int | None = None) -> None:
+        """Run the network once per batch size (default ``1..max_targets``) on blank crops of
+        ``instance_size`` (default the config's), so the first frames with that many targets do
+        not pay for kernel selection, allocations, or (ONNX Runtime) the export of their graph.
+        The targets are unaffected."""
+        tracker = self._prototype
+        size = tracker.config.instance_size if instance_size is None else int(instance_size)
+        exemplar = tracker.config.exemplar_size
+        blank = torch.full((1, 3, exemplar, exemplar), 114.0, device=tracker.device, dtype=tracker.input_dtype)
+        with torch.inference_mode():
+            kernels = tracker.model.template(blank)
+        kernels = tuple(kernels) if isinstance(kernels, (list, tuple)) else (kernels,)
+        for batch in batch_sizes or range(1, self.max_targets + 1):
+            crops = torch.full((int(batch), 3, size, size), 114.0, device=tracker.device, dtype=tracker.input_dtype)
+            tracker._run_model(crops, tuple(torch.cat([k] * int(batch), dim=0) for k in kernels))  # noqa: SLF001
