@@ -9,6 +9,7 @@ with code 2.
 The minimums are the versions of Debian 12's packages (python3-torch 1.13.1, python3-numpy
 1.24.2), which ``make test`` runs the core and parity tests against (``make test-distro``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -60,7 +61,7 @@ def unsupported_message(versions: Mapping[str, str | None]) -> str | None:
         return None
     return (
         f"siamrpnpp_ros: {'; '.join(problems)}. Fix: pip install {' '.join(requirements)} "
-        f"(with rosdep: rosdep install --from-paths src --ignore-src -y --skip-keys \"{' '.join(keys)}\", "
+        f'(with rosdep: rosdep install --from-paths src --ignore-src -y --skip-keys "{" ".join(keys)}", '
         "then the pip command)"
     )
 

@@ -1,4 +1,5 @@
 """siamrpnpp_ros.models.compat: the same behaviour on torch 1.13 (the distribution lane) and 2.x."""
+
 from __future__ import annotations
 
 import os

@@ -9,12 +9,14 @@ floats, which optimizer state and training checkpoints hold. :func:`load_weights
 applies the same restriction there through a standard unpickler that resolves only the
 globals torch's own weights-only unpickler allows.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
 import types
-from typing import IO, Any, ContextManager, Union
+from contextlib import AbstractContextManager
+from typing import IO, Any
 
 import torch
 
@@ -23,13 +25,23 @@ TORCH_MAJOR = int(torch.__version__.split(".", 1)[0])
 # Factories that nn modules and the models' constructors call without a device.
 _FACTORIES = frozenset(
     {
-        torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint,
-        torch.arange, torch.eye, torch.linspace, torch.tensor, torch.empty_strided,
+        torch.empty,
+        torch.zeros,
+        torch.ones,
+        torch.full,
+        torch.rand,
+        torch.randn,
+        torch.randint,
+        torch.arange,
+        torch.eye,
+        torch.linspace,
+        torch.tensor,
+        torch.empty_strided,
     }
 )
 
 
-def meta_device() -> ContextManager[Any]:
+def meta_device() -> AbstractContextManager[Any]:
     """A context in which new tensors and modules live on the meta device (shapes only)."""
     meta = torch.device("meta")
     if hasattr(meta, "__enter__"):  # torch >= 2.0
@@ -45,7 +57,7 @@ class _MetaFactories(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def load_weights_only(f: Union[str, "os.PathLike[str]", IO[bytes]], map_location: Any = None) -> Any:
+def load_weights_only(f: str | os.PathLike[str] | IO[bytes], map_location: Any = None) -> Any:
     """``torch.load(f, map_location=map_location, weights_only=True)``, also on torch 1.x.
 
     Refuses, like ``weights_only``, any pickle that needs a global other than tensors,
