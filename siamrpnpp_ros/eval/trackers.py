@@ -101,7 +101,7 @@ class SessionFrameTracker:
         from siamrpnpp_ros.tracking.session import TrackStatus
 
         result = self.session.step(frame)
-        confidence = float(result.score)  # PRESENCE: use result.presence once SessionResult has it
+        confidence = float(result.presence)  # what LOST follows, and what the node publishes as score
         self._report = (min(max(confidence, 0.0), 1.0), result.status != TrackStatus.LOST)
         return tuple(float(v) for v in result.box)  # type: ignore[return-value]
 

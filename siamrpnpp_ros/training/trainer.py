@@ -355,7 +355,12 @@ class Trainer:
                 if cfg.val_benchmark and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
                     row.update(self.validate())
                 epoch_log.append(row)
-                plot_training_curves(self.out_dir / "train_log.csv", self.out_dir / "epochs.csv", self.out_dir / "loss.png")
+                plot_training_curves(
+                    self.out_dir / "train_log.csv",
+                    self.out_dir / "epochs.csv",
+                    self.out_dir / "loss.png",
+                    samples_per_epoch=cfg.samples_per_epoch,
+                )
         finally:
             self._loader = None  # stops the persistent data workers
 
@@ -490,8 +495,14 @@ class CsvLog:
             writer.writerow({k: row.get(k, "") for k in self.fields})
 
 
-def plot_training_curves(step_csv: Path, epoch_csv: Path, out_png: Path) -> Optional[Path]:
-    """Loss curves (per logged step, x in epochs) and validation AUC, as a PNG; None without matplotlib."""
+def plot_training_curves(
+    step_csv: Path, epoch_csv: Path, out_png: Path, samples_per_epoch: Optional[int] = None
+) -> Optional[Path]:
+    """Loss curves (per logged step, x in epochs) and validation AUC, as a PNG; None without matplotlib.
+
+    With ``samples_per_epoch`` the validation panel is the learning curve: AUC against the
+    training pairs seen, which shows whether more training would pay.
+    """
     try:
         import matplotlib
 
@@ -529,8 +540,12 @@ def plot_training_curves(step_csv: Path, epoch_csv: Path, out_png: Path) -> Opti
     if has_val:
         val = [(int(r["epoch"]), float(r["val_auc"])) for r in epochs if r.get("val_auc")]
         ax2 = axes[0][1]
-        ax2.plot([v[0] for v in val], [v[1] for v in val], "o-")
-        ax2.set_xlabel("epoch")
+        if samples_per_epoch:  # the learning curve: validation AUC against training pairs seen
+            ax2.plot([v[0] * samples_per_epoch / 1000 for v in val], [v[1] for v in val], "o-")
+            ax2.set_xlabel("training pairs seen (thousands)")
+        else:
+            ax2.plot([v[0] for v in val], [v[1] for v in val], "o-")
+            ax2.set_xlabel("epoch")
         ax2.set_ylabel("success AUC")
         ax2.set_title("validation (OPE)")
         ax2.grid(alpha=0.3)
