@@ -10,8 +10,9 @@ the same camera topic: open http://127.0.0.1:8080/ on this machine (`console_por
 `console_host`; its access token comes from `console_token` or the environment variable
 SIAMRPNPP_CONSOLE_TOKEN).
 
-`model`, `weights`, `device`, `fp16`, `backend` and `use_compressed` override the config
-file only when given; left empty, the file's values apply. Without `config`, the package's
+`model`, `weights`, `device`, `fp16`, `backend`, `use_compressed` and `max_targets` (most
+targets tracked at once) override the config file only when given; left empty, the file's
+values apply. Without `config`, the package's
 file for the model is used, with its tracker settings and also its `device` and `fp16`
 (`model:=mobilev2` gets `jetson_mobilenet.yaml`, fp16 on: add `fp16:=false` on a CPU).
 """
@@ -56,6 +57,11 @@ def _tracker_node(context, *args, **kwargs):
             if value not in ("true", "false"):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             overrides[name] = value == "true"
+    max_targets = LaunchConfiguration("max_targets").perform(context).strip()
+    if max_targets:
+        if not max_targets.isdigit() or int(max_targets) < 1:
+            raise ValueError(f"max_targets must be a whole number >= 1, got {max_targets!r}")
+        overrides["max_targets"] = int(max_targets)
 
     remappings = _camera_remappings(context)
     return [
@@ -144,6 +150,9 @@ def generate_launch_description() -> LaunchDescription:
                                   description="camera topic; with use_compressed, its /compressed sibling is used"),
             DeclareLaunchArgument("use_compressed", default_value="",
                                   description="true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's"),
+            DeclareLaunchArgument("max_targets", default_value="",
+                                  description="most targets tracked at once (the node's default is 1); "
+                                              "empty keeps the config file's"),
             DeclareLaunchArgument("namespace", default_value="",
                                   description="namespace for the node and its topics"),
             DeclareLaunchArgument("console", default_value="false",

@@ -7,6 +7,7 @@
                     [--backend torch|onnxruntime] [--no-optimize] [--fuse-bn]
                     [--instance-size PX] [--threads N] [--onnx-cache-dir DIR]
     siamrpnpp-track --video clip.mp4 --init x,y,w,h      # the bundled default model
+    siamrpnpp-track --video clip.mp4 --init x,y,w,h --init x,y,w,h@40 [--init-file boxes.txt] --out res.txt
 
 Without ``--model`` and ``--weights`` the bundled default model runs; ``--weights`` needs the
 model it was trained as (``--model``, or a ``--config`` naming it).
@@ -20,6 +21,16 @@ decimals; frame 0 is the init box with score 1). The last stdout line is machine
 ``frames`` counts every frame read (the init frame included); the timings cover only the
 ``track()`` calls (frames 1..N-1), not init, decoding or drawing; ``fps`` is the number of
 ``track()`` calls divided by their total time (mean throughput, not 1000/median).
+
+Several targets: repeat ``--init`` (or list the boxes in ``--init-file``, one per line, ``#``
+comments allowed); the targets get ids 1, 2, ... in that order (the ``--init`` options first)
+and are tracked together with one batched network pass per frame
+(``tracking.multi.MultiTargetTracker``). A box may end in ``@FRAME`` to select it on that
+frame (0-based; default 0). ``--out results.txt`` then writes one file per target,
+``results_target1.txt``, ...: each starts on its target's first frame (the init box, score 1),
+one line per frame from there. The timings cover the per-frame calls that track all targets,
+and the summary line ends in `` targets=K``. ``--show-video`` and ``--strip`` draw every
+target with its id.
 ``--config`` supplies ``model`` and the ``tracker`` section of a parameters YAML; ``--device``
 and ``--fp16`` are taken from the command line only.
 """
@@ -48,6 +59,9 @@ DEFAULT_VIDEO_FPS = 30.0
 
 PREDICTION_COLOR = (0, 200, 255)  # BGR orange
 GROUNDTRUTH_COLOR = (0, 220, 0)  # BGR green
+# Several targets: one colour each, by id (BGR: orange, magenta, cyan, yellow, violet, red, blue, white).
+TARGET_COLORS = ((0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 255, 255), (255, 80, 160), (60, 60, 255),
+                 (255, 120, 0), (255, 255, 255))
 TEXT_COLOR = (255, 255, 255)
 
 
@@ -69,6 +83,43 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def parse_selection(text: str) -> tuple[tuple[float, float, float, float], int]:
+    """Parse ``"x,y,w,h"`` or ``"x,y,w,h@FRAME"`` into (box, 0-based first frame)."""
+    box_text, at, frame_text = text.partition("@")
+    box = parse_box(box_text)
+    if not at:
+        return box, 0
+    if not frame_text.strip().isdigit():
+        raise UsageError(f"--init frame must be a whole number >= 0 after '@', got {text!r}")
+    return box, int(frame_text)
+
+
+def read_init_file(path: str) -> list[tuple[tuple[float, float, float, float], int]]:
+    """The selections in an ``--init-file``: one ``x,y,w,h[@FRAME]`` per line; blank lines and
+    ``#`` comments are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read --init-file {path}: {exc.strerror or exc}") from None
+    selections = []
+    for number, line in enumerate(lines, start=1):
+        content = line.split("#", 1)[0].strip()
+        if content:
+            try:
+                selections.append(parse_selection(content))
+            except UsageError as exc:
+                raise UsageError(f"{path} line {number}: {exc}") from None
+    if not selections:
+        raise UsageError(f"--init-file {path} holds no boxes")
+    return selections
+
+
+def target_out_path(out: str, target_id: int) -> Path:
+    """``results.txt`` -> ``results_target<id>.txt``: the ``--out`` file of one of several targets."""
+    path = Path(out)
+    return path.with_name(f"{path.stem}_target{target_id}{path.suffix}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``siamrpnpp-track``."""
     parser = argparse.ArgumentParser(
@@ -84,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"{THIN_NAME_HELP} (may come from --config; default {DEFAULT_MODEL})")
     parser.add_argument("--weights", help="pysot checkpoint (.pth) for --model; default: the bundled default model")
     parser.add_argument("--video", required=True, help="video file or image folder (OTB layout with img/ is fine)")
-    parser.add_argument("--init", help="initial box x,y,w,h (top-left, pixels); default: first groundtruth.txt line")
+    parser.add_argument("--init", action="append", metavar="X,Y,W,H[@FRAME]",
+                        help="initial box x,y,w,h (top-left, pixels), optionally @FRAME to select it on that frame; "
+                             "repeat for several targets (ids 1, 2, ...); default: first groundtruth.txt line")
+    parser.add_argument("--init-file", metavar="PATH",
+                        help="initial boxes, one target per line as for --init (after the --init boxes)")
     parser.add_argument("--config", help="ROS 2 parameters YAML giving model and tracker settings")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--fp16", action="store_true", help="half-precision network (CUDA only)")
@@ -161,13 +216,38 @@ def annotate(
     return canvas
 
 
+def annotate_targets(
+    frame: np.ndarray,
+    index: int,
+    boxes: Sequence[tuple[int, Sequence[float], float]],
+    fps: float | None,
+) -> np.ndarray:
+    """A copy of ``frame`` with every target's box in its own colour, labelled with its id and
+    score (``boxes``: ``(target id, top-left x,y,w,h, score)``), plus the frame index and FPS."""
+    canvas = frame.copy()
+    for target_id, box, score in boxes:
+        color = TARGET_COLORS[(target_id - 1) % len(TARGET_COLORS)]
+        _draw_box(canvas, box, color)
+        if all(math.isfinite(v) for v in box):
+            tag = f"#{target_id} {score:.2f}"
+            origin = (round(box[0]), max(14, round(box[1]) - 5))
+            cv2.putText(canvas, tag, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(canvas, tag, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+    speed = "" if fps is None else f"  {fps:.1f} fps"
+    label = f"#{index}  {len(boxes)} target{'s' if len(boxes) != 1 else ''}{speed}"
+    cv2.putText(canvas, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, TEXT_COLOR, 1, cv2.LINE_AA)
+    return canvas
+
+
 def format_row(box: Sequence[float], score: float) -> str:
     """One ``--out`` line: ``x,y,w,h,score`` with 6 decimals (top-left box, pixels)."""
     return ",".join(f"{v:.6f}" for v in (*box, score))
 
 
-def summary_line(frame_count: int, track_ms: Sequence[float], device: str) -> str:
-    """The final machine-readable line; timings in milliseconds over ``track()`` calls only."""
+def summary_line(frame_count: int, track_ms: Sequence[float], device: str, targets: int = 1) -> str:
+    """The final machine-readable line; timings in milliseconds over ``track()`` calls only
+    (with several targets: the calls that track all of them, and `` targets=K`` at the end)."""
     if track_ms:
         times = np.asarray(track_ms, dtype=np.float64)
         median = float(np.median(times))
@@ -175,7 +255,8 @@ def summary_line(frame_count: int, track_ms: Sequence[float], device: str) -> st
         fps = len(times) / (times.sum() / 1000.0) if times.sum() > 0 else float("inf")
     else:
         median = p90 = fps = float("nan")
-    return f"frames={frame_count} median_ms={median:.3f} p90_ms={p90:.3f} fps={fps:.2f} device={device}"
+    line = f"frames={frame_count} median_ms={median:.3f} p90_ms={p90:.3f} fps={fps:.2f} device={device}"
+    return line if targets == 1 else f"{line} targets={targets}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -183,8 +264,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from siamrpnpp_ros.sequences import open_sequence
     from siamrpnpp_ros.tracking.factory import build_tracker
+    from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
-    init_box = parse_box(args.init) if args.init is not None else None
+    selections = [parse_selection(text) for text in args.init or []]
+    if args.init_file:
+        selections += read_init_file(args.init_file)
     if args.config:
         model_name, tracker_config = load_tracker_config(args.config, args.model)
     elif args.model:
@@ -207,10 +291,17 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--strip needs the number of frames, which {args.video} does not tell; pass --max-frames")
     strip_at = set(strip_indices(total, args.strip_frames)) if args.strip and total is not None else set()
     strip_images: list[np.ndarray] = []
-    if init_box is None:
+    if not selections:
         if groundtruth is None or len(groundtruth) == 0:
             raise UsageError(f"no --init box given and {args.video} has no groundtruth.txt to take it from")
-        init_box = tuple(float(v) for v in groundtruth[0])  # type: ignore[assignment]
+        selections = [(tuple(float(v) for v in groundtruth[0]), 0)]  # type: ignore[list-item]
+    # target id -> (box, first frame); ids 1, 2, ... in the order given.
+    plan = {target_id: selection for target_id, selection in enumerate(selections, start=1)}
+    several = len(plan) > 1
+    if total is not None:
+        for target_id, (_, first) in plan.items():
+            if first >= total:
+                raise UsageError(f"target {target_id} starts on frame {first}, but there are only {total} frames")
 
     tracker = build_tracker(
         model_name,
@@ -227,7 +318,8 @@ def _run(args: argparse.Namespace) -> int:
         onnx_cache_dir=args.onnx_cache_dir,
     )
 
-    out_lines: list[str] = []
+    targets = MultiTargetTracker(tracker, max_targets=len(plan))
+    out_lines: dict[int, list[str]] = {target_id: [] for target_id in plan}
     track_ms: list[float] = []
     writer: cv2.VideoWriter | None = None
     video_size: tuple[int, int] | None = None
@@ -243,24 +335,37 @@ def _run(args: argparse.Namespace) -> int:
             if args.max_frames is not None and index >= args.max_frames:
                 break
             frame_count += 1
-            search_wide = False
-            if index == 0:
-                tracker.init(frame, init_box)
-                box, score, fps = init_box, 1.0, None
-            else:
+            # (target id, box, score, wide search) of this frame: tracked first, then new ones.
+            drawn: list[tuple[int, Sequence[float], float, bool]] = []
+            fps = None
+            if targets.needs_frame(index):
                 start = time.perf_counter()
-                result = tracker.track(frame)
+                results = targets.step(frame, index)
                 elapsed_ms = (time.perf_counter() - start) * 1000.0
                 track_ms.append(elapsed_ms)
-                box, score, search_wide = result.box, result.score, result.search_wide
                 fps = 1000.0 / elapsed_ms if elapsed_ms > 0 else float("inf")
                 progress.set_postfix_str(f"{elapsed_ms:.1f} ms", refresh=False)
+                for result in results:
+                    # The tracker's own box and score, not the session's held box while LOST.
+                    tracked = targets.get(result.target_id).last_tracked  # type: ignore[union-attr]
+                    drawn.append((result.target_id, tracked.box, tracked.score, tracked.search_wide))
+            for target_id, (init_box, first) in plan.items():
+                if first == index:
+                    targets.add(frame, init_box, target_id, index)
+                    drawn.append((target_id, init_box, 1.0, False))
             progress.update(1)
-            out_lines.append(format_row(box, score))
+            for target_id, box, score, _ in drawn:
+                out_lines[target_id].append(format_row(box, score))
 
             if args.show_video or index in strip_at:
                 gt_box = groundtruth[index] if groundtruth is not None and index < len(groundtruth) else None
-                canvas = annotate(frame, index, box, score, fps, gt_box, search_wide)
+                if several:
+                    canvas = annotate_targets(frame, index, [(t, b, s) for t, b, s, _ in sorted(drawn)], fps)
+                elif drawn:
+                    _, box, score, search_wide = drawn[0]
+                    canvas = annotate(frame, index, box, score, fps, gt_box, search_wide)
+                else:  # the only target starts later
+                    canvas = annotate_targets(frame, index, [], fps)
                 if index in strip_at:
                     strip_images.append(canvas)
             if args.show_video:
@@ -278,15 +383,16 @@ def _run(args: argparse.Namespace) -> int:
     if frame_count == 0:
         raise UsageError(f"{args.video} yielded no frames")
     if args.out:
-        out_path = Path(args.out)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text("\n".join(out_lines) + "\n", encoding="utf-8")
+        for target_id, lines in out_lines.items():
+            out_path = target_out_path(args.out, target_id) if several else Path(args.out)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     if args.strip and strip_images:
         strip_path = Path(args.strip)
         strip_path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(strip_path), frame_grid(strip_images)):
             raise OSError(f"cannot write image {strip_path}")
-    print(summary_line(frame_count, track_ms, str(tracker.device)), flush=True)
+    print(summary_line(frame_count, track_ms, str(tracker.device), len(plan)), flush=True)
     return 0
 
 

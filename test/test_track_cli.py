@@ -166,3 +166,43 @@ def test_strip_of_the_first_frames(parity_checkpoint, parity_video, tmp_path, ca
     assert grid is not None and grid.shape[1] == 3 * 400  # 4 frames: two rows of up to three
     if frame is not None:
         assert grid.shape[0] == 2 * round(frame.shape[0] * 400 / frame.shape[1])
+
+
+@pytest.mark.slow
+def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, parity_golden, tmp_path, capsys):
+    """--init twice plus an --init-file target selected on frame 6: one results file per target,
+    each equal to the single-target tracker's boxes for that target alone; the strip draws them."""
+    from siamrpnpp_ros.track import main, target_out_path
+    from siamrpnpp_ros.tracking import build_tracker
+
+    frames = [cv2.imread(str(p)) for p in sorted((parity_video / "img").glob("*.png"))[:12]]
+    golden = parity_golden("alex")
+    boxes = {1: (tuple(golden[0, 1:5]), 0), 2: ((40.0, 30.0, 80.0, 100.0), 0), 3: ((420.0, 300.0, 60.0, 50.0), 6)}
+    init_file = tmp_path / "boxes.txt"
+    init_file.write_text("# the third target, selected on frame 6\n420,300,60,50@6\n", encoding="utf-8")
+    out, strip = tmp_path / "res.txt", tmp_path / "strip.png"
+    first = ",".join(repr(float(v)) for v in boxes[1][0])
+    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
+                 "--device", "cpu", "--max-frames", "12", "--init", first, "--init", "40,30,80,100",
+                 "--init-file", str(init_file), "--out", str(out), "--strip", str(strip), "--strip-frames", "3"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.strip().splitlines()[-1].startswith("frames=12 ")
+    assert captured.out.strip().endswith(" targets=3")
+    assert not out.exists() and cv2.imread(str(strip)) is not None
+    for target_id, (box, start) in boxes.items():
+        path = target_out_path(str(out), target_id)
+        assert path.name == f"res_target{target_id}.txt"
+        rows = np.array([[float(v) for v in line.split(",")] for line in path.read_text().splitlines()])
+        assert rows.shape == (12 - start, 5)
+        assert np.allclose(rows[0], [*box, 1.0], atol=1e-6)
+        tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu")
+        tracker.init(frames[start], box)
+        alone = np.array([[*r.box, r.score] for r in (tracker.track(f) for f in frames[start + 1 :])])
+        assert np.abs(rows[1:, :4] - alone[:, :4]).max() <= 0.01 and np.abs(rows[1:, 4] - alone[:, 4]).max() <= 1e-4
+
+    assert main(["--model", "alex", "--video", str(parity_video), "--init", "1,2,3,4@x"]) == 2
+    assert "@" in capsys.readouterr().err
+    assert main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
+                 "--max-frames", "5", "--init", "1,2,30,40@5"]) == 2
+    assert "only 5 frames" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,4 +41,31 @@ def draw_tracking_overlay(
     # A dark outline keeps the text readable on any background.
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+    return image
+
+
+def draw_targets_overlay(frame: np.ndarray, results: Sequence[Any], fps: float | None = None) -> np.ndarray:
+    """A copy of ``frame`` (BGR) with every target's box, each labelled ``#id score``, and the FPS.
+
+    ``results``: ``SessionResult``-like (``box`` top-left ``x, y, w, h`` pixels, ``status``,
+    ``score``, ``target_id``). One target is drawn as ``draw_tracking_overlay`` draws it.
+    """
+    if len(results) == 1:
+        (result,) = results
+        return draw_tracking_overlay(frame, result.box, result.status.name, result.score, fps, result.target_id)
+    image = frame.copy()
+    for result in results:
+        status = result.status.name
+        if status == "IDLE":
+            continue
+        color = STATUS_COLORS.get(status, (255, 255, 255))
+        x, y, w, h = (float(v) for v in result.box)
+        cv2.rectangle(image, (round(x), round(y)), (round(x + w), round(y + h)), color, 1 if status == "LOST" else 2)
+        label = f"#{result.target_id} {result.score:.2f}"
+        origin = (round(x), max(12, round(y) - 4))
+        cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+    text = f"{len(results)} targets" + ("" if fps is None else f"  {fps:.1f} fps")
+    cv2.putText(image, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return image

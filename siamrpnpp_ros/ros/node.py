@@ -1,7 +1,11 @@
 """The SiamRPN++ tracker node: camera images and selections in, ``TrackedBox`` out.
 
-A thin adapter: messages become arrays (``conversions``), the core (``TrackingSession``
-around a tracker from ``tracking.factory``) does the work, results become messages.
+A thin adapter: messages become arrays (``conversions``), the core does the work, results
+become messages. The core is one ``MultiTargetTracker`` (``tracking/multi.py``) around a tracker
+from ``tracking.factory``: it holds every target's state (id, template kernels, box, status,
+LOST counters, age, the last frame it saw) and tracks all targets with one batched network
+pass per image, so the node keeps no per-target state of its own. With the default
+``max_targets`` of 1 it behaves as the single-target node always did.
 
 Threads: the executor thread only takes messages in (a cheap validity check, the frame
 cache, the latest-frame slot) and answers services and parameter requests. One worker
@@ -32,21 +36,16 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
-from siamrpnpp_ros.msg import SelectTarget, TrackedBox
+from siamrpnpp_ros.msg import SelectTarget, TrackedBox, TrackedBoxArray
 from siamrpnpp_ros.ros.conversions import bgr_to_image, check_image, compressed_to_bgr, image_to_bgr
 from siamrpnpp_ros.ros.diagnostics import NodeStats, tracker_status
-from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
+from siamrpnpp_ros.ros.drawing import draw_targets_overlay
 from siamrpnpp_ros.ros.frames import FrameCache, ReceivedFrame, WorkSlot
 from siamrpnpp_ros.ros.parameters import NodeSettings, apply_changes, build_tracker_for, declare_node_parameters
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DEBUG_IMAGE_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
 from siamrpnpp_ros.tracking.backends import provider_name
-from siamrpnpp_ros.tracking.session import (
-    SessionResult,
-    TrackingSession,
-    TrackStatus,
-    align_long_term_thresholds,
-    clip_selection,
-)
+from siamrpnpp_ros.tracking.multi import MultiTargetTracker
+from siamrpnpp_ros.tracking.session import SessionResult, TrackStatus, align_long_term_thresholds, clip_selection
 
 NODE_NAME = "siamrpnpp_tracker"
 WARNING_PERIOD_S = 2.0  # at most one warning per reason in this period
@@ -75,7 +74,7 @@ class _Selection:
 class _Cancel:
     reason: str
     done: threading.Event = field(default_factory=threading.Event)
-    cancelled_target: int | None = None
+    cancelled_targets: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +98,9 @@ class TrackerNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         # May raise (bad parameter, missing or mismatched checkpoint): main() reports it.
         self.settings = declare_node_parameters(self)
-        self._session = TrackingSession(self._build_tracker(self.settings), self.settings.policy)
+        self._targets = MultiTargetTracker(
+            self._build_tracker(self.settings), self.settings.policy, self.settings.max_targets
+        )
         self._warm_up()
 
         self._cache = FrameCache(self.settings.frame_cache_size, self.settings.frame_cache_max_mb * 1024 * 1024)
@@ -110,15 +111,19 @@ class TrackerNode(Node):
         self._sequence = 0
         self._newest_stamp_ns = 0
         self._older_stamps_in_a_row = 0
-        # Worker-thread state.
-        self._last_sequence = -1  # sequence of the last frame processed for the current target
+        # Worker-thread state (the targets' own state lives in self._targets).
+        self._last_sequence = -1  # the newest frame processed for any target
+        self._last_array_sequence = -1  # the newest frame whose tracked_boxes array went out
+        # Boxes of this worker cycle, per frame sequence, for the tracked_boxes arrays.
+        self._pending_arrays: dict[int, tuple[Header, list[TrackedBox]]] = {}
         self._last_frame_id = ""
         self._fps = 0.0
         self._last_processed_at: float | None = None
-        self._status_for_diagnostics = TrackStatus.IDLE
-        self._score_for_diagnostics = 0.0
+        # Every target's latest result, replaced as a whole by the worker, read by /diagnostics.
+        self._results_for_diagnostics: tuple[SessionResult, ...] = ()
 
         self._box_publisher = self.create_publisher(TrackedBox, "tracked_box", RESULT_QOS)
+        self._array_publisher = self.create_publisher(TrackedBoxArray, "tracked_boxes", RESULT_QOS)
         self._debug_publisher = self.create_publisher(Image, "debug_image", DEBUG_IMAGE_QOS)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         camera_qos = image_qos(self.settings.image_qos, self.settings.image_qos_depth)
@@ -140,7 +145,8 @@ class TrackerNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"ready: model {self.settings.model} on {self._device_name}"
-            f"{' (long-term)' if self.settings.long_term else ''}; images from "
+            f"{' (long-term)' if self.settings.long_term else ''}, up to {self.settings.max_targets} "
+            f"target{'s' if self.settings.max_targets > 1 else ''}; images from "
             f"{self._image_subscription.topic_name} ({self.settings.image_qos}), selections on "
             f"{self._select_subscription.topic_name}, boxes on {self._box_publisher.topic_name}"
         )
@@ -155,11 +161,14 @@ class TrackerNode(Node):
     def _warm_up(self) -> None:
         # The first inference pays for kernel selection and allocations; pay it now rather
         # than on the first frame a controller waits for. reset() leaves no trace.
-        tracker = self._session.tracker
+        tracker = self._targets.network_tracker
         frame = np.full((256, 256, 3), 114, np.uint8)
         tracker.init(frame, (100.0, 100.0, 40.0, 40.0))
         tracker.track(frame)
         tracker.reset()
+        if self.settings.max_targets > 1:
+            # Every batch size the targets can form (ONNX Runtime: exports its graphs now).
+            self._targets.warm_up(range(2, self.settings.max_targets + 1))
 
     def destroy_node(self) -> None:
         """Stop the worker before the node's publishers go away."""
@@ -256,9 +265,10 @@ class TrackerNode(Node):
             response.message = "the tracker did not answer in time; the cancel is still queued"
         else:
             response.success = True
+            ended = cancel.cancelled_targets
             response.message = (
-                "no target was active" if cancel.cancelled_target is None
-                else f"cancelled target {cancel.cancelled_target}"
+                "no target was active" if not ended
+                else f"cancelled target{'s' if len(ended) > 1 else ''} {', '.join(str(t) for t in ended)}"
             )
         return response
 
@@ -280,7 +290,9 @@ class TrackerNode(Node):
                     self._run_command(command)
                 if frame is not None:
                     self._process(frame)
+                self._publish_arrays()
             except Exception as error:  # noqa: BLE001 - the worker must outlive any one bad frame
+                self._pending_arrays.clear()
                 if self._slot.closed or not self.context.ok():
                     break
                 self._warn(f"tracking step failed ({type(error).__name__}: {error}); continuing")
@@ -290,30 +302,47 @@ class TrackerNode(Node):
             self._select(command.message)
         elif isinstance(command, _Cancel):
             try:
-                command.cancelled_target = self._cancel(command.reason)
+                command.cancelled_targets = self._cancel(command.reason)
             finally:
                 command.done.set()
         elif isinstance(command, _ApplySettings):
             settings = command.settings
-            self._session.policy = settings.policy
-            tracker = self._session.tracker
-            tracker.config = (
+            self._targets.set_policy(settings.policy)
+            self._targets.set_config(
                 align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
             )
 
     def _select(self, msg: SelectTarget) -> None:
+        """START, REPLACE or CANCEL one target (see msg/SelectTarget.msg for the rules)."""
         if msg.command == SelectTarget.COMMAND_CANCEL:
-            self._cancel("select_target CANCEL")
+            self._cancel("select_target CANCEL", msg.target_id)
             return
         if msg.command not in (SelectTarget.COMMAND_START, SelectTarget.COMMAND_REPLACE):
             self.get_logger().warning(f"selection ignored: unknown command {msg.command}")
             return
-        if msg.command == SelectTarget.COMMAND_START and self._session.is_active:
+        targets = self._targets
+        target_id = int(msg.target_id)
+        starting = msg.command == SelectTarget.COMMAND_START
+        replacing: int | None = None  # the target a single-slot REPLACE switches away from
+        if starting and target_id in targets:
             self.get_logger().warning(
-                f"START for target {msg.target_id} refused: target {self._session.target_id} is being tracked "
-                "(send REPLACE to switch, or CANCEL first)"
+                f"START for target {target_id} refused: target {target_id} is being tracked already "
+                "(send REPLACE to re-select it, or CANCEL it first)"
             )
             return
+        if target_id not in targets and targets.is_full:
+            if not starting and targets.max_targets == 1:
+                replacing = targets.target_ids[0]
+            else:
+                tracked = ", ".join(str(t) for t in targets.target_ids)
+                hint = "send REPLACE to switch, or CANCEL first" if targets.max_targets == 1 else "CANCEL one first"
+                self.get_logger().warning(
+                    f"{'START' if starting else 'REPLACE'} for target {target_id} refused: "
+                    f"{'target' if len(targets) == 1 else 'targets'} {tracked} "
+                    f"{'is' if len(targets) == 1 else 'are'} being tracked and max_targets is "
+                    f"{targets.max_targets} ({hint})"
+                )
+                return
         box = (msg.x, msg.y, msg.width, msg.height)
         if not all(math.isfinite(v) for v in box) or msg.width <= 0 or msg.height <= 0:
             self.get_logger().warning(
@@ -330,7 +359,10 @@ class TrackerNode(Node):
             decoded = time.monotonic()
             height, width = image.shape[:2]
             clipped_box, clipped = clip_selection(box, width, height)
-            result = self._session.start(image, clipped_box, msg.target_id)
+            if starting:
+                result = targets.add(image, clipped_box, target_id, frame.sequence)
+            else:
+                result = targets.replace(image, clipped_box, target_id, frame.sequence, replacing=replacing)
             # The wait of an init frame is its time in the cache, not in the slot: left out.
             timing = _FrameTiming(decode=decoded - started, step=time.monotonic() - decoded)
         except ValueError as error:
@@ -342,9 +374,11 @@ class TrackerNode(Node):
                 f"({msg.x:g}, {msg.y:g}, {msg.width:g}, {msg.height:g}) to "
                 f"({clipped_box[0]:g}, {clipped_box[1]:g}, {clipped_box[2]:g}, {clipped_box[3]:g})"
             )
-        self.get_logger().info(f"tracking target {msg.target_id} from the image stamped {frame.stamp_ns / 1e9:.3f} s")
-        self._last_sequence = frame.sequence
-        self._publish(result, frame, image, timing)
+        switched = f" instead of target {replacing}" if replacing not in (None, target_id) else ""
+        self.get_logger().info(
+            f"tracking target {target_id}{switched} from the image stamped {frame.stamp_ns / 1e9:.3f} s"
+        )
+        self._publish([result], frame, image, timing)
         self._catch_up(frame.sequence)
 
     def _frame_for_selection(self, msg: SelectTarget) -> ReceivedFrame | None:
@@ -374,7 +408,8 @@ class TrackerNode(Node):
 
         Following the target through the gap keeps it inside the search region even if it
         moved a lot while the selection travelled; beyond ``max_catch_up_frames`` frames are
-        sampled evenly (always ending on the newest) to bound the delay.
+        sampled evenly (always ending on the newest) to bound the delay. Other targets take part
+        only in the frames they have not seen yet (the core skips the rest for them).
         """
         backlog = self._cache.after(init_sequence)
         limit = self.settings.max_catch_up_frames
@@ -385,12 +420,13 @@ class TrackerNode(Node):
                 picks = np.linspace(0, len(backlog) - 1, limit).round().astype(int)
                 backlog = [backlog[i] for i in sorted(set(picks.tolist()))]
         for frame in backlog:
-            if not self._session.is_active:
+            if not self._targets:
                 break
             self._process(frame)
 
     def _process(self, frame: ReceivedFrame) -> None:
-        if not self._session.is_active or frame.sequence <= self._last_sequence:
+        """Track every target that has not seen ``frame`` yet, in one batched pass; publish."""
+        if not self._targets.needs_frame(frame.sequence):
             return
         started = time.monotonic()
         try:
@@ -400,26 +436,42 @@ class TrackerNode(Node):
             self._warn(f"dropped image: {error}")
             return
         decoded = time.monotonic()
-        previous_status = self._session.status
-        result = self._session.step(image)
+        before = {target.target_id: target.status for target in self._targets.targets}
+        results = self._targets.step(image, frame.sequence)
         timing = _FrameTiming(wait=started - frame.received, decode=decoded - started, step=time.monotonic() - decoded)
         dropped = max(0, frame.sequence - self._last_sequence - 1)
-        self._last_sequence = frame.sequence
-        if result.status != previous_status and result.status in (TrackStatus.LOST, TrackStatus.TRACKING) and (
-            previous_status != TrackStatus.INITIALIZING
-        ):
-            self.get_logger().info(f"target {result.target_id} {result.status.name} (score {result.score:.2f})")
-        self._publish(result, frame, image, timing, dropped)
+        for result in results:
+            previous_status = before.get(result.target_id)
+            if result.status != previous_status and result.status in (TrackStatus.LOST, TrackStatus.TRACKING) and (
+                previous_status != TrackStatus.INITIALIZING
+            ):
+                self.get_logger().info(f"target {result.target_id} {result.status.name} (score {result.score:.2f})")
+        self._publish(results, frame, image, timing, dropped)
 
-    def _cancel(self, reason: str) -> int | None:
-        idle = self._session.cancel()
-        if idle is None:
-            return None
-        self.get_logger().info(f"stopped tracking target {idle.target_id} ({reason})")
+    def _cancel(self, reason: str, target_id: int = 0) -> list[int]:
+        """End ``target_id`` (0: every target); publish their IDLE boxes. Returns the ids ended."""
+        if target_id == 0:
+            ended = self._targets.clear()
+        else:
+            idle = self._targets.remove(target_id)
+            if idle is None and self._targets:
+                tracked = ", ".join(str(t) for t in self._targets.target_ids)
+                self.get_logger().warning(f"CANCEL for target {target_id} ignored: no such target (tracking {tracked})")
+            ended = [] if idle is None else [idle]
+        if not ended:
+            return []
+        self._publish_arrays()  # what this cycle tracked goes out before the IDLE boxes
+        ids = [result.target_id for result in ended]
+        self.get_logger().info(
+            f"stopped tracking target{'s' if len(ids) > 1 else ''} {', '.join(str(t) for t in ids)} ({reason})"
+        )
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
-        self._box_publisher.publish(self._box_message(idle, header, latency=0.0))
-        self._status_for_diagnostics = TrackStatus.IDLE
-        return idle.target_id
+        boxes = [self._box_message(result, header, latency=0.0) for result in ended]
+        for box in boxes:
+            self._box_publisher.publish(box)
+        self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
+        self._results_for_diagnostics = tuple(target.last_result for target in self._targets.targets)
+        return ids
 
     # ------------------------------------------------------------------ worker thread: output
     def _box_message(self, result: SessionResult, header: Header, latency: float) -> TrackedBox:
@@ -435,8 +487,15 @@ class TrackerNode(Node):
         return msg
 
     def _publish(
-        self, result: SessionResult, frame: ReceivedFrame, image: np.ndarray, timing: _FrameTiming, dropped: int = 0
+        self,
+        results: list[SessionResult],
+        frame: ReceivedFrame,
+        image: np.ndarray,
+        timing: _FrameTiming,
+        dropped: int = 0,
     ) -> None:
+        """Publish the boxes ``results`` gave for ``frame`` on tracked_box at once, and keep them
+        for the frame's tracked_boxes array (sent at the end of the worker cycle)."""
         now = time.monotonic()
         if self._last_processed_at is not None and now > self._last_processed_at:
             rate = 1.0 / (now - self._last_processed_at)
@@ -444,24 +503,42 @@ class TrackerNode(Node):
             self._fps = rate if self._fps == 0.0 else 0.9 * self._fps + 0.1 * rate
         self._last_processed_at = now
         self._last_frame_id = frame.header.frame_id
-        self._box_publisher.publish(self._box_message(result, frame.header, now - frame.received))
+        self._last_sequence = max(self._last_sequence, frame.sequence)
+        boxes = [self._box_message(result, frame.header, now - frame.received) for result in results]
+        for box in boxes:
+            self._box_publisher.publish(box)
+        if frame.sequence > self._last_array_sequence:
+            self._pending_arrays.setdefault(frame.sequence, (frame.header, []))[1].extend(boxes)
         self._stats.frame_processed(
             time.monotonic() - frame.received, dropped, wait=timing.wait, decode=timing.decode, step=timing.step
         )
-        self._status_for_diagnostics = result.status
-        self._score_for_diagnostics = result.score
+        self._results_for_diagnostics = tuple(target.last_result for target in self._targets.targets)
         # Drawn and converted only while someone watches: otherwise it costs nothing.
         if self._debug_publisher.get_subscription_count() > 0:
-            overlay = draw_tracking_overlay(
-                image, result.box, result.status.name, result.score, self._fps, result.target_id
-            )
+            overlay = draw_targets_overlay(image, results, self._fps)
             self._debug_publisher.publish(bgr_to_image(overlay, frame.header))
+
+    def _publish_arrays(self) -> None:
+        """One tracked_boxes message per frame processed in this worker cycle, in camera order,
+        with every target's box for that frame in the targets' order; none for a frame whose
+        array went out in an earlier cycle (msg/TrackedBoxArray.msg)."""
+        order = {target_id: position for position, target_id in enumerate(self._targets.target_ids)}
+        for sequence in sorted(self._pending_arrays):
+            header, boxes = self._pending_arrays[sequence]
+            if sequence <= self._last_array_sequence:
+                continue
+            boxes.sort(key=lambda box: order.get(box.target_id, len(order)))
+            self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
+            self._last_array_sequence = sequence
+        self._pending_arrays.clear()
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
         previous, current = self._diagnostics_snapshot, self._stats.snapshot()
         self._diagnostics_snapshot = current
-        status = self._status_for_diagnostics
+        results = self._results_for_diagnostics
+        first = results[0] if results else None
+        status = _overall_status(results)
         diagnostics = DiagnosticArray()
         diagnostics.header.stamp = self.get_clock().now().to_msg()
         diagnostics.status.append(
@@ -471,16 +548,30 @@ class TrackerNode(Node):
                 previous=previous,
                 current=current,
                 tracking_status=status.name,
-                target_id=self._session.target_id,
+                target_id=first.target_id if first is not None else 0,
                 extra={
                     "model": self.settings.model,
                     "device": self._device_name,
-                    "score": f"{self._score_for_diagnostics:.3f}" if status != TrackStatus.IDLE else "",
-                    "age": str(self._session.age),
+                    # score and age: the first target's; every target's under target_<id>.*
+                    "score": f"{first.score:.3f}" if first is not None else "",
+                    "age": str(first.age) if first is not None else "0",
+                    "max_targets": str(self.settings.max_targets),
                     "cached_frames": str(len(self._cache)),
                     "cached_mb": f"{self._cache.nbytes / 2**20:.1f}",
                 },
                 worker_alive=self._worker.is_alive(),
+                targets=results,
             )
         )
         self._diagnostics_publisher.publish(diagnostics)
+
+
+def _overall_status(results: tuple[SessionResult, ...]) -> TrackStatus:
+    """The node's status: IDLE without targets, one target's own status, and for several
+    TRACKING while any is tracked (LOST when all are lost, INITIALIZING while all are new)."""
+    statuses = {result.status for result in results}
+    if not statuses:
+        return TrackStatus.IDLE
+    if len(statuses) == 1:
+        return statuses.pop()
+    return TrackStatus.TRACKING if TrackStatus.TRACKING in statuses else min(statuses)

@@ -52,6 +52,7 @@ class NodeSettings:
     diagnostics_period: float
     policy: LostPolicy
     tracker: TrackerConfig
+    max_targets: int = 1
 
     @property
     def weights_path(self) -> str | None:
@@ -122,6 +123,11 @@ NODE_SPECS: tuple[_Spec, ...] = (
     _Spec("threads", 0, "CPU threads for the network; 0 = one per core.", int_range=(0, 256)),
     _Spec("onnx_cache_dir", "", "backend onnxruntime: folder that keeps the exported graphs and TensorRT engines "
           "between starts (a sub-folder per weights); empty = a temporary folder, rebuilt at every start."),
+    _Spec("max_targets", 1,
+          "Most targets tracked at once, with one batched network pass per image. 1 (default) keeps the "
+          "single-target behaviour: a START while a target is tracked is refused and a REPLACE switches "
+          "targets. Each further target adds its share of network time to every image (see the README).",
+          int_range=(1, 64)),
     _Spec("long_term", True,
           "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
           "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++."),
@@ -283,6 +289,7 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         diagnostics_period=float(values["diagnostics_period"]),
         policy=policy,
         tracker=tracker,
+        max_targets=int(values["max_targets"]),
     )
 
 

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from .session import LostPolicy, SessionResult, TrackingSession, TrackStatus
-from .tracker import SearchRequest, SiamRPNTracker, validate_frame
+from .tracker import SearchRequest, SiamRPNTracker, TrackResult, validate_frame
 
 #: Stacked kernels are cached per group of targets; more distinct groups than this clears it.
 _KERNEL_CACHE_LIMIT = 16
@@ -68,12 +68,15 @@ class Target:
     ``session``: id, status, LOST counters and age, around ``session.tracker``, which holds the
     template kernels and the box state. ``last_frame``: index of the last frame this target
     has seen (its init frame, or the last one it was tracked on). ``last_result``: what that
-    frame gave (INITIALIZING on the init frame).
+    frame gave (INITIALIZING on the init frame). ``last_tracked``: the tracker's own result on
+    that frame (its raw box and score, before the session's LOST handling), passed through
+    unchanged; None on the init frame.
     """
 
     session: TrackingSession
     last_frame: int
     last_result: SessionResult
+    last_tracked: TrackResult | None = None
 
     @property
     def target_id(self) -> int:
@@ -258,9 +261,11 @@ class MultiTargetTracker:
         outputs = self._run_network(chosen, requests)
         results = []
         for target, request, (cls, loc) in zip(chosen, requests, outputs):
-            result = target.session.update(target.tracker.finish_search(request, cls, loc))
+            tracked = target.tracker.finish_search(request, cls, loc)
+            result = target.session.update(tracked)
             target.last_frame = index
             target.last_result = result
+            target.last_tracked = tracked
             results.append(result)
         return results
 
@@ -276,11 +281,11 @@ class MultiTargetTracker:
             if len(positions) == 1:
                 # One target at this size: exactly the single-target path.
                 position = positions[0]
-                outputs[position] = targets[position].tracker._run_model(requests[position].crop)  # noqa: SLF001
+                outputs[position] = targets[position].tracker._run_model(requests[position].crop)
                 continue
             crops = torch.cat([requests[p].crop for p in positions], dim=0)
             kernels = self._kernels_for([targets[p] for p in positions])
-            cls, loc = self._prototype._run_model(crops, kernels)  # noqa: SLF001
+            cls, loc = self._prototype._run_model(crops, kernels)
             for row, position in enumerate(positions):
                 outputs[position] = (cls[row : row + 1], loc[row : row + 1])
         return outputs  # type: ignore[return-value]
@@ -308,8 +313,8 @@ class MultiTargetTracker:
         exemplar = tracker.config.exemplar_size
         blank = torch.full((1, 3, exemplar, exemplar), 114.0, device=tracker.device, dtype=tracker.input_dtype)
         with torch.inference_mode():
-            kernels = tracker.model.template(blank)
+            kernels = tracker.model.template(blank)  # type: ignore[operator]
         kernels = tuple(kernels) if isinstance(kernels, (list, tuple)) else (kernels,)
         for batch in batch_sizes or range(1, self.max_targets + 1):
             crops = torch.full((int(batch), 3, size, size), 114.0, device=tracker.device, dtype=tracker.input_dtype)
-            tracker._run_model(crops, tuple(torch.cat([k] * int(batch), dim=0) for k in kernels))  # noqa: SLF001
+            tracker._run_model(crops, tuple(torch.cat([k] * int(batch), dim=0) for k in kernels))
