@@ -2,7 +2,7 @@
 
     siamrpnpp-track --model alex --weights model.pth --video seq/ [--init x,y,w,h]
                     [--config config/cpu_alex.yaml] [--device auto|cpu|cuda] [--fp16]
-                    [--long-term] [--out results.txt] [--show-video out.mp4]
+                    [--short-term] [--out results.txt] [--show-video out.mp4]
                     [--strip grid.png [--strip-frames K]] [--max-frames N]
                     [--backend torch|onnxruntime] [--no-optimize] [--fuse-bn]
                     [--instance-size PX] [--threads N] [--onnx-cache-dir DIR]
@@ -143,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="ROS 2 parameters YAML giving model and tracker settings")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--fp16", action="store_true", help="half-precision network (CUDA only)")
-    parser.add_argument("--long-term", action="store_true", help="long-term tracker (wide search when lost)")
+    parser.add_argument("--short-term", action="store_true",
+                        help="pysot's short-term tracker (no LOST handling); default: the node's default, the "
+                             "long-term tracker with its wide search tied to the LOST thresholds")
+    # Accepted for scripts written before long-term became the default; it changes nothing.
+    parser.add_argument("--long-term", action="store_true", help=argparse.SUPPRESS)
     speed = parser.add_argument_group("speed (see siamrpnpp-bench)")
     speed.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                        help="network runtime (default torch; onnxruntime: fp32, BN folded, not bit-exact)")
@@ -265,6 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     from siamrpnpp_ros.sequences import open_sequence
     from siamrpnpp_ros.tracking.factory import build_tracker
     from siamrpnpp_ros.tracking.multi import MultiTargetTracker
+    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
     selections = [parse_selection(text) for text in args.init or []]
     if args.init_file:
@@ -303,13 +308,17 @@ def _run(args: argparse.Namespace) -> int:
             if first >= total:
                 raise UsageError(f"target {target_id} starts on frame {first}, but there are only {total} frames")
 
+    long_term = not args.short_term
+    policy = LostPolicy()  # the node's default LOST thresholds, so both give the same answers
+    if long_term:
+        tracker_config = align_long_term_thresholds(tracker_config, policy)
     tracker = build_tracker(
         model_name,
         args.weights,
         device=args.device,
         fp16=args.fp16,
         config=tracker_config,
-        long_term=args.long_term,
+        long_term=long_term,
         optimize=not args.no_optimize,
         fuse_bn=args.fuse_bn,
         backend=args.backend,
@@ -318,7 +327,7 @@ def _run(args: argparse.Namespace) -> int:
         onnx_cache_dir=args.onnx_cache_dir,
     )
 
-    targets = MultiTargetTracker(tracker, max_targets=len(plan))
+    targets = MultiTargetTracker(tracker, policy, max_targets=len(plan))
     out_lines: dict[int, list[str]] = {target_id: [] for target_id in plan}
     track_ms: list[float] = []
     writer: cv2.VideoWriter | None = None
@@ -346,9 +355,10 @@ def _run(args: argparse.Namespace) -> int:
                 fps = 1000.0 / elapsed_ms if elapsed_ms > 0 else float("inf")
                 progress.set_postfix_str(f"{elapsed_ms:.1f} ms", refresh=False)
                 for result in results:
-                    # The tracker's own box and score, not the session's held box while LOST.
+                    # The tracker's own box, not the session's held box while LOST, and its presence:
+                    # the score the node publishes (the raw score unless presence is calibrated).
                     tracked = targets.get(result.target_id).last_tracked  # type: ignore[union-attr]
-                    drawn.append((result.target_id, tracked.box, tracked.score, tracked.search_wide))
+                    drawn.append((result.target_id, tracked.box, tracked.presence, tracked.search_wide))
             for target_id, (init_box, first) in plan.items():
                 if first == index:
                     targets.add(frame, init_box, target_id, index)

@@ -50,6 +50,7 @@ def test_tracks_parity_video_like_pysot(parity_checkpoint, parity_video, parity_
         "--weights", str(parity_checkpoint("alex")),
         "--video", str(parity_video),
         "--device", "cpu",
+        "--short-term",  # pysot's SiamRPNTracker made the goldens
         "--out", str(out),
         "--show-video", str(video),
     )  # fmt: skip
@@ -183,7 +184,7 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
     out, strip = tmp_path / "res.txt", tmp_path / "strip.png"
     first = ",".join(repr(float(v)) for v in boxes[1][0])
     code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
-                 "--device", "cpu", "--max-frames", "12", "--init", first, "--init", "40,30,80,100",
+                 "--device", "cpu", "--short-term", "--max-frames", "12", "--init", first, "--init", "40,30,80,100",
                  "--init-file", str(init_file), "--out", str(out), "--strip", str(strip), "--strip-frames", "3"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -206,3 +207,38 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
     assert main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
                  "--max-frames", "5", "--init", "1,2,30,40@5"]) == 2
     assert "only 5 frames" in capsys.readouterr().err
+
+
+def test_default_runs_the_nodes_default_session(parity_checkpoint, parity_video, tmp_path, capsys):
+    """Without --short-term the CLI tracks as the node does by default (``build_session``: the
+    long-term tracker with the LOST thresholds driving its wide search), so both agree. A
+    presence model that doubts every frame makes the wide search show."""
+    from siamrpnpp_ros.track import main
+    from siamrpnpp_ros.tracking.config import load_tracker_config
+    from siamrpnpp_ros.tracking.factory import build_session
+
+    frames = [cv2.imread(str(p)) for p in sorted((parity_video / "img").glob("*.png"))[:12]]
+    config_file = tmp_path / "doubtful.yaml"
+    config_file.write_text(
+        "siamrpnpp_tracker:\n  ros__parameters:\n    model: alex\n    tracker:\n"
+        "      presence_weights: [-2.0, 1.0, 0.0, 0.0]\n",
+        encoding="utf-8",
+    )
+    init = (200.0, 150.0, 90.0, 70.0)
+    out = tmp_path / "res.txt"
+    code = main(["--config", str(config_file), "--weights", str(parity_checkpoint("alex")), "--video",
+                 str(parity_video), "--device", "cpu", "--max-frames", "12", "--init", ",".join(map(str, init)),
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    rows = np.array([[float(v) for v in line.split(",")] for line in out.read_text().splitlines()])
+
+    _, config = load_tracker_config(str(config_file), None)
+    session = build_session("alex", parity_checkpoint("alex"), config=config, device="cpu")
+    session.start(frames[0], init, target_id=1)
+    expected, wide = [], []
+    for frame in frames[1:]:
+        tracked = session.step(frame).tracker_result
+        expected.append([*tracked.box, tracked.presence])
+        wide.append(tracked.search_wide)
+    assert any(wide) and not all(wide), wide
+    np.testing.assert_allclose(rows[1:], np.round(expected, 6), atol=2e-6)

@@ -93,7 +93,7 @@ def tracker_status(
     """One DiagnosticStatus summarising the period between two snapshots.
 
     ``targets``: every tracked target's latest result (``tracking.session.SessionResult``:
-    ``target_id``, ``status``, ``score``, ``age``, ``box``), each reported under its own
+    ``target_id``, ``status``, ``presence``, ``score``, ``age``, ``box``), each reported under its own
     ``target_<id>.*`` keys; with more than one, the message lists them all.
     """
     period = max(current.when - previous.when, 1e-6)
@@ -151,6 +151,7 @@ def tracker_status(
     for target in targets:
         key = f"target_{target.target_id}"
         values[f"{key}.status"] = target.status.name
+        values[f"{key}.presence"] = f"{target.presence:.3f}"
         values[f"{key}.score"] = f"{target.score:.3f}"
         values[f"{key}.age"] = str(target.age)
         values[f"{key}.box"] = ",".join(f"{v:.1f}" for v in target.box)

@@ -445,7 +445,9 @@ class TrackerNode(Node):
             if result.status != previous_status and result.status in (TrackStatus.LOST, TrackStatus.TRACKING) and (
                 previous_status != TrackStatus.INITIALIZING
             ):
-                self.get_logger().info(f"target {result.target_id} {result.status.name} (score {result.score:.2f})")
+                self.get_logger().info(
+                    f"target {result.target_id} {result.status.name} (presence {result.presence:.2f})"
+                )
         self._publish(results, frame, image, timing, dropped)
 
     def _cancel(self, reason: str, target_id: int = 0) -> list[int]:
@@ -480,7 +482,8 @@ class TrackerNode(Node):
         msg.target_id = int(result.target_id)
         msg.x, msg.y, msg.width, msg.height = (float(v) for v in result.box)
         msg.center_x, msg.center_y = (float(v) for v in result.center)
-        msg.score = float(result.score)
+        # The confidence that the box is the target, which the status follows (TrackedBox.msg).
+        msg.score = float(result.presence)
         msg.status = int(result.status)
         msg.age = int(result.age)
         msg.processing_latency = _duration(latency)
@@ -552,7 +555,8 @@ class TrackerNode(Node):
                 extra={
                     "model": self.settings.model,
                     "device": self._device_name,
-                    # score and age: the first target's; every target's under target_<id>.*
+                    # presence, raw score and age: the first target's; every target's under target_<id>.*
+                    "presence": f"{first.presence:.3f}" if first is not None else "",
                     "score": f"{first.score:.3f}" if first is not None else "",
                     "age": str(first.age) if first is not None else "0",
                     "max_targets": str(self.settings.max_targets),

@@ -1,9 +1,10 @@
 """Long-term SiamRPN++ tracker reproducing pysot's ``SiamRPNLTTracker``.
 
-When the best anchor's score drops below ``confidence_low`` the target counts as lost: the
-state is held (not updated) and the next searches use the wider ``lost_instance_size`` crop with
-an almost flat window (``lost_window_influence``), so the target can be re-found anywhere in a
-larger area. The tracker returns to the normal search once a score exceeds ``confidence_high``.
+When the presence (``tracking/presence.py``; by default the best anchor's score, as in pysot)
+drops below ``confidence_low`` the target counts as lost: the state is held (not updated) and
+the next searches use the wider ``lost_instance_size`` crop with an almost flat window
+(``lost_window_influence``), so the target can be re-found anywhere in a larger area. The
+tracker returns to the normal search once presence exceeds ``confidence_high``.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class LongTermTracker(SiamRPNTracker):
         frame = request.frame
         cfg = self.config
         search_wide = request.search_wide
-        if candidate.score >= cfg.confidence_low:
+        if candidate.presence >= cfg.confidence_low:
             lr = candidate.lr
             cx = self._center[0] + candidate.offset_x
             cy = self._center[1] + candidate.offset_y
@@ -69,9 +70,9 @@ class LongTermTracker(SiamRPNTracker):
         self._size = (width, height)
         cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
 
-        if candidate.score < cfg.confidence_low:
+        if candidate.presence < cfg.confidence_low:
             self._lost = True
-        elif candidate.score > cfg.confidence_high:
+        elif candidate.presence > cfg.confidence_high:
             self._lost = False
         return TrackResult(
             box=(cx - width / 2, cy - height / 2, width, height),
@@ -79,4 +80,6 @@ class LongTermTracker(SiamRPNTracker):
             center=(cx, cy),
             search_wide=search_wide,
             lost=self._lost,
+            presence=candidate.presence,
+            features=candidate.features,
         )

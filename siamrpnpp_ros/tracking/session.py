@@ -6,7 +6,11 @@ controller acts on. The ROS node is a thin adapter around it; tests drive it dir
 
 Why the defaults of ``LostPolicy`` are what they are
 ----------------------------------------------------
-``score`` is the softmax foreground probability of the chosen anchor. A controller needs
+The thresholds compare the tracker's *presence* (``tracking/presence.py``): the confidence
+that its box is on the target. Without calibrated presence weights that is the raw
+``score``, the softmax foreground probability of the chosen anchor, which the reasoning
+below is about; calibrated weights map presence onto the same scale (0.5 = as likely on the
+target as not), so the thresholds keep their meaning. A controller needs
 two things from the status: not to chase a box the tracker no longer believes in, and not
 to stop and start on every blurred frame.
 
@@ -34,10 +38,13 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .tracker import TrackResult
 
 Box = tuple[float, float, float, float]
 
@@ -56,7 +63,7 @@ class Tracker(Protocol):
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None: ...
 
-    def track(self, frame: np.ndarray) -> Any: ...
+    def track(self, frame: np.ndarray) -> TrackResult: ...
 
     def reset(self) -> None: ...
 
@@ -96,6 +103,10 @@ class SessionResult:
     ``box`` is top-left ``(x, y, w, h)`` pixels: the tracker's estimate while TRACKING, the
     selection itself on INITIALIZING, and the last confident estimate while LOST (the zero
     box when IDLE). ``search_wide`` says the long-term tracker searched a wider region.
+    ``score`` is the tracker's raw score; ``presence`` the confidence that the box is on the
+    target (``tracking/presence.py``), which the status follows. ``tracker_result``: the
+    tracker's own result for this frame (its unheld box, the presence features), None on
+    INITIALIZING and IDLE.
     """
 
     status: TrackStatus
@@ -104,6 +115,8 @@ class SessionResult:
     score: float
     age: int
     search_wide: bool = False
+    presence: float = 1.0
+    tracker_result: TrackResult | None = field(default=None, compare=False, repr=False)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -212,34 +225,36 @@ class TrackingSession:
         such as ``MultiTargetTracker``'s batched pass. RuntimeError when IDLE."""
         if not self.is_active:
             raise RuntimeError("update() called without an active target; call start() first")
-        score = float(result.score)
+        presence = float(result.presence)
         box: Box = tuple(float(v) for v in result.box)  # type: ignore[assignment]
         self._age += 1
         policy = self.policy
 
         if self._status == TrackStatus.LOST:
-            self._high_frames = self._high_frames + 1 if score >= policy.recover_score_threshold else 0
+            self._high_frames = self._high_frames + 1 if presence >= policy.recover_score_threshold else 0
             if self._high_frames >= policy.recover_frames:
                 self._status = TrackStatus.TRACKING
                 self._low_frames = 0
         else:
-            self._low_frames = self._low_frames + 1 if score < policy.lost_score_threshold else 0
+            self._low_frames = self._low_frames + 1 if presence < policy.lost_score_threshold else 0
             if self._low_frames >= policy.lost_frames:
                 self._status = TrackStatus.LOST
                 self._high_frames = 0
             else:
                 self._status = TrackStatus.TRACKING
 
-        if self._status == TrackStatus.TRACKING and score >= policy.lost_score_threshold:
+        if self._status == TrackStatus.TRACKING and presence >= policy.lost_score_threshold:
             self._confident_box = box
         published = box if self._status == TrackStatus.TRACKING else self._confident_box
         return SessionResult(
             self._status,
             self._target_id,
             published,
-            score,
+            float(result.score),
             self._age,
-            search_wide=bool(getattr(result, "search_wide", False)),
+            search_wide=bool(result.search_wide),
+            presence=presence,
+            tracker_result=result,
         )
 
     def cancel(self) -> SessionResult | None:
@@ -251,4 +266,4 @@ class TrackingSession:
         self._status = TrackStatus.IDLE
         self._age = 0
         self._low_frames = self._high_frames = 0
-        return SessionResult(TrackStatus.IDLE, target_id, (0.0, 0.0, 0.0, 0.0), 0.0, 0)
+        return SessionResult(TrackStatus.IDLE, target_id, (0.0, 0.0, 0.0, 0.0), 0.0, 0, presence=0.0)

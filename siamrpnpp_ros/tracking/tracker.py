@@ -20,6 +20,7 @@ import torch
 from .anchors import cosine_window, generate_anchors
 from .config import TrackerConfig
 from .crop import channel_average, padding_color, square_crop_tensor
+from .presence import PresenceFeatures, presence_from_features, score_map_features
 
 if TYPE_CHECKING:
     from siamrpnpp_ros.models import SiamRPN
@@ -38,13 +39,18 @@ class TrackResult:
     ``search_wide``: this frame was searched with the long-term tracker's widened crop.
     ``lost``: after this frame the (long-term) tracker treats the target as lost, i.e. it held
     its state and the next search is wide; always False for the short-term tracker.
+    ``presence``: confidence in [0, 1] that ``box`` is on the target (``tracking/presence.py``);
+    equal to ``score`` unless the config carries calibrated presence weights.
+    ``features``: the score-map measurements presence was computed from.
     """
 
     box: tuple[float, float, float, float]
     score: float
     center: tuple[float, float]
+    presence: float
     search_wide: bool = False
     lost: bool = False
+    features: PresenceFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class _Candidate:
     height: float
     lr: float  # size update rate: penalty * score * config.lr
     score: float
+    presence: float
+    features: PresenceFeatures
 
 
 @dataclass(frozen=True)
@@ -297,6 +305,8 @@ class SiamRPNTracker:
             box=(cx - width / 2, cy - height / 2, width, height),
             score=candidate.score,
             center=(cx, cy),
+            presence=candidate.presence,
+            features=candidate.features,
         )
 
     # ---------------------------------------------------------------- helpers
@@ -382,6 +392,7 @@ class SiamRPNTracker:
         pred_cx = deltas[0, best] * anchor_w[best] + anchors[best, 0]
         pred_cy = deltas[1, best] * anchor_h[best] + anchors[best, 1]
         best_score = np.float64(score_map[best])
+        features = score_map_features(score_map, anchor_count, best)
         return _Candidate(
             offset_x=float(np.float64(pred_cx) / scale),
             offset_y=float(np.float64(pred_cy) / scale),
@@ -389,6 +400,8 @@ class SiamRPNTracker:
             height=float(np.float64(pred_h[best]) / scale),
             lr=float(penalty[best] * best_score * cfg.lr),
             score=float(best_score),
+            presence=presence_from_features(features, float(best_score), cfg.presence_weights),
+            features=features,
         )
 
 
