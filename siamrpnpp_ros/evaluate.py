@@ -23,6 +23,7 @@ success AUC on present frames (``siamrpnpp_ros/eval/longterm_metrics.py`` define
 ``pr_plot.png`` and ``success_plot.png``. Runs stored by short-term mode are not told apart from
 long-term ones: give each mode its own ``--out`` when using ``--reuse``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,9 @@ def parse_tracker_spec(text: str) -> TrackerSpec:
         )
     if not Path(weights).is_file():
         raise UsageError(f"--tracker {text!r}: weights file {weights} not found")
-    return TrackerSpec(label or f"SiamRPN++ {model} ({Path(weights).parent.name or Path(weights).stem})", model, weights)
+    return TrackerSpec(
+        label or f"SiamRPN++ {model} ({Path(weights).parent.name or Path(weights).stem})", model, weights
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,22 +84,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: siamrpnpp-eval --benchmark bench --tracker alex:model.pth --tracker csrt --out report",
     )
     parser.add_argument("--benchmark", required=True, help="folder of sequence folders (img/ + groundtruth.txt)")
-    parser.add_argument("--tracker", action="append", required=True, metavar="SPEC",
-                        help="csrt | kcf | mil | [LABEL=]MODEL:WEIGHTS (repeat to compare)")
+    parser.add_argument(
+        "--tracker",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="csrt | kcf | mil | [LABEL=]MODEL:WEIGHTS (repeat to compare)",
+    )
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for SiamRPN++ (default auto)")
     parser.add_argument("--sequences", nargs="+", default=None, help="only these sequence names")
     parser.add_argument("--max-sequences", type=int, default=None, help="only the first N sequences")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each sequence")
-    parser.add_argument("--reuse", action="store_true", help="reuse stored results in OUT/results instead of re-running")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse stored results in OUT/results instead of re-running"
+    )
     parser.add_argument("--title", default=None, help="report title (default: the benchmark folder name)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--long-term", action="store_true",
-                        help="long-term measures (absent target: nan ground truth); automatic for benchmarks built "
-                        "with the builder's --long-term")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate for delays in seconds (default: the benchmark's, from benchmark.json)")
+    parser.add_argument(
+        "--long-term",
+        action="store_true",
+        help="long-term measures (absent target: nan ground truth); automatic for benchmarks built "
+        "with the builder's --long-term",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate for delays in seconds (default: the benchmark's, from benchmark.json)",
+    )
     return parser
 
 
@@ -160,8 +177,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_long_term(args: argparse.Namespace, specs: list[TrackerSpec], runners: list, sequences: list,
-                      manifest: dict, notes: list[str], out: Path) -> int:
+def _report_long_term(
+    args: argparse.Namespace,
+    specs: list[TrackerSpec],
+    runners: list,
+    sequences: list,
+    manifest: dict,
+    notes: list[str],
+    out: Path,
+) -> int:
     import numpy as np
 
     from siamrpnpp_ros.eval.ope import run_long_term
@@ -171,8 +195,10 @@ def _report_long_term(args: argparse.Namespace, specs: list[TrackerSpec], runner
     if not any(np.isnan(sequence.groundtruth).any() for sequence in sequences):
         notes.append("no frame of these sequences has the target absent (no nan ground truth)")
     if any(spec.weights is not None for spec in specs):
-        notes.append("SiamRPN++ ran as the ROS node does by default: a TrackingSession with LostPolicy() around the "
-                     "long-term tracker; confidence = the session's, reported absent = status LOST")
+        notes.append(
+            "SiamRPN++ ran as the ROS node does by default: a TrackingSession with LostPolicy() around the "
+            "long-term tracker; confidence = the session's, reported absent = status LOST"
+        )
     if any(spec.weights is None for spec in specs):
         notes.append("OpenCV baselines: confidence 1 and present when update() succeeds, 0 and absent when it fails")
     summaries = run_long_term(runners, sequences, out / "results", reuse=args.reuse, progress=not args.no_progress)

@@ -34,6 +34,7 @@ target with its id.
 ``--config`` supplies ``model`` and the ``tracker`` section of a parameters YAML; ``--device``
 and ``--fp16`` are taken from the command line only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,16 @@ DEFAULT_VIDEO_FPS = 30.0
 PREDICTION_COLOR = (0, 200, 255)  # BGR orange
 GROUNDTRUTH_COLOR = (0, 220, 0)  # BGR green
 # Several targets: one colour each, by id (BGR: orange, magenta, cyan, yellow, violet, red, blue, white).
-TARGET_COLORS = ((0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 255, 255), (255, 80, 160), (60, 60, 255),
-                 (255, 120, 0), (255, 255, 255))
+TARGET_COLORS = (
+    (0, 200, 255),
+    (255, 0, 255),
+    (255, 255, 0),
+    (0, 255, 255),
+    (255, 80, 160),
+    (60, 60, 255),
+    (255, 120, 0),
+    (255, 255, 255),
+)
 TEXT_COLOR = (255, 255, 255)
 
 
@@ -96,7 +105,8 @@ def parse_selection(text: str) -> tuple[tuple[float, float, float, float], int]:
 
 def read_init_file(path: str) -> list[tuple[tuple[float, float, float, float], int]]:
     """The selections in an ``--init-file``: one ``x,y,w,h[@FRAME]`` per line; blank lines and
-    ``#`` comments are skipped."""
+    ``#`` comments are skipped.
+    """
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -131,35 +141,59 @@ def build_parser() -> argparse.ArgumentParser:
             "timings cover track() calls only, fps = track() calls / their total time."
         ),
     )
-    parser.add_argument("--model", type=model_name_argument,
-                        help=f"{THIN_NAME_HELP} (may come from --config; default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", type=model_name_argument, help=f"{THIN_NAME_HELP} (may come from --config; default {DEFAULT_MODEL})"
+    )
     parser.add_argument("--weights", help="pysot checkpoint (.pth) for --model; default: the bundled default model")
     parser.add_argument("--video", required=True, help="video file or image folder (OTB layout with img/ is fine)")
-    parser.add_argument("--init", action="append", metavar="X,Y,W,H[@FRAME]",
-                        help="initial box x,y,w,h (top-left, pixels), optionally @FRAME to select it on that frame; "
-                             "repeat for several targets (ids 1, 2, ...); default: first groundtruth.txt line")
-    parser.add_argument("--init-file", metavar="PATH",
-                        help="initial boxes, one target per line as for --init (after the --init boxes)")
+    parser.add_argument(
+        "--init",
+        action="append",
+        metavar="X,Y,W,H[@FRAME]",
+        help="initial box x,y,w,h (top-left, pixels), optionally @FRAME to select it on that frame; "
+        "repeat for several targets (ids 1, 2, ...); default: first groundtruth.txt line",
+    )
+    parser.add_argument(
+        "--init-file", metavar="PATH", help="initial boxes, one target per line as for --init (after the --init boxes)"
+    )
     parser.add_argument("--config", help="ROS 2 parameters YAML giving model and tracker settings")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--fp16", action="store_true", help="half-precision network (CUDA only)")
-    parser.add_argument("--short-term", action="store_true",
-                        help="pysot's short-term tracker (no LOST handling); default: the node's default, the "
-                             "long-term tracker with its wide search tied to the LOST thresholds")
+    parser.add_argument(
+        "--short-term",
+        action="store_true",
+        help="pysot's short-term tracker (no LOST handling); default: the node's default, the "
+        "long-term tracker with its wide search tied to the LOST thresholds",
+    )
     # Accepted for scripts written before long-term became the default; it changes nothing.
     parser.add_argument("--long-term", action="store_true", help=argparse.SUPPRESS)
     speed = parser.add_argument_group("speed (see siamrpnpp-bench)")
-    speed.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                       help="network runtime (default torch; onnxruntime: fp32, BN folded, not bit-exact)")
-    speed.add_argument("--no-optimize", action="store_true",
-                       help="run the network exactly as built (no bit-exact optimisations)")
-    speed.add_argument("--fuse-bn", action="store_true",
-                       help="fold BatchNorm into the convs and use NHWC on CPU: faster, not bit-exact")
-    speed.add_argument("--instance-size", type=int, metavar="PX",
-                       help="search crop side in pixels instead of the preset's 255/287 (smaller = faster)")
+    speed.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="network runtime (default torch; onnxruntime: fp32, BN folded, not bit-exact)",
+    )
+    speed.add_argument(
+        "--no-optimize", action="store_true", help="run the network exactly as built (no bit-exact optimisations)"
+    )
+    speed.add_argument(
+        "--fuse-bn",
+        action="store_true",
+        help="fold BatchNorm into the convs and use NHWC on CPU: faster, not bit-exact",
+    )
+    speed.add_argument(
+        "--instance-size",
+        type=int,
+        metavar="PX",
+        help="search crop side in pixels instead of the preset's 255/287 (smaller = faster)",
+    )
     speed.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: one per core)")
-    speed.add_argument("--onnx-cache-dir", metavar="DIR",
-                       help="onnxruntime: keep exported graphs and TensorRT engines here between runs")
+    speed.add_argument(
+        "--onnx-cache-dir",
+        metavar="DIR",
+        help="onnxruntime: keep exported graphs and TensorRT engines here between runs",
+    )
     parser.add_argument("--out", help="write x,y,w,h,score per frame to this text file")
     parser.add_argument("--show-video", metavar="OUT_MP4", help="write an annotated mp4 video")
     parser.add_argument("--strip", metavar="OUT_PNG", help="write a grid of annotated frames, evenly spaced")
@@ -179,14 +213,16 @@ def strip_indices(total: int, count: int) -> list[int]:
 
 def frame_grid(images: Sequence[np.ndarray], columns: int = 3, width: int = 400) -> np.ndarray:
     """``images`` resized to ``width`` pixels wide and tiled row by row (black padding)."""
-    tiles = [cv2.resize(img, (width, max(1, round(img.shape[0] * width / img.shape[1]))), interpolation=cv2.INTER_AREA)
-             for img in images]
+    tiles = [
+        cv2.resize(img, (width, max(1, round(img.shape[0] * width / img.shape[1]))), interpolation=cv2.INTER_AREA)
+        for img in images
+    ]
     height = max(t.shape[0] for t in tiles)
     rows = -(-len(tiles) // columns)
     grid = np.zeros((rows * height, min(columns, len(tiles)) * width, 3), np.uint8)
     for i, tile in enumerate(tiles):
         top, left = (i // columns) * height, (i % columns) * width
-        grid[top:top + tile.shape[0], left:left + width] = tile
+        grid[top : top + tile.shape[0], left : left + width] = tile
     return grid
 
 
@@ -227,7 +263,8 @@ def annotate_targets(
     fps: float | None,
 ) -> np.ndarray:
     """A copy of ``frame`` with every target's box in its own colour, labelled with its id and
-    score (``boxes``: ``(target id, top-left x,y,w,h, score)``), plus the frame index and FPS."""
+    score (``boxes``: ``(target id, top-left x,y,w,h, score)``), plus the frame index and FPS.
+    """
     canvas = frame.copy()
     for target_id, box, score in boxes:
         color = TARGET_COLORS[(target_id - 1) % len(TARGET_COLORS)]
@@ -251,7 +288,8 @@ def format_row(box: Sequence[float], score: float) -> str:
 
 def summary_line(frame_count: int, track_ms: Sequence[float], device: str, targets: int = 1) -> str:
     """The final machine-readable line; timings in milliseconds over ``track()`` calls only
-    (with several targets: the calls that track all of them, and `` targets=K`` at the end)."""
+    (with several targets: the calls that track all of them, and `` targets=K`` at the end).
+    """
     if track_ms:
         times = np.asarray(track_ms, dtype=np.float64)
         median = float(np.median(times))

@@ -16,6 +16,7 @@ command line override it. The run folder gets ``config.yaml``, ``train_log.csv``
 ``loss.png``, ``checkpoints/epoch_NNNN.pth`` (+ ``.state.pth`` for resuming) and ``model.pth``,
 which loads with ``siamrpnpp-track --model MODEL --weights model.pth`` and with pysot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config", help="YAML training config; command-line flags override it")
     add("--data", action="append", default=None, metavar="SPEC", help="[KIND:]PATH[,key=value...] (repeatable)")
     add("--model", choices=("r50", "mobilev2", "alex"), default=None, help="network preset (default alex)")
-    add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster; tracks as model <model>-w<mult>)")
+    add(
+        "--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster; tracks as model <model>-w<mult>)"
+    )
     add("--pretrained", default=None, help="full pysot checkpoint to start from (fine-tuning)")
     add("--backbone-weights", default=None, help="backbone-only weights to start from (e.g. ImageNet)")
     add("--out", default=None, help="run folder (default runs/train)")
@@ -53,12 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--final-lr", type=float, default=None, help="learning rate at the end of the schedule")
     add("--lr-schedule", choices=("log", "cosine", "constant"), default=None)
     add("--warmup-epochs", type=float, default=None)
-    add("--shift", type=float, default=None,
-        help="max target shift in the search crop, pixels (spatial-aware sampling; 0 = centred baseline, default 64)")
+    add(
+        "--shift",
+        type=float,
+        default=None,
+        help="max target shift in the search crop, pixels (spatial-aware sampling; 0 = centred baseline, default 64)",
+    )
     add("--template-shift", type=float, default=None, help="max target shift in the template crop (default 4)")
     add("--negative-prob", type=float, default=None, help="share of negative pairs (default 0.2)")
-    add("--freeze-backbone-epochs", type=int, default=None,
-        help="epochs with a frozen backbone (default: half the epochs when starting from pretrained weights, else 0)")
+    add(
+        "--freeze-backbone-epochs",
+        type=int,
+        default=None,
+        help="epochs with a frozen backbone (default: half the epochs when starting from pretrained weights, else 0)",
+    )
     add("--backbone-train-layers", nargs="+", default=None, help="backbone stages unfrozen afterwards, or 'all'")
     add("--backbone-lr-mult", type=float, default=None, help="lr factor of the unfrozen backbone (default 0.1)")
     add("--grad-clip", type=float, default=None, help="max gradient norm, 0 = off (default 10)")
@@ -71,8 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-every", type=int, default=None, help="steps per CSV log row (default 10)")
     add("--val-benchmark", default=None, help="OTB-format folder evaluated (OPE AUC) after each epoch")
     add("--val-max-frames", type=int, default=None, help="frames per validation sequence")
-    add("--resume", nargs="?", const="", default=None, metavar="PATH",
-        help="continue from a checkpoint file or run folder (no PATH: the --out folder)")
+    add(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="continue from a checkpoint file or run folder (no PATH: the --out folder)",
+    )
     add("--no-progress", action="store_true", help="no progress bar")
     add("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     return parser
@@ -85,10 +102,32 @@ def config_from_args(args: argparse.Namespace) -> Any:
     config = load_train_config(args.config) if args.config else TrainConfig()
     changes: dict[str, Any] = {}
     direct = (
-        "model", "width_mult", "pretrained", "backbone_weights", "out", "epochs", "samples_per_epoch", "batch_size",
-        "optimizer", "lr", "final_lr", "lr_schedule", "warmup_epochs", "negative_prob", "freeze_backbone_epochs",
-        "backbone_lr_mult", "grad_clip", "device", "amp", "workers", "threads", "seed", "save_every", "log_every",
-        "val_benchmark", "val_max_frames",
+        "model",
+        "width_mult",
+        "pretrained",
+        "backbone_weights",
+        "out",
+        "epochs",
+        "samples_per_epoch",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "final_lr",
+        "lr_schedule",
+        "warmup_epochs",
+        "negative_prob",
+        "freeze_backbone_epochs",
+        "backbone_lr_mult",
+        "grad_clip",
+        "device",
+        "amp",
+        "workers",
+        "threads",
+        "seed",
+        "save_every",
+        "log_every",
+        "val_benchmark",
+        "val_max_frames",
     )
     for name in direct:
         value = getattr(args, name)
@@ -138,8 +177,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROGRAM}: interrupted; resume with --resume {args.out or 'RUN_FOLDER'}", file=sys.stderr)
         return 130
     last = result.epoch_rows[-1] if result.epoch_rows else {}
-    print(f"weights={result.final_weights} model={config.tracker_model_name} epochs={result.epochs_completed} "
-          f"loss={last.get('loss', 'n/a')}")
+    print(
+        f"weights={result.final_weights} model={config.tracker_model_name} epochs={result.epochs_completed} "
+        f"loss={last.get('loss', 'n/a')}"
+    )
     return 0
 
 

@@ -1,5 +1,7 @@
 """The speed benchmark's output: the Markdown table (also used for the ROS latency table) and
-the bar chart of the per-frame split."""
+the bar chart of the per-frame split.
+"""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +10,27 @@ from typing import Any
 
 import numpy as np
 
-HEADER = ("model", "device", "mode", "I", "median_ms", "p90_ms", "fps", "crop", "net", "backbone", "neck", "head",
-          "decode", "GFLOP/s", "%mm", "%conv", "rss_MB", "iou_cl", "iou_tf")
+HEADER = (
+    "model",
+    "device",
+    "mode",
+    "I",
+    "median_ms",
+    "p90_ms",
+    "fps",
+    "crop",
+    "net",
+    "backbone",
+    "neck",
+    "head",
+    "decode",
+    "GFLOP/s",
+    "%mm",
+    "%conv",
+    "rss_MB",
+    "iou_cl",
+    "iou_tf",
+)
 
 
 def format_cell(value: Any, digits: int = 1) -> str:
@@ -24,11 +45,27 @@ def format_cell(value: Any, digits: int = 1) -> str:
 def format_row(r: dict[str, Any]) -> str:
     """One table row (``|``-separated, Markdown-ready) for a result record."""
     split = r["split_ms"]
-    cells = [r["model"], r["device"], r["mode"], r["instance_size"], format_cell(r["median_ms"]), format_cell(r["p90_ms"]),
-             format_cell(r["fps"], 2), format_cell(split["crop"], 2), format_cell(split["net"]), format_cell(split["backbone"]), format_cell(split["neck"]),
-             format_cell(split["head"]), format_cell(split["decode"], 2), format_cell(r["gflops"]), format_cell(r.get("pct_matmul_peak"), 0),
-             format_cell(r.get("pct_conv_peak"), 0), format_cell(r["rss_peak_mb"], 0), format_cell(r.get("iou_closed"), 3),
-             format_cell(r.get("iou_teacher"), 3)]
+    cells = [
+        r["model"],
+        r["device"],
+        r["mode"],
+        r["instance_size"],
+        format_cell(r["median_ms"]),
+        format_cell(r["p90_ms"]),
+        format_cell(r["fps"], 2),
+        format_cell(split["crop"], 2),
+        format_cell(split["net"]),
+        format_cell(split["backbone"]),
+        format_cell(split["neck"]),
+        format_cell(split["head"]),
+        format_cell(split["decode"], 2),
+        format_cell(r["gflops"]),
+        format_cell(r.get("pct_matmul_peak"), 0),
+        format_cell(r.get("pct_conv_peak"), 0),
+        format_cell(r["rss_peak_mb"], 0),
+        format_cell(r.get("iou_closed"), 3),
+        format_cell(r.get("iou_teacher"), 3),
+    ]
     if "cuda_peak_mb" in r:
         cells[HEADER.index("rss_MB")] = f"{r['rss_peak_mb']:.0f}/{r['cuda_peak_mb']:.0f}cuda"
     return "| " + " | ".join(str(c) for c in cells) + " |"

@@ -28,6 +28,7 @@ Timings are wall-clock; the load average is printed with them because other proc
 machine distort them. Weights: ``--weights`` (``PATH`` for one model, ``name=PATH,...``, or a
 directory with ``<name>.pth``), else seeded random weights with calibrated BatchNorm statistics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,7 +97,8 @@ def measure_peaks(device: str = "cpu", repeats: int = 20) -> dict[str, float]:
     """Best-of-``repeats`` GFLOP/s of a float32 1024x2048 @ 2048x1024 matmul and of a 3x3 conv
     (256 -> 512 channels, 31x31 input, the RPN's shape) on ``device``; short (~2 s on CPU).
     Best-of keeps it meaningful on a shared machine; the bench measures before and after the
-    runs and reports the higher figure."""
+    runs and reports the higher figure.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -136,7 +138,8 @@ def _sync(device: Any) -> None:
 def seeded_model(name: str, seed: int = 0) -> Any:
     """A ``SiamRPN`` with deterministic random weights and BatchNorm statistics calibrated on
     random crops, so activations and head outputs have sane ranges (timing only; it does not
-    track anything meaningful)."""
+    track anything meaningful).
+    """
     import torch
 
     from siamrpnpp_ros.models import build_model
@@ -238,7 +241,8 @@ class PysotReference:
 
 def nominal_flops(model: Any, instance_size: int) -> dict[str, float]:
     """pysot's FLOPs (2 x multiply-adds of every conv and correlation) per ``track()`` and per
-    template, for a ``SiamRPN`` at ``instance_size``; counted by running it once."""
+    template, for a ``SiamRPN`` at ``instance_size``; counted by running it once.
+    """
     import torch
 
     counts = {"value": 0.0}
@@ -271,9 +275,12 @@ def nominal_flops(model: Any, instance_size: int) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- frames
-def synthetic_sequence(frames: int, width: int = 640, height: int = 480, seed: int = 0) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
+def synthetic_sequence(
+    frames: int, width: int = 640, height: int = 480, seed: int = 0
+) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
     """``frames`` BGR uint8 frames of a textured box drifting over a textured background, and
-    its initial box ``(x, y, w, h)`` (deterministic for a seed)."""
+    its initial box ``(x, y, w, h)`` (deterministic for a seed).
+    """
     rng = np.random.default_rng(seed)
     background = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
     background = np.kron(background, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
@@ -353,8 +360,7 @@ def _attach(module: Any, timer: _Timer) -> list[Any]:
     return [module.register_forward_pre_hook(timer.pre), module.register_forward_hook(timer.post)]
 
 
-def build_for_mode(mode: str, model_name: str, weights: str | None, device: str, fast_size: int,
-                   seed: int) -> Any:
+def build_for_mode(mode: str, model_name: str, weights: str | None, device: str, fast_size: int, seed: int) -> Any:
     """The tracker for one bench mode (see the module docstring)."""
     from siamrpnpp_ros.models import load_checkpoint
     from siamrpnpp_ros.tracking import SiamRPNTracker, preset_for, select_device
@@ -429,8 +435,14 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     process = _psutil_process()
     tracker.init(frames[0], init_box)
     # Template features are computed once; the backbone hook must only see search crops.
-    progress = tqdm(total=len(frames) - 1, desc=f"{args.model}/{args.mode}", unit="frame", file=sys.stderr,
-                    leave=False, disable=args.quiet)
+    progress = tqdm(
+        total=len(frames) - 1,
+        desc=f"{args.model}/{args.mode}",
+        unit="frame",
+        file=sys.stderr,
+        leave=False,
+        disable=args.quiet,
+    )
     for index, frame in enumerate(frames[1:]):
         for timer in (crop_t, net_t, backbone_t, neck_t):
             timer.total = 0.0
@@ -540,11 +552,31 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _child_command(args: argparse.Namespace, model: str, mode: str, teacher: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", CLI_MODULE, "--_child", "--model", model, "--mode", mode,
-           "--device", args.device, "--frames", str(args.frames), "--warmup", str(args.warmup),
-           "--seed", str(args.seed)]
-    for flag, value in (("--weights", args.weights), ("--video", args.video), ("--threads", args.threads),
-                        ("--fast-size", args.fast_size), ("--teacher", teacher)):
+    cmd = [
+        sys.executable,
+        "-m",
+        CLI_MODULE,
+        "--_child",
+        "--model",
+        model,
+        "--mode",
+        mode,
+        "--device",
+        args.device,
+        "--frames",
+        str(args.frames),
+        "--warmup",
+        str(args.warmup),
+        "--seed",
+        str(args.seed),
+    ]
+    for flag, value in (
+        ("--weights", args.weights),
+        ("--video", args.video),
+        ("--threads", args.threads),
+        ("--fast-size", args.fast_size),
+        ("--teacher", teacher),
+    ):
         if value:
             cmd += [flag, str(value)]
     if args.quiet:
@@ -582,8 +614,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                     ns.model, ns.mode, ns.teacher = model, mode, child_teacher
                     record = run_one(ns)
                 else:
-                    proc = subprocess.run(_child_command(args, model, mode, child_teacher), stdout=subprocess.PIPE,
-                                          text=True, env=_child_env())
+                    proc = subprocess.run(
+                        _child_command(args, model, mode, child_teacher),
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        env=_child_env(),
+                    )
                     if proc.returncode != 0:
                         raise RuntimeError(f"{model}/{mode} failed (exit {proc.returncode})")
                     record = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ Command lines: ``siamrpnpp-eval`` (``python -m siamrpnpp_ros.evaluate``), the be
 builder ``python -m siamrpnpp_ros.eval.builder`` and the shift-range ablation
 ``python -m siamrpnpp_ros.eval.ablation``.
 """
+
 from .longterm_metrics import LongTermSequenceScore, LongTermSummary, long_term_score
 from .metrics import (
     NORM_PRECISION_THRESHOLDS,

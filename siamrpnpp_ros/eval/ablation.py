@@ -20,6 +20,7 @@ train/test photo splits (``OUT/data/train``, ``OUT/data/test``)::
     python -m siamrpnpp_ros.eval.ablation --out ablation --model mobilev2 --epochs 20 \\
         --samples-per-epoch 4000 --train-sequences 60 --test-sequences 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,7 @@ def train_variant(base: Any, shift: float, out_dir: Path) -> Path:
     from siamrpnpp_ros.training.trainer import Trainer, find_resume_point
 
     run_dir = out_dir / "runs" / f"shift_{shift:g}"
-    config = base.replace(
-        search_augment=dataclasses.replace(base.search_augment, shift=float(shift)), out=str(run_dir)
-    )
+    config = base.replace(search_augment=dataclasses.replace(base.search_augment, shift=float(shift)), out=str(run_dir))
     final = run_dir / "model.pth"
     epochs_done = _epochs_done(run_dir)
     if final.is_file() and epochs_done >= config.epochs:
@@ -152,16 +151,29 @@ def run_ablation(
         summary = summaries[run_label(shift)]
         loss, seconds = _train_stats(out / "runs" / f"shift_{shift:g}")
         rows.append(
-            AblationRow(shift, run_label(shift), summary.auc, summary.precision_20, summary.norm_precision_02,
-                        loss, seconds, str(weights[shift]))
+            AblationRow(
+                shift,
+                run_label(shift),
+                summary.auc,
+                summary.precision_20,
+                summary.norm_precision_02,
+                loss,
+                seconds,
+                str(weights[shift]),
+            )
         )
-    baseline_summaries = [summaries[r.name] for r in runners[len(shifts):]]
+    baseline_summaries = [summaries[r.name] for r in runners[len(shifts) :]]
     write_ablation_outputs(rows, baseline_summaries, out, notes, Path(benchmark), len(sequences))
     return rows
 
 
 def write_ablation_outputs(
-    rows: Sequence[AblationRow], baselines: Sequence[Any], out: Path, notes: Sequence[str], benchmark: Path, sequences: int
+    rows: Sequence[AblationRow],
+    baselines: Sequence[Any],
+    out: Path,
+    notes: Sequence[str],
+    benchmark: Path,
+    sequences: int,
 ) -> None:
     """``ablation.md``, ``ablation.png`` and ``ablation.json`` for the rows (and baseline summaries)."""
     import matplotlib
@@ -188,7 +200,9 @@ def write_ablation_outputs(
             f"{fmt(r.final_loss)} | {fmt(r.train_seconds / 60, 1)} |"
         )
     for b in baselines:
-        lines.append(f"| {b.tracker} (baseline) | {fmt(b.auc)} | {fmt(b.precision_20)} | {fmt(b.norm_precision_02)} | | |")
+        lines.append(
+            f"| {b.tracker} (baseline) | {fmt(b.auc)} | {fmt(b.precision_20)} | {fmt(b.norm_precision_02)} | | |"
+        )
     lines += ["", "![ablation plot](ablation.png)", "", "Full OPE report: [report/report.md](report/report.md)", ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
@@ -231,9 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--out", required=True, help="ablation folder (runs, results, report, table, plot)")
-    add("--shifts", type=float, nargs="+", default=list(DEFAULT_SHIFTS), help="maximum search shifts, px (default 0 16 32 64)")
+    add(
+        "--shifts",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_SHIFTS),
+        help="maximum search shifts, px (default 0 16 32 64)",
+    )
     add("--config", help="YAML TrainConfig for every variant (its search shift is overridden)")
-    add("--train-data", action="append", default=None, metavar="SPEC", help="training data spec (as siamrpnpp-train --data)")
+    add(
+        "--train-data",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="training data spec (as siamrpnpp-train --data)",
+    )
     add("--benchmark", default=None, help="test benchmark (default OUT/data/test, generated if missing)")
     add("--train-sequences", type=int, default=60, help="sequences of the generated training set")
     add("--test-sequences", type=int, default=20, help="sequences of the generated test benchmark")
@@ -265,8 +291,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         base = load_train_config(args.config) if args.config else TrainConfig()
         changes: dict[str, Any] = {}
-        for name in ("model", "width_mult", "epochs", "samples_per_epoch", "batch_size", "lr", "device", "workers",
-                     "threads", "seed"):
+        for name in (
+            "model",
+            "width_mult",
+            "epochs",
+            "samples_per_epoch",
+            "batch_size",
+            "lr",
+            "device",
+            "workers",
+            "threads",
+            "seed",
+        ):
             if getattr(args, name) is not None:
                 changes[name] = getattr(args, name)
         if args.no_progress:
@@ -279,19 +315,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             train_dir = out / "data" / "train"
             if not (train_dir / "benchmark.json").is_file():
                 print(f"ablation: building the training set in {train_dir}", file=sys.stderr)
-                build_benchmark(train_dir, BuilderConfig(sequences=args.train_sequences, frames=args.frames,
-                                                         seed=seed + 1000, photo_split="train", name_prefix="train"),
-                                progress=not args.no_progress)
+                build_benchmark(
+                    train_dir,
+                    BuilderConfig(
+                        sequences=args.train_sequences,
+                        frames=args.frames,
+                        seed=seed + 1000,
+                        photo_split="train",
+                        name_prefix="train",
+                    ),
+                    progress=not args.no_progress,
+                )
             changes["data"] = (str(train_dir),)
         benchmark = Path(args.benchmark) if args.benchmark else out / "data" / "test"
         if args.benchmark is None and not (benchmark / "benchmark.json").is_file():
             print(f"ablation: building the test benchmark in {benchmark}", file=sys.stderr)
-            build_benchmark(benchmark, BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=seed,
-                                                     photo_split="test", name_prefix="test"),
-                            progress=not args.no_progress)
+            build_benchmark(
+                benchmark,
+                BuilderConfig(
+                    sequences=args.test_sequences, frames=args.frames, seed=seed, photo_split="test", name_prefix="test"
+                ),
+                progress=not args.no_progress,
+            )
         base = base.replace(**changes)
-        rows = run_ablation(base, benchmark, out, args.shifts, args.baselines, args.max_sequences, args.max_frames,
-                            progress=not args.no_progress)
+        rows = run_ablation(
+            base,
+            benchmark,
+            out,
+            args.shifts,
+            args.baselines,
+            args.max_sequences,
+            args.max_frames,
+            progress=not args.no_progress,
+        )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"ablation: error: {exc}", file=sys.stderr)
         return 2

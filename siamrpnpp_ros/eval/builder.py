@@ -40,6 +40,7 @@ time, ground truth ``nan`` there; see :mod:`.longterm_builder`)::
 
     python -m siamrpnpp_ros.eval.builder --long-term --out lt_bench --sequences 20 --seed 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -165,7 +166,9 @@ def smooth_path(rng: np.random.Generator, frames: int, low: float, high: float, 
     return values[segment] * (1 - eased) + values[segment + 1] * eased
 
 
-def similarity(center: Sequence[float], angle_degrees: float, scale_x: float, scale_y: float, anchor: Sequence[float]) -> np.ndarray:
+def similarity(
+    center: Sequence[float], angle_degrees: float, scale_x: float, scale_y: float, anchor: Sequence[float]
+) -> np.ndarray:
     """2x3 affine: move ``anchor`` (source px) to ``center`` (frame px), scaled then rotated."""
     theta = math.radians(angle_degrees)
     cos, sin = math.cos(theta), math.sin(theta)
@@ -203,7 +206,9 @@ def extent_box(shape: str, patch_size: tuple[int, int], affine: np.ndarray) -> t
         axes = linear @ np.diag([width / 2, height / 2])
         half = np.linalg.norm(axes, axis=1)
         return (centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1])
-    corners = np.array([[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [-0.5, height - 0.5, 1], [width - 0.5, height - 0.5, 1]])
+    corners = np.array(
+        [[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [-0.5, height - 0.5, 1], [width - 0.5, height - 0.5, 1]]
+    )
     moved = corners @ affine.T
     return (moved[:, 0].min(), moved[:, 1].min(), moved[:, 0].max(), moved[:, 1].max())
 
@@ -248,7 +253,9 @@ def composite(
     local[:, 2] -= (x0, y0)
     size = (x1 - x0, y1 - y0)
     premultiplied = np.dstack([patch * mask[..., None], mask])
-    warped = cv2.warpAffine(premultiplied, local, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped = cv2.warpAffine(
+        premultiplied, local, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
     if blur_kernel is not None:
         warped = cv2.filter2D(warped, -1, blur_kernel, borderType=cv2.BORDER_CONSTANT)
     alpha = np.clip(warped[..., 3:4], 0.0, 1.0)
@@ -264,7 +271,9 @@ def motion_kernel(length: int, angle_degrees: float) -> np.ndarray:
     return motion_blur_kernel(length, angle_degrees)
 
 
-def _textured_region(image: np.ndarray, rng: np.random.Generator, side_range: tuple[float, float], max_aspect: float) -> np.ndarray:
+def _textured_region(
+    image: np.ndarray, rng: np.random.Generator, side_range: tuple[float, float], max_aspect: float
+) -> np.ndarray:
     from siamrpnpp_ros.training.augment import random_patch_box
 
     return random_patch_box(image, rng, side_range=side_range, max_aspect=max_aspect, min_std=20.0, attempts=20)
@@ -346,7 +355,8 @@ def render_sequence(
             pan_x, pan_y = np.full(F, slack_x / 2), np.full(F, slack_y / 2)
         background_affines = [np.array([[cover, 0, -pan_x[t]], [0, cover, -pan_y[t]]]) for t in range(F)]
         target_affines = [
-            similarity((centre_x[t], centre_y[t]), angle_path[t], scale_path[t], scale_path[t], target.anchor) for t in range(F)
+            similarity((centre_x[t], centre_y[t]), angle_path[t], scale_path[t], scale_path[t], target.anchor)
+            for t in range(F)
         ]
     else:
         # Window: a region of the background photo is the target and the camera follows it.
@@ -396,7 +406,9 @@ def render_sequence(
             angle0 = rng.uniform(-20, 20)
             scale0 = (zoom0 if kind == "window" else 1.0) * size_factor
             placements = [
-                similarity((dx[t], dy[t]), angle0 + angle_path[t], scale0 * scale_path[t], scale0 * scale_path[t], layer.anchor)
+                similarity(
+                    (dx[t], dy[t]), angle0 + angle_path[t], scale0 * scale_path[t], scale0 * scale_path[t], layer.anchor
+                )
                 for t in range(F)
             ]
             distractors.append((layer, placements))
@@ -410,7 +422,9 @@ def render_sequence(
             source = photo.load()
             occluder_region = _textured_region(source, rng, (0.15, 0.5), 2.5)
             x, y, w, h = (int(v) for v in occluder_region)
-            occluder_side = math.sqrt(target_w * target_h) * (zoom0 if kind == "window" else 1.0) * rng.uniform(0.6, 1.3)
+            occluder_side = (
+                math.sqrt(target_w * target_h) * (zoom0 if kind == "window" else 1.0) * rng.uniform(0.6, 1.3)
+            )
             occluder_aspect = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
             ow = max(8, int(occluder_side * math.sqrt(occluder_aspect)))
             oh = max(8, int(occluder_side / math.sqrt(occluder_aspect)))
@@ -516,7 +530,11 @@ def write_sequence(folder: Path, frames: list[np.ndarray], groundtruth: np.ndarr
     """Write frames as ``img/0001.<ext>`` and ``groundtruth.txt`` (``x,y,w,h``, 3 decimals)."""
     image_dir = folder / "img"
     image_dir.mkdir(parents=True, exist_ok=True)
-    params = [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality] if config.image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
+        if config.image_format == "jpg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    )
     for number, frame in enumerate(frames, start=1):
         path = image_dir / f"{number:04d}.{config.image_format}"
         if not cv2.imwrite(str(path), frame, params):
@@ -532,7 +550,8 @@ def build_benchmark(
     progress: bool = False,
 ) -> dict:
     """Generate ``config.sequences`` sequences into ``out_dir``; returns the manifest (also
-    written as ``benchmark.json``). ``pool`` defaults to :func:`~.photos.find_photos`."""
+    written as ``benchmark.json``). ``pool`` defaults to :func:`~.photos.find_photos`.
+    """
     pool = (pool or find_photos()).select(config.photo_split)
     if len(pool) < 1:
         raise ValueError("the photo pool is empty")
@@ -577,23 +596,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per sequence)")
     parser.add_argument("--sequences", type=int, default=20, help="number of sequences (default 20)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help="frames per sequence (default 150; 300 with --long-term)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames per sequence (default 150; 300 with --long-term)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="master seed (same seed, same benchmark)")
     parser.add_argument("--size", type=_size, default=(480, 360), help="frame size WIDTHxHEIGHT (default 480x360)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="sequence kinds to mix")
-    parser.add_argument("--attributes", nargs="*", choices=ATTRIBUTES, default=None,
-                        help="challenges that may be enabled (each with --attribute-prob; default: all; with "
-                        f"--long-term only {', '.join(LONG_TERM_ATTRIBUTES)})")
+    parser.add_argument(
+        "--attributes",
+        nargs="*",
+        choices=ATTRIBUTES,
+        default=None,
+        help="challenges that may be enabled (each with --attribute-prob; default: all; with "
+        f"--long-term only {', '.join(LONG_TERM_ATTRIBUTES)})",
+    )
     parser.add_argument("--attribute-prob", type=float, default=0.5, help="chance of each attribute per sequence")
-    parser.add_argument("--target-size", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
-                        help="initial target side as a fraction of the frame's shorter side "
-                        "(default 0.12 0.28; 0.12 0.24 with --long-term)")
+    parser.add_argument(
+        "--target-size",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="initial target side as a fraction of the frame's shorter side "
+        "(default 0.12 0.28; 0.12 0.24 with --long-term)",
+    )
     parser.add_argument("--noise", type=float, default=2.0, help="sensor noise sigma, grey levels")
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="frame file format")
     parser.add_argument("--photos", nargs="+", default=(), help="photo folders (default: opencv-doc, scikit-image)")
-    parser.add_argument("--photo-split", choices=PHOTO_SPLITS, default="all",
-                        help="use only the train or test photos (disjoint; train a model on one, evaluate on the other)")
+    parser.add_argument(
+        "--photo-split",
+        choices=PHOTO_SPLITS,
+        default="all",
+        help="use only the train or test photos (disjoint; train a model on one, evaluate on the other)",
+    )
     parser.add_argument("--prefix", default=None, help="sequence folder name prefix (default seq; lt with --long-term)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     long_term = parser.add_argument_group(
@@ -601,17 +636,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     long_term.add_argument("--long-term", action="store_true", help="build long-term sequences (object kind only)")
     long_term.add_argument("--fps", type=float, default=30.0, help="frame rate the durations refer to (default 30)")
-    long_term.add_argument("--absence-kinds", nargs="+", choices=ABSENCE_KINDS, default=list(ABSENCE_KINDS),
-                           help="how the target disappears: leaves the frame, goes behind a large occluder, "
-                           "or the camera pans away (default: all)")
-    long_term.add_argument("--absences", type=int, nargs=2, default=(1, 2), metavar=("MIN", "MAX"),
-                           help="absences per sequence (default 1 2)")
-    long_term.add_argument("--absence-seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
-                           help="duration of one absence in seconds (default 1 3)")
-    long_term.add_argument("--lookalike-prob", type=float, default=0.5,
-                           help="chance that a look-alike is in view while the target is away (default 0.5)")
-    long_term.add_argument("--visibility-threshold", type=float, default=0.1,
-                           help="a frame is absent when less than this share of the target is visible (default 0.1)")
+    long_term.add_argument(
+        "--absence-kinds",
+        nargs="+",
+        choices=ABSENCE_KINDS,
+        default=list(ABSENCE_KINDS),
+        help="how the target disappears: leaves the frame, goes behind a large occluder, "
+        "or the camera pans away (default: all)",
+    )
+    long_term.add_argument(
+        "--absences",
+        type=int,
+        nargs=2,
+        default=(1, 2),
+        metavar=("MIN", "MAX"),
+        help="absences per sequence (default 1 2)",
+    )
+    long_term.add_argument(
+        "--absence-seconds",
+        type=float,
+        nargs=2,
+        default=(1.0, 3.0),
+        metavar=("MIN", "MAX"),
+        help="duration of one absence in seconds (default 1 3)",
+    )
+    long_term.add_argument(
+        "--lookalike-prob",
+        type=float,
+        default=0.5,
+        help="chance that a look-alike is in view while the target is away (default 0.5)",
+    )
+    long_term.add_argument(
+        "--visibility-threshold",
+        type=float,
+        default=0.1,
+        help="a frame is absent when less than this share of the target is visible (default 0.1)",
+    )
     return parser
 
 
@@ -621,16 +681,27 @@ def _long_term_config(args: argparse.Namespace) -> LongTermConfig:
     attributes = LONG_TERM_ATTRIBUTES if args.attributes is None else tuple(args.attributes)
     unsupported = [a for a in attributes if a not in LONG_TERM_ATTRIBUTES]
     if unsupported:
-        raise ValueError(f"--long-term supports the attributes {', '.join(LONG_TERM_ATTRIBUTES)}, "
-                         f"not {', '.join(unsupported)}")
+        raise ValueError(
+            f"--long-term supports the attributes {', '.join(LONG_TERM_ATTRIBUTES)}, not {', '.join(unsupported)}"
+        )
     return LongTermConfig(
-        sequences=args.sequences, frames=300 if args.frames is None else args.frames, fps=args.fps,
-        width=args.size[0], height=args.size[1], seed=args.seed, absence_kinds=tuple(args.absence_kinds),
-        absences=tuple(args.absences), absence_seconds=tuple(args.absence_seconds),
-        lookalike_prob=args.lookalike_prob, visibility_threshold=args.visibility_threshold,
-        attributes=attributes, attribute_prob=args.attribute_prob,
+        sequences=args.sequences,
+        frames=300 if args.frames is None else args.frames,
+        fps=args.fps,
+        width=args.size[0],
+        height=args.size[1],
+        seed=args.seed,
+        absence_kinds=tuple(args.absence_kinds),
+        absences=tuple(args.absences),
+        absence_seconds=tuple(args.absence_seconds),
+        lookalike_prob=args.lookalike_prob,
+        visibility_threshold=args.visibility_threshold,
+        attributes=attributes,
+        attribute_prob=args.attribute_prob,
         target_size=(0.12, 0.24) if args.target_size is None else tuple(args.target_size),
-        noise_sigma=args.noise, image_format=args.format, photo_split=args.photo_split,
+        noise_sigma=args.noise,
+        image_format=args.format,
+        photo_split=args.photo_split,
         name_prefix="lt" if args.prefix is None else args.prefix,
     )
 
@@ -644,18 +715,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             long_term_config = _long_term_config(args)
         else:
             config = BuilderConfig(
-                sequences=args.sequences, frames=150 if args.frames is None else args.frames, width=args.size[0],
-                height=args.size[1], seed=args.seed, kinds=tuple(args.kinds),
+                sequences=args.sequences,
+                frames=150 if args.frames is None else args.frames,
+                width=args.size[0],
+                height=args.size[1],
+                seed=args.seed,
+                kinds=tuple(args.kinds),
                 attributes=ATTRIBUTES if args.attributes is None else tuple(args.attributes),
                 attribute_prob=args.attribute_prob,
                 target_size=(0.12, 0.28) if args.target_size is None else tuple(args.target_size),
-                noise_sigma=args.noise, image_format=args.format, photo_split=args.photo_split,
+                noise_sigma=args.noise,
+                image_format=args.format,
+                photo_split=args.photo_split,
                 name_prefix="seq" if args.prefix is None else args.prefix,
             )
         pool = find_photos(args.photos)
         if pool.origin.startswith("generated"):
-            print("warning: no real photos found (install opencv-doc or scikit-image); using generated textures",
-                  file=sys.stderr)
+            print(
+                "warning: no real photos found (install opencv-doc or scikit-image); using generated textures",
+                file=sys.stderr,
+            )
         if args.long_term:
             manifest = build_long_term_benchmark(args.out, long_term_config, pool, progress=not args.no_progress)
         else:
@@ -668,8 +747,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.long_term:
         totals = manifest["totals"]
         kinds = ", ".join(f"{count} {kind}" for kind, count in totals["absences"].items())
-        print(f"absences: {kinds} ({totals['with_lookalike']} with a look-alike), {totals['absent_frames']} absent "
-              f"frames at {manifest['fps']:g} fps")
+        print(
+            f"absences: {kinds} ({totals['with_lookalike']} with a look-alike), {totals['absent_frames']} absent "
+            f"frames at {manifest['fps']:g} fps"
+        )
     return 0
 
 

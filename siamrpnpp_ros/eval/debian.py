@@ -10,6 +10,7 @@ cache is ``$SIAMRPNPP_DATA_CACHE`` or ``~/.cache/siamrpnpp_ros/debian``.
 (``apt-get update``, as root). Without apt (another distribution, a container
 without lists) :class:`DebianDataError` says so in one line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,9 +66,7 @@ def candidate_version(package: str) -> str:
         key, _, value = line.strip().partition(":")
         if key == "Candidate" and value.strip() not in ("", "(none)"):
             return value.strip()
-    raise DebianDataError(
-        f"apt knows no package {package!r}; run 'apt-get update' (as root) and check the name"
-    )
+    raise DebianDataError(f"apt knows no package {package!r}; run 'apt-get update' (as root) and check the name")
 
 
 def _safe_version(version: str) -> str:

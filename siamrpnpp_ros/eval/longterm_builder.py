@@ -48,6 +48,7 @@ CLI (held-out photos: the default pool, Debian's opencv-doc, else scikit-image's
 
     python -m siamrpnpp_ros.eval.builder --long-term --out data/lt_test --sequences 20 --seed 0
 """
+
 from __future__ import annotations
 
 import json
@@ -162,7 +163,9 @@ class LongTermConfig:
         if self.photo_split not in PHOTO_SPLITS:
             problems.append(f"photo_split must be one of {PHOTO_SPLITS}")
         if not problems and self.frames < self.min_frames:
-            problems.append(f"{self.frames} frames cannot hold one absence at {self.fps:g} fps; need >= {self.min_frames}")
+            problems.append(
+                f"{self.frames} frames cannot hold one absence at {self.fps:g} fps; need >= {self.min_frames}"
+            )
         if problems:
             raise ValueError("invalid long-term benchmark config: " + "; ".join(problems))
 
@@ -205,7 +208,8 @@ class LongTermSequencePlan:
 @dataclass
 class _Event:
     """A planned absence: the leave ramp ``begin .. hold_start``, the hold ``hold_start ..
-    hold_end`` and the return ramp ``hold_end .. finish`` (frame numbers)."""
+    hold_end`` and the return ramp ``hold_end .. finish`` (frame numbers).
+    """
 
     kind: str
     begin: int
@@ -224,8 +228,10 @@ def _plan_events(rng: np.random.Generator, config: LongTermConfig) -> list[_Even
     F = config.frames
     count = int(rng.integers(config.absences[0], config.absences[1] + 1))
     kinds = [config.absence_kinds[int(rng.integers(len(config.absence_kinds)))] for _ in range(count)]
-    ramps = [(config.seconds_to_frames(rng.uniform(*RAMP_SECONDS)), config.seconds_to_frames(rng.uniform(*RAMP_SECONDS)))
-             for _ in range(count)]
+    ramps = [
+        (config.seconds_to_frames(rng.uniform(*RAMP_SECONDS)), config.seconds_to_frames(rng.uniform(*RAMP_SECONDS)))
+        for _ in range(count)
+    ]
     ramps = [(max(2, a), max(2, b)) for a, b in ramps]
     # The hold is the planned absence; the ramps add a few barely visible frames, hence the margin.
     shortest = config.seconds_to_frames(config.absence_seconds[0])
@@ -259,7 +265,8 @@ def _plan_events(rng: np.random.Generator, config: LongTermConfig) -> list[_Even
 
 def _outside_point(edge: int, along: float, reach: float, width: int, height: int) -> np.ndarray:
     """A centre from which a target of radius ``reach`` lies wholly outside the frame beyond
-    ``edge`` (0 left, 1 right, 2 top, 3 bottom), at position ``along`` on that edge."""
+    ``edge`` (0 left, 1 right, 2 top, 3 bottom), at position ``along`` on that edge.
+    """
     pad = reach + 3.0
     if edge == 0:
         return np.array([-0.5 - pad, along])
@@ -285,7 +292,8 @@ def _nearest_edge_point(position: np.ndarray, reach: float, width: int, height: 
 
 def _blend_in(path: np.ndarray, event: _Event, away: np.ndarray, back: np.ndarray) -> None:
     """Ease ``path`` (F, 2) from itself to ``away`` over the leave ramp, hold ``away`` (then
-    ``back`` on the last hold frame) and ease from ``back`` to itself over the return ramp."""
+    ``back`` on the last hold frame) and ease from ``back`` to itself over the return ramp.
+    """
     begin, start, end, finish = event.begin, event.hold_start, event.hold_end, event.finish
     for t in range(begin, start):
         w = float(_ease((t - begin) / (start - begin)))
@@ -298,30 +306,56 @@ def _blend_in(path: np.ndarray, event: _Event, away: np.ndarray, back: np.ndarra
 
 
 def _visible_fraction(
-    target: _Layer, affines: list[np.ndarray], scales: np.ndarray, occluder: tuple[_Layer, list[np.ndarray]] | None,
-    width: int, height: int,
+    target: _Layer,
+    affines: list[np.ndarray],
+    scales: np.ndarray,
+    occluder: tuple[_Layer, list[np.ndarray]] | None,
+    width: int,
+    height: int,
 ) -> np.ndarray:
     """Per frame: the share of the target's full area inside the frame and not behind the occluder."""
     area = float(target.mask.sum())
     visible = np.zeros(len(affines))
     for t, affine in enumerate(affines):
-        coverage = np.asarray(cv2.warpAffine(target.mask, affine, (width, height), flags=cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_CONSTANT, borderValue=0), dtype=np.float32)
+        coverage = np.asarray(
+            cv2.warpAffine(
+                target.mask,
+                affine,
+                (width, height),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            ),
+            dtype=np.float32,
+        )
         if occluder is not None:
             layer, placements = occluder
-            alpha = cv2.warpAffine(layer.mask, placements[t], (width, height), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            alpha = cv2.warpAffine(
+                layer.mask,
+                placements[t],
+                (width, height),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
             coverage *= 1.0 - np.clip(alpha, 0.0, 1.0)
         visible[t] = float(coverage.sum()) / (area * scales[t] ** 2)
     return np.clip(visible, 0.0, 1.0)
 
 
 def _place_occluder(
-    rng: np.random.Generator, base: np.ndarray, events: list[_Event], size: tuple[int, int], reach: float,
-    width: int, height: int, candidates: int = 16,
+    rng: np.random.Generator,
+    base: np.ndarray,
+    events: list[_Event],
+    size: tuple[int, int],
+    reach: float,
+    width: int,
+    height: int,
+    candidates: int = 16,
 ) -> np.ndarray:
     """A centre for the occluder that stays clear of the target in frame 0 and hides it as
-    rarely as possible outside the planned absences (the best of ``candidates`` draws)."""
+    rarely as possible outside the planned absences (the best of ``candidates`` draws).
+    """
     half = np.array(size, dtype=np.float64) / 2
     free = np.ones(len(base), dtype=bool)
     for event in events:
@@ -365,14 +399,17 @@ def render_long_term_sequence(
     the visible fraction per frame, and the metadata of sequence ``index``.
 
     ``draw_target=False`` renders the same frames without the target (for tests: the
-    difference shows where its pixels are)."""
+    difference shows where its pixels are).
+    """
     for attempt in range(MAX_ATTEMPTS):
         try:
             return _render(pool, config, index, attempt, draw_target)
         except _Rejected:
             continue
-    raise RuntimeError(f"long-term sequence {index}: no valid plan in {MAX_ATTEMPTS} attempts; "
-                       "use longer --frames, a wider --absence-seconds range or a smaller --target-size")
+    raise RuntimeError(
+        f"long-term sequence {index}: no valid plan in {MAX_ATTEMPTS} attempts; "
+        "use longer --frames, a wider --absence-seconds range or a smaller --target-size"
+    )
 
 
 def _render(
@@ -414,8 +451,13 @@ def _render(
     # Where the target would be with the camera at rest: a smooth path that keeps it in view.
     margin_x, margin_y = min(reach, W * 0.45), min(reach, H * 0.45)
     knot_every = rng.uniform(25, 50)
-    base = np.stack([smooth_path(rng, F, margin_x, W - margin_x, knot_every),
-                     smooth_path(rng, F, margin_y, H - margin_y, knot_every)], axis=1)
+    base = np.stack(
+        [
+            smooth_path(rng, F, margin_x, W - margin_x, knot_every),
+            smooth_path(rng, F, margin_y, H - margin_y, knot_every),
+        ],
+        axis=1,
+    )
     position = base.copy()  # scene coordinates (= frame coordinates while the camera is at rest)
     camera = np.zeros((F, 2))  # camera offset: frame = scene - camera
 
@@ -442,8 +484,11 @@ def _render(
     for event in events:
         hold = slice(event.hold_start, event.hold_end + 1)
         if event.kind == "exit":
-            away = _nearest_edge_point(position[event.begin], reach, W, H) if rng.random() < 0.7 else \
-                _random_edge_point(rng, reach, W, H)
+            away = (
+                _nearest_edge_point(position[event.begin], reach, W, H)
+                if rng.random() < 0.7
+                else _random_edge_point(rng, reach, W, H)
+            )
             back = _random_edge_point(rng, reach, W, H)
             _blend_in(position, event, away, back)
         elif event.kind == "occluder":
@@ -483,8 +528,13 @@ def _render(
                 path = np.tile(spot + camera[event.hold_start], (F, 1))
             else:
                 # It walks in shortly after the target is gone and out around when it returns.
-                path = np.stack([smooth_path(rng, F, margin_x, W - margin_x, rng.uniform(20, 40)),
-                                 smooth_path(rng, F, margin_y, H - margin_y, rng.uniform(20, 40))], axis=1)
+                path = np.stack(
+                    [
+                        smooth_path(rng, F, margin_x, W - margin_x, rng.uniform(20, 40)),
+                        smooth_path(rng, F, margin_y, H - margin_y, rng.uniform(20, 40)),
+                    ],
+                    axis=1,
+                )
                 enter = event.hold_start + config.seconds_to_frames(rng.uniform(0.0, 0.3))
                 leave = event.hold_end + config.seconds_to_frames(rng.uniform(-0.2, 1.0))
                 ramp_in = max(2, config.seconds_to_frames(rng.uniform(0.4, 0.7)))
@@ -513,9 +563,10 @@ def _render(
         similarity(frame_position[t], angle_path[t], scale_path[t], scale_path[t], target.anchor) for t in range(F)
     ]
     if occluder is not None:
-        occluder = (occluder[0], [
-            similarity(occluder_centre - camera[t], 0.0, 1.0, 1.0, occluder[0].anchor) for t in range(F)
-        ])
+        occluder = (
+            occluder[0],
+            [similarity(occluder_centre - camera[t], 0.0, 1.0, 1.0, occluder[0].anchor) for t in range(F)],
+        )
     visible = _visible_fraction(target, target_affines, scale_path, occluder, W, H)
     absent = visible < config.visibility_threshold
     _check_absences(absent, visible, events, config)
@@ -535,11 +586,21 @@ def _render(
     for layer, path in lookalike_layers:
         size_factor = rng.uniform(0.85, 1.15)
         angle0 = rng.uniform(-15, 15)
-        lookalikes.append((layer, [
-            similarity(path[t] - camera[t], angle0 + angle_path[t], size_factor * scale_path[t],
-                       size_factor * scale_path[t], layer.anchor)
-            for t in range(F)
-        ]))
+        lookalikes.append(
+            (
+                layer,
+                [
+                    similarity(
+                        path[t] - camera[t],
+                        angle0 + angle_path[t],
+                        size_factor * scale_path[t],
+                        size_factor * scale_path[t],
+                        layer.anchor,
+                    )
+                    for t in range(F)
+                ],
+            )
+        )
 
     if "illumination" in attributes:
         gain_path = smooth_path(rng, F, 0.55, 1.3, rng.uniform(40, 90))
@@ -628,7 +689,8 @@ def build_long_term_benchmark(
 ) -> dict:
     """Generate ``config.sequences`` long-term sequences into ``out_dir``; returns the manifest
     (also written as ``benchmark.json``). ``pool`` defaults to :func:`~.photos.find_photos`
-    (the held-out test photos); pass another pool for validation sets."""
+    (the held-out test photos); pass another pool for validation sets.
+    """
     pool = (pool or find_photos()).select(config.photo_split)
     if len(pool) < 1:
         raise ValueError("the photo pool is empty")

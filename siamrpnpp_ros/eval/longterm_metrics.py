@@ -39,6 +39,7 @@ Definitions (``IoU``: intersection over union of the tracker's and the ground-tr
 * **Success AUC (present frames)**: OTB's success AUC (:mod:`.metrics`) over the frames
   where the target is present (absent frames are left out).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,9 +58,7 @@ def present_frames(groundtruth: np.ndarray) -> np.ndarray:
     return valid_groundtruth(groundtruth)
 
 
-def reacquisition_delays(
-    present: np.ndarray, reported_present: np.ndarray, iou: np.ndarray
-) -> list[tuple[int, bool]]:
+def reacquisition_delays(present: np.ndarray, reported_present: np.ndarray, iou: np.ndarray) -> list[tuple[int, bool]]:
     """``(delay, re-acquired)`` for every return of the target (see the module docstring)."""
     present = np.asarray(present, dtype=bool)
     found = np.asarray(reported_present, dtype=bool) & (np.asarray(iou) > 0)

@@ -19,6 +19,7 @@ of every metric; a missing or NaN prediction counts as a failure (IoU 0,
 infinite error). Dataset scores are means over sequences (each sequence weighs
 the same), as in OTB.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,11 @@ def overlap_ratio(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     top = np.maximum(a[:, 1], b[:, 1])
     bottom = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
     intersection = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    union = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None) + np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None) - intersection
+    union = (
+        np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
+        + np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+        - intersection
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = intersection / union
     # Clipped: float rounding of x + w - x can push identical boxes a hair above 1.
@@ -88,7 +93,9 @@ def _check_lengths(groundtruth: np.ndarray, predictions: np.ndarray) -> tuple[np
     return gt[mask], pred[mask]
 
 
-def success_curve(groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS) -> np.ndarray:
+def success_curve(
+    groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS
+) -> np.ndarray:
     """Share of valid frames with IoU > each threshold (zeros when no frame is valid)."""
     gt, pred = _check_lengths(groundtruth, predictions)
     if len(gt) == 0:
@@ -97,7 +104,9 @@ def success_curve(groundtruth: np.ndarray, predictions: np.ndarray, thresholds: 
     return (iou[None, :] > np.asarray(thresholds)[:, None]).mean(axis=1)
 
 
-def precision_curve(groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOLDS) -> np.ndarray:
+def precision_curve(
+    groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOLDS
+) -> np.ndarray:
     """Share of valid frames with centre error <= each threshold (pixels)."""
     gt, pred = _check_lengths(groundtruth, predictions)
     if len(gt) == 0:
@@ -133,7 +142,8 @@ def value_at(curve: np.ndarray, thresholds: np.ndarray, at: float) -> float:
 class _CurveSummaries:
     """The single numbers read off the ``success``, ``precision`` and ``norm_precision``
     curves, for one sequence or the mean over a dataset (the AUC of the mean curve is the
-    mean of the per-sequence AUCs)."""
+    mean of the per-sequence AUCs).
+    """
 
     success: np.ndarray
     precision: np.ndarray
@@ -176,7 +186,6 @@ class SequenceScore(_CurveSummaries):
         return self.tracked_frames / self.seconds
 
 
-
 def score_sequence(
     name: str, groundtruth: np.ndarray, predictions: np.ndarray, seconds: float = float("nan")
 ) -> SequenceScore:
@@ -204,11 +213,19 @@ class TrackerSummary(_CurveSummaries):
 
     @property
     def success(self) -> np.ndarray:
-        return np.mean([s.success for s in self.sequences], axis=0) if self.sequences else np.zeros(len(SUCCESS_THRESHOLDS))
+        return (
+            np.mean([s.success for s in self.sequences], axis=0)
+            if self.sequences
+            else np.zeros(len(SUCCESS_THRESHOLDS))
+        )
 
     @property
     def precision(self) -> np.ndarray:
-        return np.mean([s.precision for s in self.sequences], axis=0) if self.sequences else np.zeros(len(PRECISION_THRESHOLDS))
+        return (
+            np.mean([s.precision for s in self.sequences], axis=0)
+            if self.sequences
+            else np.zeros(len(PRECISION_THRESHOLDS))
+        )
 
     @property
     def norm_precision(self) -> np.ndarray:

@@ -17,6 +17,7 @@ Long-term benchmarks (ground truth ``nan`` on frames where the target is absent;
 :mod:`.longterm_builder`) are scored by :func:`run_long_term` with the measures of
 :mod:`.longterm_metrics`.
 """
+
 from __future__ import annotations
 
 import json
@@ -144,7 +145,8 @@ def load_benchmark(
 class RunResult:
     """Boxes (N, 4) ``xywh`` for every frame (frame 0 = init box) and seconds per frame;
     for trackers that report it, ``confidence`` (N,) in [0, 1] and ``present`` (N,) bool
-    (None otherwise)."""
+    (None otherwise).
+    """
 
     boxes: np.ndarray
     frame_seconds: np.ndarray
@@ -214,9 +216,17 @@ class OpenCVSubprocessRunner:
         with tempfile.TemporaryDirectory(prefix="siamrpnpp-eval-") as tmp:
             out = Path(tmp) / "result.json"
             command = [
-                sys.executable, "-m", "siamrpnpp_ros.eval.opencv_worker",
-                "--kind", self.kind, "--sequence", str(sequence.path),
-                "--frames", str(len(sequence)), "--out", str(out),
+                sys.executable,
+                "-m",
+                "siamrpnpp_ros.eval.opencv_worker",
+                "--kind",
+                self.kind,
+                "--sequence",
+                str(sequence.path),
+                "--frames",
+                str(len(sequence)),
+                "--out",
+                str(out),
             ]
             completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=self.timeout_s)
             if completed.returncode != 0 or not out.is_file():
@@ -227,8 +237,9 @@ class OpenCVSubprocessRunner:
         seconds = np.asarray(data["seconds"], dtype=np.float64)
         if "present" not in data:
             return RunResult(boxes, seconds)
-        return RunResult(boxes, seconds, np.asarray(data["confidence"], dtype=np.float64),
-                         np.asarray(data["present"], dtype=bool))
+        return RunResult(
+            boxes, seconds, np.asarray(data["confidence"], dtype=np.float64), np.asarray(data["present"], dtype=bool)
+        )
 
 
 def opencv_runner(kind: str, availability: OpenCVAvailability, name: Optional[str] = None) -> SequenceRunner:
@@ -271,7 +282,8 @@ def siamrpn_runner(
 
 def siamrpn_model_runner(name: str, model: Any, tracker_config: Any, device: Any = "cpu") -> SequenceRunner:
     """A runner for an in-memory SiamRPN network (any config, e.g. width-reduced) with a
-    ``TrackerConfig``; the model is moved to ``device`` and put in eval mode."""
+    ``TrackerConfig``; the model is moved to ``device`` and put in eval mode.
+    """
     import torch
 
     from siamrpnpp_ros.tracking import SiamRPNTracker
@@ -300,7 +312,8 @@ def presence_paths(results_dir: Path, tracker: str, sequence: str) -> tuple[Path
 
 def save_result(results_dir: Path, tracker: str, sequence: str, result: RunResult) -> None:
     """Write the boxes and per-frame times of one run (pysot-toolkit layout), and its
-    confidence and presence when the tracker reported them."""
+    confidence and presence when the tracker reported them.
+    """
     boxes_path, time_path = result_paths(results_dir, tracker, sequence)
     boxes_path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(boxes_path, result.boxes, fmt="%.4f", delimiter=",")
@@ -318,7 +331,8 @@ def load_result(
     results_dir: Path, tracker: str, sequence: str, frames: int, need_presence: bool = False
 ) -> RunResult | None:
     """A stored run with exactly ``frames`` boxes, or None; ``need_presence``: None also when
-    it has no confidence and presence files (runs stored before they existed)."""
+    it has no confidence and presence files (runs stored before they existed).
+    """
     boxes_path, time_path = result_paths(results_dir, tracker, sequence)
     if not boxes_path.is_file():
         return None
@@ -393,18 +407,26 @@ def run_long_term(
 ) -> dict[str, LongTermSummary]:
     """Run every tracker on every sequence of a long-term benchmark and score it with the
     long-term measures (:mod:`.longterm_metrics`). Stored runs are reused (``reuse``) only
-    when they include confidence and presence. Returns ``{tracker name: LongTermSummary}``."""
+    when they include confidence and presence. Returns ``{tracker name: LongTermSummary}``.
+    """
     summaries: dict[str, LongTermSummary] = {}
     for runner in runners:
         scores = [
-            long_term_score(sequence.name, sequence.groundtruth, result.boxes, result.confidence, result.present,
-                            result.seconds)
+            long_term_score(
+                sequence.name, sequence.groundtruth, result.boxes, result.confidence, result.present, result.seconds
+            )
             for sequence, result in _runs(runner, sequences, results_dir, reuse, progress, need_presence=True)
         ]
         summary = LongTermSummary(runner.name, tuple(scores))
         summaries[runner.name] = summary
-        LOGGER.info("%s: F %.3f (Pr %.3f, Re %.3f), AUC %.3f", runner.name, summary.f_score, summary.precision,
-                    summary.recall, summary.auc)
+        LOGGER.info(
+            "%s: F %.3f (Pr %.3f, Re %.3f), AUC %.3f",
+            runner.name,
+            summary.f_score,
+            summary.precision,
+            summary.recall,
+            summary.auc,
+        )
     return summaries
 
 

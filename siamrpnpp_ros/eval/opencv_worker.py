@@ -4,6 +4,7 @@ over one sequence with the ``cv2`` found first on ``PYTHONPATH`` and writes JSON
 (``present``: OpenCV's ``ok`` flag per frame, True on frame 0; ``confidence`` 1.0 when ok,
 0.0 when failed). Internal; not a user command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     result = track_sequence(OpenCVFrameTracker(args.kind), sequence)
     assert result.confidence is not None and result.present is not None  # OpenCVFrameTracker reports them
     with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump({"boxes": result.boxes.tolist(), "seconds": result.frame_seconds.tolist(),
-                   "confidence": result.confidence.tolist(), "present": result.present.tolist()}, handle)
+        json.dump(
+            {
+                "boxes": result.boxes.tolist(),
+                "seconds": result.frame_seconds.tolist(),
+                "confidence": result.confidence.tolist(),
+                "present": result.present.tolist(),
+            },
+            handle,
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ their name (about a quarter test), keeping near-duplicates (stereo pairs,
 numbered series) on the same side, so a model trained on ``train`` sequences
 is evaluated on backgrounds and objects it never saw.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,18 +34,55 @@ MIN_PHOTO_SIDE = 180  # pixels; smaller images make blurry backgrounds
 # disparity maps) or are one of many near-identical calibration shots.
 _NOT_PHOTOS = frozenset(
     {
-        "aloeGT", "chessboard", "digits", "ellipses", "gradient", "imageTextN", "imageTextR", "mask", "ml",
-        "notes", "opencv-logo", "opencv-logo-white", "pic1", "pic2", "pic3", "pic4", "pic5", "pic6", "templ",
-        "tmpl", "text_defocus", "text_motion", "detect_blob", "LinuxLogo", "WindowsLogo", "cards",
-        "Blender_Suzanne1", "Blender_Suzanne2",
+        "aloeGT",
+        "chessboard",
+        "digits",
+        "ellipses",
+        "gradient",
+        "imageTextN",
+        "imageTextR",
+        "mask",
+        "ml",
+        "notes",
+        "opencv-logo",
+        "opencv-logo-white",
+        "pic1",
+        "pic2",
+        "pic3",
+        "pic4",
+        "pic5",
+        "pic6",
+        "templ",
+        "tmpl",
+        "text_defocus",
+        "text_motion",
+        "detect_blob",
+        "LinuxLogo",
+        "WindowsLogo",
+        "cards",
+        "Blender_Suzanne1",
+        "Blender_Suzanne2",
     }
 )
 _CALIBRATION_SERIES = re.compile(r"^(left|right)\d\d$")
 # Photos of one scene; they share a split group.
 _GROUP_ALIASES = {"right": "left"}
 _SKIMAGE_PHOTOS = (
-    "astronaut", "camera", "cat", "chelsea", "coffee", "coins", "hubble_deep_field", "immunohistochemistry",
-    "moon", "motorcycle_left", "page", "rocket", "retina", "skin", "text",
+    "astronaut",
+    "camera",
+    "cat",
+    "chelsea",
+    "coffee",
+    "coins",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "motorcycle_left",
+    "page",
+    "rocket",
+    "retina",
+    "skin",
+    "text",
 )
 PHOTO_SPLITS = ("all", "train", "test")
 
@@ -112,7 +150,11 @@ def _file_photo(path: Path) -> Photo:
 def _usable_file(path: Path) -> bool:
     if path.suffix.lower() not in PHOTO_EXTENSIONS or path.stem in _NOT_PHOTOS:
         return False
-    if path.parent == OPENCV_DOC_DATA and _CALIBRATION_SERIES.match(path.stem) and path.stem not in ("left01", "right01"):
+    if (
+        path.parent == OPENCV_DOC_DATA
+        and _CALIBRATION_SERIES.match(path.stem)
+        and path.stem not in ("left01", "right01")
+    ):
         return False
     image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
     return image is not None and min(image.shape[:2]) * 2 >= MIN_PHOTO_SIDE
@@ -158,7 +200,7 @@ def generated_textures(count: int = 24, size: int = 512, seed: int = 12345) -> l
         image = np.zeros((size, size, 3), np.float32)
         for octave in (4, 8, 16, 32, 64):
             noise = rng.random((octave, octave, 3)).astype(np.float32)
-            image += cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) * (64.0 / octave ** 0.5)
+            image += cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) * (64.0 / octave**0.5)
         y, x = np.mgrid[0:size, 0:size].astype(np.float32)
         angle = rng.uniform(0, np.pi)
         stripes = np.sin((x * np.cos(angle) + y * np.sin(angle)) / rng.uniform(4, 30))

@@ -14,6 +14,7 @@ Use only validation data for this (never the held-out test set)::
 The printed weights go into ``BUNDLED_MODEL_PRESETS`` (``tracking/config.py``) for a bundled
 model, or into a parameter file as ``tracker.presence_weights`` for any other checkpoint.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,10 +65,12 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ite
     return weights
 
 
-def collect_samples(benchmark: Any, tracker_factory: Any, on_target_iou: float = 0.3,
-                    progress: bool = True) -> PresenceSamples:
+def collect_samples(
+    benchmark: Any, tracker_factory: Any, on_target_iou: float = 0.3, progress: bool = True
+) -> PresenceSamples:
     """Run ``tracker_factory()`` sessions over ``benchmark`` (``eval.ope.load_benchmark``) and
-    label each tracked frame (see the module docstring)."""
+    label each tracked frame (see the module docstring).
+    """
     from tqdm import tqdm
 
     from siamrpnpp_ros.eval.metrics import overlap_ratio
@@ -99,7 +102,9 @@ def operating_point(presence: np.ndarray, samples: PresenceSamples, threshold: f
     return {
         "absent_detected": float(below[samples.absent].mean()) if samples.absent.any() else float("nan"),
         "present_false_absent": float(below[present].mean()) if present.any() else float("nan"),
-        "off_target_detected": float(below[samples.labels == 0].mean()) if (samples.labels == 0).any() else float("nan"),
+        "off_target_detected": float(below[samples.labels == 0].mean())
+        if (samples.labels == 0).any()
+        else float("nan"),
     }
 
 
@@ -127,8 +132,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         benchmark = load_benchmark(args.benchmark)
         if args.max_sequences:
             benchmark = benchmark[: args.max_sequences]
-        samples = collect_samples(benchmark, lambda: build_session(args.model, args.weights),
-                                  args.on_target_iou, progress=not args.no_progress)
+        samples = collect_samples(
+            benchmark,
+            lambda: build_session(args.model, args.weights),
+            args.on_target_iou,
+            progress=not args.no_progress,
+        )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"presence: error: {exc}", file=sys.stderr)
         return 2

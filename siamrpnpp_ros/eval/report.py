@@ -14,6 +14,7 @@ success AUC on present frames; ranked by F-score), ``pr_plot.png`` (tracking pre
 against recall over the confidence threshold, F max marked), ``success_plot.png``
 (present frames) and ``results.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -255,8 +256,13 @@ def _pr_plot(summaries: Sequence[LongTermSummary], path: Path, title: str) -> Pa
         axis.plot(recall_grid[keep], precision[keep], color="gray", linewidth=0.6, linestyle=":")
     for s in ranked_long_term(summaries):
         defined = np.isfinite(s.precision_curve) & np.isfinite(s.recall_curve)
-        (line,) = axis.plot(s.recall_curve[defined], s.precision_curve[defined], linewidth=2,
-                            marker="." if defined.sum() < 5 else None, label=f"[{s.f_score:.3f}] {s.tracker}")
+        (line,) = axis.plot(
+            s.recall_curve[defined],
+            s.precision_curve[defined],
+            linewidth=2,
+            marker="." if defined.sum() < 5 else None,
+            label=f"[{s.f_score:.3f}] {s.tracker}",
+        )
         if math.isfinite(s.f_score):
             axis.plot([s.recall], [s.precision], marker="o", markersize=7, color=line.get_color())
     axis.set_xlabel("tracking recall")
@@ -341,7 +347,8 @@ def write_long_term_report(
 ) -> LongTermReportFiles:
     """Write ``report.md``, ``pr_plot.png``, ``success_plot.png`` (present frames) and
     ``results.json`` for long-term ``summaries`` into ``out_dir``; ``fps``: the benchmark's
-    frame rate (delays are also given in seconds)."""
+    frame rate (delays are also given in seconds).
+    """
     items = list(summaries)
     if not items:
         raise ValueError("nothing to report: no tracker results")
@@ -350,8 +357,9 @@ def write_long_term_report(
     files = LongTermReportFiles(
         folder / "report.md",
         _pr_plot(items, folder / "pr_plot.png", f"Tracking precision/recall — {title}"),
-        _plot([s.success for s in items], "success", folder / "success_plot.png",
-              f"Success on present frames — {title}"),
+        _plot(
+            [s.success for s in items], "success", folder / "success_plot.png", f"Success on present frames — {title}"
+        ),
         folder / "results.json",
     )
     sequences = max(len(s.sequences) for s in items)
@@ -361,8 +369,10 @@ def write_long_term_report(
     text = [
         f"# {title}",
         "",
-        (f"Long-term evaluation on {sequences} sequence(s), {frames} scored frames{rate}, of which {absent} "
-         f"with the target absent. {LONG_TERM_MEASURES}"),
+        (
+            f"Long-term evaluation on {sequences} sequence(s), {frames} scored frames{rate}, of which {absent} "
+            f"with the target absent. {LONG_TERM_MEASURES}"
+        ),
         "",
         long_term_table(items, fps),
         "",

@@ -19,6 +19,7 @@ then run in a child process that imports ``cv2`` from there. When the ``cv2`` of
 this process already has them (e.g. a ROS install with contrib), they run in
 process.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,8 @@ class FrameTracker(Protocol):
 class PresenceReporter(Protocol):
     """A :class:`FrameTracker` that also reports, for the frame of its last ``init`` or
     ``update``, ``(confidence, present)``: ``confidence`` in [0, 1] that its box is on the
-    target, and ``present`` False when it reports the target absent (lost)."""
+    target, and ``present`` False when it reports the target absent (lost).
+    """
 
     def presence(self) -> tuple[float, bool]: ...
 
@@ -61,7 +63,8 @@ class PresenceReporter(Protocol):
 class SiamRPNFrameTracker:
     """Adapter for :class:`siamrpnpp_ros.tracking.SiamRPNTracker` (or ``LongTermTracker``),
     called directly (the short-term OPE protocol). Reports the raw score as confidence and
-    never reports the target absent."""
+    never reports the target absent.
+    """
 
     def __init__(self, tracker) -> None:  # noqa: ANN001 - avoid importing torch at module load
         self.tracker = tracker
@@ -85,7 +88,8 @@ class SessionFrameTracker:
     (with ``policy``, default ``LostPolicy()``) around a tracker, normally the long-term one
     (see :func:`~.ope.siamrpn_runner`). The box is the session's (the last confident box
     while LOST), the confidence the session's, and the target is reported absent while the
-    status is LOST."""
+    status is LOST.
+    """
 
     def __init__(self, tracker: Any, policy: Any = None) -> None:
         from siamrpnpp_ros.tracking.session import TrackingSession
@@ -165,7 +169,8 @@ class OpenCVFrameTracker:
 @dataclass(frozen=True)
 class OpenCVAvailability:
     """How an OpenCV baseline can run here: ``in_process``, or from ``contrib_dir`` in a child
-    process, or not at all (``reason`` says why and how to fix it)."""
+    process, or not at all (``reason`` says why and how to fix it).
+    """
 
     kind: str
     in_process: bool

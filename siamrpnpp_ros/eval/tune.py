@@ -14,6 +14,7 @@ never on the sequences you report.
 Writes ``OUT/tune.csv`` (one row per combination, best first) and prints the best settings
 as a ``tracker:`` block for a ROS parameters file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,11 +58,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         preset = preset_for(args.model)
-        grid = list(itertools.product(
-            args.penalty_k or [preset.penalty_k],
-            args.window_influence or [preset.window_influence],
-            args.lr or [preset.lr],
-        ))
+        grid = list(
+            itertools.product(
+                args.penalty_k or [preset.penalty_k],
+                args.window_influence or [preset.window_influence],
+                args.lr or [preset.lr],
+            )
+        )
         configs = [preset.replace(penalty_k=p, window_influence=w, lr=lr) for p, w, lr in grid]
         sequences = load_benchmark(args.benchmark, max_sequences=args.max_sequences, max_frames=args.max_frames)
         device = select_device(args.device)
@@ -78,9 +81,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     for config in tqdm(configs, desc="settings", disable=args.no_progress, dynamic_ncols=True):
         summary = run_ope([siamrpn_model_runner("tuned", model, config, device)], sequences)["tuned"]
-        rows.append({"penalty_k": config.penalty_k, "window_influence": config.window_influence, "lr": config.lr,
-                     "auc": summary.auc, "precision_20": summary.precision_20,
-                     "norm_precision_02": summary.norm_precision_02})
+        rows.append(
+            {
+                "penalty_k": config.penalty_k,
+                "window_influence": config.window_influence,
+                "lr": config.lr,
+                "auc": summary.auc,
+                "precision_20": summary.precision_20,
+                "norm_precision_02": summary.norm_precision_02,
+            }
+        )
     rows.sort(key=lambda row: -row["auc"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,8 +101,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for row in rows[:5]:
         print("  ".join(f"{k} {row[k]:.3f}" for k in FIELDS))
     best = rows[0]
-    print(f"tracker:\n  penalty_k: {best['penalty_k']:g}\n  window_influence: {best['window_influence']:g}\n"
-          f"  lr: {best['lr']:g}\n# AUC {best['auc']:.3f} on {len(sequences)} sequences of {args.benchmark}")
+    print(
+        f"tracker:\n  penalty_k: {best['penalty_k']:g}\n  window_influence: {best['window_influence']:g}\n"
+        f"  lr: {best['lr']:g}\n# AUC {best['auc']:.3f} on {len(sequences)} sequences of {args.benchmark}"
+    )
     return 0
 
 

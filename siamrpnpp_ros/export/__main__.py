@@ -1,4 +1,5 @@
 """``python -m siamrpnpp_ros.export`` = ``siamrpnpp-export``."""
+
 import sys
 
 from .onnx import main

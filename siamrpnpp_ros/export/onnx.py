@@ -19,6 +19,7 @@ whose weight is a runtime tensor, so one engine serves every target.
 
 writes ``export/mobilev2_search_255.onnx`` and ``export/mobilev2_template_127.onnx``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,10 +68,17 @@ def _exportable(model: nn.Module) -> nn.Module:
     return model
 
 
-def _run_export(module: nn.Module, args: tuple[Tensor, ...], path: Path, input_names: Sequence[str],
-                output_names: Sequence[str], opset: int) -> None:
+def _run_export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    opset: int,
+) -> None:
     """``torch.onnx.export`` with the TorchScript-based exporter where it exists (no onnxscript
-    needed, reliable for this static graph), else the dynamo exporter."""
+    needed, reliable for this static graph), else the dynamo exporter.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(input_names=list(input_names), output_names=list(output_names), opset_version=opset)
     # Export traces with autograd state on: no inference tensors, no grad recording.
@@ -97,8 +105,14 @@ def example_kernels(model: nn.Module, exemplar_size: int = 127) -> tuple[Tensor,
         return tuple(k.detach().clone() for k in model.template(z))
 
 
-def export_search_onnx(model: nn.Module, path: str | Path, instance_size: Optional[int] = None,
-                       opset: int = DEFAULT_OPSET, check: bool = True, batch: int = 1) -> Path:
+def export_search_onnx(
+    model: nn.Module,
+    path: str | Path,
+    instance_size: Optional[int] = None,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    batch: int = 1,
+) -> Path:
     """Export the per-frame graph (search crop + template kernels -> cls, loc) to ``path``.
 
     ``model``: a ``SiamRPN`` or ``FusedSiamRPN`` (exported as given; fold first for a smaller
@@ -125,8 +139,9 @@ def export_search_onnx(model: nn.Module, path: str | Path, instance_size: Option
     return path
 
 
-def export_template_onnx(model: nn.Module, path: str | Path, exemplar_size: int = 127,
-                         opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
+def export_template_onnx(
+    model: nn.Module, path: str | Path, exemplar_size: int = 127, opset: int = DEFAULT_OPSET, check: bool = True
+) -> Path:
     """Export the once-per-target graph (exemplar crop -> template kernels) to ``path``."""
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
@@ -158,11 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--instance-size", type=int, help="search crop side in pixels (default: the preset, 255/287)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 17, default {DEFAULT_OPSET})")
-    parser.add_argument("--no-fuse", action="store_true",
-                        help="export the model as trained (BatchNorm layers kept) instead of the folded copy")
+    parser.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="export the model as trained (BatchNorm layers kept) instead of the folded copy",
+    )
     parser.add_argument("--no-template", action="store_true", help="skip the template graph")
-    parser.add_argument("--verify", action="store_true",
-                        help="run the search graph in ONNX Runtime and print its max difference to PyTorch")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the search graph in ONNX Runtime and print its max difference to PyTorch",
+    )
     return parser
 
 

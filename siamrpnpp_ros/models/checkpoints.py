@@ -6,6 +6,7 @@ construct arbitrary objects. Loading is all-or-nothing: the file is checked
 against the model completely before a single parameter is copied, and any
 mismatch raises one :class:`CheckpointError` describing all of it.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,9 +58,7 @@ def _extract_state_dict(obj: Any, path: str) -> "OrderedDict[str, Tensor]":
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f"checkpoint {path} holds a {type(obj).__name__}, not a state dict"
-        )
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
     if not obj:
         raise CheckpointError(f"checkpoint {path} holds an empty state dict")
     bad = [repr(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
@@ -70,11 +69,9 @@ def _extract_state_dict(obj: Any, path: str) -> "OrderedDict[str, Tensor]":
         )
     out: OrderedDict[str, Tensor] = OrderedDict()
     for key, value in obj.items():
-        name = key[len(_MODULE_PREFIX):] if key.startswith(_MODULE_PREFIX) else key
+        name = key[len(_MODULE_PREFIX) :] if key.startswith(_MODULE_PREFIX) else key
         if name in out:
-            raise CheckpointError(
-                f"checkpoint {path} has key {name!r} twice (with and without 'module.')"
-            )
+            raise CheckpointError(f"checkpoint {path} has key {name!r} twice (with and without 'module.')")
         out[name] = value
     return out
 
@@ -129,9 +126,7 @@ def read_state_dict(path: PathLike, map_location: Any = "cpu") -> "OrderedDict[s
     except Exception as exc:
         # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...);
         # callers get one error type with a short reason.
-        raise CheckpointError(
-            f"checkpoint {name} could not be read: {_load_failure_reason(exc)}"
-        ) from exc
+        raise CheckpointError(f"checkpoint {name} could not be read: {_load_failure_reason(exc)}") from exc
     return _extract_state_dict(obj, name)
 
 
@@ -177,9 +172,7 @@ def load_checkpoint(model: nn.Module, path: PathLike, map_location: Any = "cpu")
             if source.numel() != 1:
                 mismatched.append(f"{key}: file {_format_shape(source.shape)}, model scalar")
         elif source.shape != target.shape:
-            mismatched.append(
-                f"{key}: file {_format_shape(source.shape)}, model {_format_shape(target.shape)}"
-            )
+            mismatched.append(f"{key}: file {_format_shape(source.shape)}, model {_format_shape(target.shape)}")
         elif target.is_floating_point() and not source.is_floating_point():
             mismatched.append(f"{key}: file dtype {source.dtype}, model {target.dtype}")
 
@@ -201,9 +194,7 @@ def load_checkpoint(model: nn.Module, path: PathLike, map_location: Any = "cpu")
         raise CheckpointError(message)
 
     to_load = OrderedDict(
-        (k, v.reshape(expected[k].shape) if ignorable(k) else v)
-        for k, v in loaded.items()
-        if k in expected
+        (k, v.reshape(expected[k].shape) if ignorable(k) else v) for k, v in loaded.items() if k in expected
     )
     # Everything was validated above, so this cannot fail half-way on a key or
     # shape problem; strict=False only tolerates absent num_batches_tracked.
@@ -242,17 +233,16 @@ def _preset_signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
 
     with meta_device():
         model = SiamRPN(MODEL_PRESETS[name])
-    return frozenset(
-        (k, tuple(v.shape)) for k, v in model.state_dict().items() if not k.endswith(_IGNORED_SUFFIX)
-    )
+    return frozenset((k, tuple(v.shape)) for k, v in model.state_dict().items() if not k.endswith(_IGNORED_SUFFIX))
 
 
 def guess_model_name(state_dict: Mapping[str, Tensor]) -> Optional[str]:
     """The preset (``'r50'``, ``'mobilev2'``, ``'alex'``) whose keys and shapes exactly
     match ``state_dict`` (``module.`` prefixes and ``num_batches_tracked`` ignored), or
-    ``None``."""
+    ``None``.
+    """
     signature = frozenset(
-        (k[len(_MODULE_PREFIX):] if k.startswith(_MODULE_PREFIX) else k, tuple(v.shape))
+        (k[len(_MODULE_PREFIX) :] if k.startswith(_MODULE_PREFIX) else k, tuple(v.shape))
         for k, v in state_dict.items()
         if not k.endswith(_IGNORED_SUFFIX)
     )

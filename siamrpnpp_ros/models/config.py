@@ -10,6 +10,7 @@ The presets reproduce the three published pysot experiments
 (``siamrpn_r50_l234_dwxcorr``, ``siamrpn_mobilev2_l234_dwxcorr`` and
 ``siamrpn_alex_dwxcorr``) so that their checkpoints load key for key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,9 +71,7 @@ class BackboneConfig:
             raise ValueError(f"used_layers must be strictly increasing, got {layers}")
         bad = [i for i in layers if i not in _VALID_LAYERS[self.name]]
         if bad:
-            raise ValueError(
-                f"{self.name} has no layer(s) {bad}; valid: {list(_VALID_LAYERS[self.name])}"
-            )
+            raise ValueError(f"{self.name} has no layer(s) {bad}; valid: {list(_VALID_LAYERS[self.name])}")
         if not self.width_mult > 0:
             raise ValueError(f"width_mult must be positive, got {self.width_mult}")
         if self.name == "resnet50" and self.width_mult != 1.0:
@@ -135,9 +134,7 @@ class RPNConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "in_channels", _as_int_tuple(self.in_channels, "in_channels"))
-        object.__setattr__(
-            self, "hidden_channels", _as_int_tuple(self.hidden_channels, "hidden_channels")
-        )
+        object.__setattr__(self, "hidden_channels", _as_int_tuple(self.hidden_channels, "hidden_channels"))
         if self.anchor_num <= 0:
             raise ValueError(f"anchor_num must be positive, got {self.anchor_num}")
         if len(self.in_channels) != len(self.hidden_channels) or not self.in_channels:
@@ -171,61 +168,57 @@ class ModelConfig:
     def __post_init__(self) -> None:
         levels = len(self.backbone.used_layers)
         if self.neck is not None and len(self.neck.in_channels) != levels:
-            raise ValueError(
-                f"neck has {len(self.neck.in_channels)} levels but the backbone exposes {levels}"
-            )
+            raise ValueError(f"neck has {len(self.neck.in_channels)} levels but the backbone exposes {levels}")
         if self.rpn.num_levels != levels:
-            raise ValueError(
-                f"rpn has {self.rpn.num_levels} levels but the backbone exposes {levels}"
-            )
+            raise ValueError(f"rpn has {self.rpn.num_levels} levels but the backbone exposes {levels}")
         if self.neck is not None and self.neck.out_channels != self.rpn.in_channels:
-            raise ValueError(
-                f"neck out_channels {self.neck.out_channels} != rpn in_channels {self.rpn.in_channels}"
-            )
+            raise ValueError(f"neck out_channels {self.neck.out_channels} != rpn in_channels {self.rpn.in_channels}")
 
 
 # Read-only view: presets are shared by every caller, so nobody may edit them in place.
-MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType({
-    # experiments/siamrpn_r50_l234_dwxcorr
-    "r50": ModelConfig(
-        name="r50",
-        backbone=BackboneConfig(name="resnet50", used_layers=(2, 3, 4)),
-        neck=NeckConfig(in_channels=(512, 1024, 2048), out_channels=(256, 256, 256)),
-        rpn=RPNConfig(
-            anchor_num=5,
-            in_channels=(256, 256, 256),
-            hidden_channels=(256, 256, 256),
-            weighted=True,
-            multi=True,
+MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType(
+    {
+        # experiments/siamrpn_r50_l234_dwxcorr
+        "r50": ModelConfig(
+            name="r50",
+            backbone=BackboneConfig(name="resnet50", used_layers=(2, 3, 4)),
+            neck=NeckConfig(in_channels=(512, 1024, 2048), out_channels=(256, 256, 256)),
+            rpn=RPNConfig(
+                anchor_num=5,
+                in_channels=(256, 256, 256),
+                hidden_channels=(256, 256, 256),
+                weighted=True,
+                multi=True,
+            ),
         ),
-    ),
-    # experiments/siamrpn_mobilev2_l234_dwxcorr
-    "mobilev2": ModelConfig(
-        name="mobilev2",
-        backbone=BackboneConfig(name="mobilenetv2", used_layers=(3, 5, 7), width_mult=1.4),
-        neck=NeckConfig(in_channels=(44, 134, 448), out_channels=(256, 256, 256)),
-        rpn=RPNConfig(
-            anchor_num=5,
-            in_channels=(256, 256, 256),
-            hidden_channels=(256, 256, 256),
-            weighted=False,
-            multi=True,
+        # experiments/siamrpn_mobilev2_l234_dwxcorr
+        "mobilev2": ModelConfig(
+            name="mobilev2",
+            backbone=BackboneConfig(name="mobilenetv2", used_layers=(3, 5, 7), width_mult=1.4),
+            neck=NeckConfig(in_channels=(44, 134, 448), out_channels=(256, 256, 256)),
+            rpn=RPNConfig(
+                anchor_num=5,
+                in_channels=(256, 256, 256),
+                hidden_channels=(256, 256, 256),
+                weighted=False,
+                multi=True,
+            ),
         ),
-    ),
-    # experiments/siamrpn_alex_dwxcorr (no neck: ADJUST false)
-    "alex": ModelConfig(
-        name="alex",
-        backbone=BackboneConfig(name="alexnet", used_layers=(5,), width_mult=1.0),
-        neck=None,
-        rpn=RPNConfig(
-            anchor_num=5,
-            in_channels=(256,),
-            hidden_channels=(256,),
-            weighted=False,
-            multi=False,
+        # experiments/siamrpn_alex_dwxcorr (no neck: ADJUST false)
+        "alex": ModelConfig(
+            name="alex",
+            backbone=BackboneConfig(name="alexnet", used_layers=(5,), width_mult=1.0),
+            neck=None,
+            rpn=RPNConfig(
+                anchor_num=5,
+                in_channels=(256,),
+                hidden_channels=(256,),
+                weighted=False,
+                multi=False,
+            ),
         ),
-    ),
-})
+    }
+)
 
 
 #: How a thinner variant of a preset is named: ``<preset>-w<width_mult>``, e.g. ``alex-w0.5``.
@@ -262,7 +255,8 @@ def is_model_name(name: object) -> bool:
 
 def model_name_argument(text: str) -> str:
     """``argparse`` type of the command-line tools' ``--model``: the canonical name
-    (``alex-w0.50`` -> ``alex-w0.5``), or a usage error listing the valid forms."""
+    (``alex-w0.50`` -> ``alex-w0.5``), or a usage error listing the valid forms.
+    """
     import argparse
 
     if not is_model_name(text):
@@ -273,7 +267,8 @@ def model_name_argument(text: str) -> str:
 def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
     """``base`` with the backbone's width multiplier set to ``width_mult`` and the neck/RPN
     scaled alongside (alex and mobilev2 only): a faster network with its own checkpoint
-    shapes, named ``<base>-w<width_mult>``."""
+    shapes, named ``<base>-w<width_mult>``.
+    """
     if width_mult == base.backbone.width_mult:
         return base
     name = f"{base.name}-w{width_mult:g}"
@@ -281,7 +276,9 @@ def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
     if base.backbone.name == "alexnet":
         width = int(256 * width_mult)
         return dataclasses.replace(
-            base, name=name, backbone=backbone,
+            base,
+            name=name,
+            backbone=backbone,
             rpn=dataclasses.replace(base.rpn, in_channels=(width,), hidden_channels=(width,)),
         )
     if base.backbone.name == "mobilenetv2" and base.neck is not None:
@@ -294,7 +291,9 @@ def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
         hidden = max(16, int(256 * width_mult / base.backbone.width_mult))
         levels = len(channels)
         return dataclasses.replace(
-            base, name=name, backbone=backbone,
+            base,
+            name=name,
+            backbone=backbone,
             neck=dataclasses.replace(base.neck, in_channels=tuple(channels), out_channels=(hidden,) * levels),
             rpn=dataclasses.replace(base.rpn, in_channels=(hidden,) * levels, hidden_channels=(hidden,) * levels),
         )

@@ -35,6 +35,7 @@ for mobilev2, boxes 0.024 px off after 60 frames (the parity limit is 0.01 px). 
 folded variant is opt-in. :meth:`FusedSiamRPN.set_channels_last` and
 :meth:`FusedSiamRPN.set_nnpack` pick the CPU conv layout / algorithm for it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -122,7 +123,11 @@ class NnpackConv2d(nn.Conv2d):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - nn.Conv2d's argument name
         if self.use_nnpack and input.device.type == "cpu" and input.dtype == torch.float32 and _NNPACK:
             return torch._nnpack_spatial_convolution(
-                input.contiguous(), self.weight, self.bias, list(self.padding), list(self.stride)  # type: ignore[arg-type]
+                input.contiguous(),
+                self.weight,
+                self.bias,
+                list(self.padding),
+                list(self.stride),  # type: ignore[arg-type]
             )
         return super().forward(input)
 
@@ -154,7 +159,8 @@ def _nnpack_eligible(conv: nn.Module) -> bool:
 def enable_nnpack(module: nn.Module) -> int:
     """Swap every eligible plain ``Conv2d`` in ``module`` (stride 1, no dilation, no groups,
     kernel 2..16) for an :class:`NnpackConv2d` sharing its weights, in place. Returns the count
-    (0 when this torch build has no NNPACK)."""
+    (0 when this torch build has no NNPACK).
+    """
     if not _NNPACK:
         return 0
     count = 0
@@ -212,7 +218,8 @@ def _compose_1x1_then_conv(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
 
 def _filled_with(merged: nn.Conv2d, convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
     """``merged`` on ``convs``' device and dtype, holding their weights and biases stacked along
-    the output channels, frozen."""
+    the output channels, frozen.
+    """
     first = convs[0]
     merged = merged.to(device=first.weight.device, dtype=first.weight.dtype)
     with torch.no_grad():
@@ -260,7 +267,8 @@ def _cat_batchnorms(bns: Sequence[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     if len({bn.eps for bn in bns}) != 1:
         raise ValueError("cannot merge BatchNorms with different eps")
     merged = nn.BatchNorm2d(sum(bn.num_features for bn in bns), eps=bns[0].eps).to(
-        device=bns[0].running_mean.device, dtype=bns[0].running_mean.dtype  # type: ignore[union-attr]
+        device=bns[0].running_mean.device,
+        dtype=bns[0].running_mean.dtype,  # type: ignore[union-attr]
     )
     with torch.no_grad():
         merged.weight.copy_(torch.cat([bn.weight for bn in bns]))  # type: ignore[misc]

@@ -1,4 +1,5 @@
 """Neck: per-level 1x1 channel reduction (pysot ``AdjustLayer`` / ``AdjustAllLayer``)."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -17,9 +18,7 @@ class AdjustLayer(nn.Module):
     context, not the target.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, center_size: int = 7, crop_below: int = 20
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, center_size: int = 7, crop_below: int = 20) -> None:
         super().__init__()
         self.downsample = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
@@ -30,7 +29,8 @@ class AdjustLayer(nn.Module):
 
     def forward(self, x: Tensor, crop: Optional[bool] = None) -> Tensor:
         """Adjust channels; ``crop``: ``True``/``False`` forces the centre crop on/off,
-        ``None`` applies pysot's rule (crop when the width is below ``crop_below``)."""
+        ``None`` applies pysot's rule (crop when the width is below ``crop_below``).
+        """
         x = self.downsample(x)
         width = x.shape[-1]
         if crop is None:
@@ -78,9 +78,7 @@ class AdjustAllLayer(nn.Module):
         """
         if len(features) != self.num_levels:
             raise ValueError(f"neck expects {self.num_levels} feature levels, got {len(features)}")
-        return [
-            getattr(self, name)(feat, crop) for name, feat in zip(self.level_names(), features)
-        ]
+        return [getattr(self, name)(feat, crop) for name, feat in zip(self.level_names(), features)]
 
 
 def build_neck(cfg: NeckConfig) -> AdjustAllLayer:

@@ -10,6 +10,7 @@ For the 127/255 px crops of r50/mobilev2 a template feature is 7x7 (kernel
 5x5) and a search feature 31x31 (29x29 after its conv), giving 25x25 score
 maps; alex: 6x6 -> 4x4 kernels, 26 -> 24, 21x21 maps.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,14 +39,10 @@ def xcorr_depthwise(search: Tensor, kernel: Tensor) -> Tensor:
     """
     batch, channels, height, width = search.shape
     if kernel.shape[1] != channels:
-        raise ValueError(
-            f"kernel has {kernel.shape[1]} channels but the search feature has {channels}"
-        )
+        raise ValueError(f"kernel has {kernel.shape[1]} channels but the search feature has {channels}")
     if kernel.shape[0] != batch:
         if kernel.shape[0] != 1:
-            raise ValueError(
-                f"kernel batch {kernel.shape[0]} does not match search batch {batch}"
-            )
+            raise ValueError(f"kernel batch {kernel.shape[0]} does not match search batch {batch}")
         kernel = kernel.expand(batch, -1, -1, -1)
     kh, kw = kernel.shape[2], kernel.shape[3]
     out = F.conv2d(
@@ -73,9 +70,7 @@ class DepthwiseXCorr(nn.Module):
     has a bias, the others do not).
     """
 
-    def __init__(
-        self, in_channels: int, hidden: int, out_channels: int, kernel_size: int = 3
-    ) -> None:
+    def __init__(self, in_channels: int, hidden: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.conv_kernel = _conv_bn_relu(in_channels, hidden, kernel_size)
         self.conv_search = _conv_bn_relu(in_channels, hidden, kernel_size)
@@ -191,9 +186,7 @@ class MultiRPN(nn.Module):
         if len(x_fs) != self.num_levels:
             raise ValueError(f"expected {self.num_levels} search features, got {len(x_fs)}")
         if len(kernels) != 2 * self.num_levels:
-            raise ValueError(
-                f"expected {2 * self.num_levels} template kernels, got {len(kernels)}"
-            )
+            raise ValueError(f"expected {2 * self.num_levels} template kernels, got {len(kernels)}")
         cls_list: list[Tensor] = []
         loc_list: list[Tensor] = []
         for i, (rpn, x_f) in enumerate(zip(self._levels(), x_fs)):
@@ -204,9 +197,7 @@ class MultiRPN(nn.Module):
             loc_list, self.loc_weight if self.weighted else None
         )
 
-    def forward(
-        self, z_fs: Sequence[Tensor], x_fs: Sequence[Tensor]
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, z_fs: Sequence[Tensor], x_fs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """pysot-style one-shot forward on per-level feature lists."""
         return self.track(x_fs, self.template_kernels(z_fs))
 

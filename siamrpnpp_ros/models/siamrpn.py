@@ -11,6 +11,7 @@ template work, with outputs identical to pysot's (same ops, same order).
 Submodule names (``backbone``, ``neck``, ``rpn_head``) are the prefixes of
 pysot's checkpoint keys and must not change.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Union

@@ -8,6 +8,7 @@ benchmark and the ROS tools all read their sequences through it.
     sequence = open_sequence("clip.mp4")      # or an image folder with groundtruth.txt
     for frame in sequence: ...                # BGR uint8
 """
+
 from .reader import (
     GROUNDTRUTH_NAMES,
     IMAGE_EXTENSIONS,

@@ -4,6 +4,7 @@
 for image folders, carries the ground truth boxes of a ``groundtruth.txt`` beside the images
 (top-left ``x, y, w, h`` in pixels, one line per frame).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,10 +1,11 @@
 """SiamRPN++ tracking logic on top of ``siamrpnpp_ros.models`` (plain NumPy/PyTorch, no ROS).
 
-    from siamrpnpp_ros.tracking import build_tracker
-    tracker = build_tracker("r50", "model.pth", device="auto")
-    tracker.init(first_frame, (x, y, w, h))   # top-left box, pixels
-    result = tracker.track(next_frame)         # result.box, result.score
+from siamrpnpp_ros.tracking import build_tracker
+tracker = build_tracker("r50", "model.pth", device="auto")
+tracker.init(first_frame, (x, y, w, h))   # top-left box, pixels
+result = tracker.track(next_frame)         # result.box, result.score
 """
+
 from .anchors import anchor_shapes, cosine_window, generate_anchors
 from .config import MODEL_NAMES, TRACKER_PRESETS, TrackerConfig, load_tracker_config, preset_for
 from .crop import channel_average, crop_to_tensor, padding_color, square_crop, square_crop_tensor

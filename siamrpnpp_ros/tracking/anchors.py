@@ -3,6 +3,7 @@
 Flattened index of anchor ``a`` at score-map row ``i``, column ``j``: ``a*S*S + i*S + j``
 (``S`` = score size). This is the order in which ``cls``/``loc`` head outputs are flattened.
 """
+
 from __future__ import annotations
 
 import math

@@ -17,6 +17,7 @@ Tiers (see the README's performance section for the numbers):
             opt-in.
 ``fast``    ONNX Runtime back-end and/or a smaller ``instance_size``: documented accuracy only.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -198,8 +199,10 @@ class OnnxRuntimeModel:
                 # TensorRT builds an engine per graph on first use (seconds to minutes on a
                 # Jetson); ORT caches it in cache_dir, which persists only when the caller
                 # passes one (the default is a temporary folder).
-                tensorrt = ("TensorrtExecutionProvider",
-                            {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir)})
+                tensorrt = (
+                    "TensorrtExecutionProvider",
+                    {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(self.cache_dir)},
+                )
                 providers = [tensorrt, "CUDAExecutionProvider", "CPUExecutionProvider"]
         self.providers = [p for p in providers if provider_name(p) in available] or ["CPUExecutionProvider"]
         self._sessions: dict[tuple[int, int], Any] = {}
@@ -212,7 +215,8 @@ class OnnxRuntimeModel:
     def session(self, instance_size: int, batch: int = 1) -> Any:
         """The ORT session for ``batch`` search crops of ``instance_size`` x ``instance_size``
         (built once). The graphs have fixed shapes (the depth-wise correlation's group count is
-        batch x channels), so every batch size of a multi-target tracker has its own graph."""
+        batch x channels), so every batch size of a multi-target tracker has its own graph.
+        """
         key = (int(instance_size), int(batch))
         session = self._sessions.get(key)
         if session is None:
@@ -246,7 +250,8 @@ class OnnxRuntimeModel:
 
     def __call__(self, x: torch.Tensor, kernels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Search crops ``(B, 3, I, I)`` float and kernels of batch B -> ``cls (B, 2A, S, S)``,
-        ``loc (B, 4A, S, S)`` float32."""
+        ``loc (B, 4A, S, S)`` float32.
+        """
         if x.dim() != 4 or x.shape[0] < 1 or x.shape[1] != 3 or x.shape[2] != x.shape[3]:
             raise ValueError(f"expected a (B, 3, I, I) search crop, got shape {tuple(x.shape)}")
         session = self.session(int(x.shape[-1]), int(x.shape[0]))
@@ -260,7 +265,8 @@ class OnnxRuntimeModel:
 def onnx_cache_key(model: torch.nn.Module, ort_version: str) -> str:
     """``<model name>-<16 hex digits>``: a digest of the network's weights and buffers and of
     the torch and ONNX Runtime versions that export and run it. Equal keys mean the same
-    exported graphs; any change of weights or versions gives a new cache sub-folder."""
+    exported graphs; any change of weights or versions gives a new cache sub-folder.
+    """
     digest = hashlib.sha256(f"{type(model).__name__} torch {torch.__version__} ort {ort_version}".encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
@@ -287,7 +293,8 @@ def build_backend(
     onnx_cache_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The network object for ``backend`` (``'torch'`` or ``'onnxruntime'``); see the module
-    docstring. ``onnx_cache_dir``: see :class:`OnnxRuntimeModel`'s ``cache_dir``."""
+    docstring. ``onnx_cache_dir``: see :class:`OnnxRuntimeModel`'s ``cache_dir``.
+    """
     if backend == "torch":
         return prepare_model(model, device, optimize=optimize, fuse_bn=fuse_bn, channels_last=channels_last)
     if backend == "onnxruntime":

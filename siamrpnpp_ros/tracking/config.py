@@ -5,6 +5,7 @@ passed to the offline CLI (``--config``) and to the ROS node (``--params-file``)
 Only two entries are read here: ``model`` and the ``tracker`` section. Everything
 else under ``ros__parameters`` belongs to other consumers (the node) and is ignored.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,9 +88,7 @@ class TrackerConfig:
         if self.exemplar_size < 1:
             problems.append(f"exemplar_size must be >= 1, got {self.exemplar_size}")
         if self.instance_size < self.exemplar_size:
-            problems.append(
-                f"instance_size ({self.instance_size}) must be >= exemplar_size ({self.exemplar_size})"
-            )
+            problems.append(f"instance_size ({self.instance_size}) must be >= exemplar_size ({self.exemplar_size})")
         if self.lost_instance_size < self.instance_size:
             problems.append(
                 f"lost_instance_size ({self.lost_instance_size}) must be >= instance_size ({self.instance_size})"
@@ -107,8 +106,10 @@ class TrackerConfig:
             elif any(v <= 0 for v in values):
                 problems.append(f"{name} must all be > 0, got {list(values)}")
         if len(self.presence_weights) != 4 or not all(math.isfinite(v) for v in self.presence_weights):
-            problems.append(f"presence_weights must be 4 finite numbers (bias, logit_score, peak_ratio, spread), "
-                            f"got {list(self.presence_weights)}")
+            problems.append(
+                f"presence_weights must be 4 finite numbers (bias, logit_score, peak_ratio, spread), "
+                f"got {list(self.presence_weights)}"
+            )
         if not 0.0 <= self.confidence_low <= self.confidence_high <= 1.0:
             problems.append(
                 "need 0 <= confidence_low <= confidence_high <= 1, got "
@@ -187,7 +188,8 @@ BUNDLED_MODEL_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 def preset_for(model: str) -> TrackerConfig:
     """The tracker settings for ``model``: pysot's preset ("r50" | "mobilev2" | "alex"); for a
     thinner variant ("alex-w0.5") its preset's, as it is trained with the same crops and
-    anchors, unless ``BUNDLED_MODEL_PRESETS`` has tuned ones for it."""
+    anchors, unless ``BUNDLED_MODEL_PRESETS`` has tuned ones for it.
+    """
     from siamrpnpp_ros.models.config import model_config, split_model_name
 
     base, width = split_model_name(model)
@@ -234,7 +236,7 @@ def _tracker_section(params: Mapping[str, Any]) -> dict[str, Any]:
     # ROS 2 also accepts the flattened spelling ``tracker.penalty_k: 0.05``.
     for key, value in params.items():
         if isinstance(key, str) and key.startswith("tracker."):
-            section[key[len("tracker."):]] = value
+            section[key[len("tracker.") :]] = value
     return section
 
 

@@ -4,6 +4,7 @@ A crop is a ``crop_side`` x ``crop_side`` window of the frame around a centre, w
 outside the frame are filled with the first frame's mean colour (truncated to uint8), then
 resized with OpenCV's bilinear filter on uint8 to the network input side.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

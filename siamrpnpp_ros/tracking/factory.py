@@ -2,6 +2,7 @@
 
 Used by the offline CLI and the ROS node alike, so both build trackers the same way.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,8 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 def default_weights_path(model_name: str) -> Path:
     """The bundled weights file for ``model_name``: ``siamrpnpp_ros/data/default_<model>.pth``
     (the canonical name, so ``alex-w0.50`` finds ``alex-w0.5``'s). FileNotFoundError for a model
-    without bundled weights: only ``DEFAULT_MODEL`` has them."""
+    without bundled weights: only ``DEFAULT_MODEL`` has them.
+    """
     from siamrpnpp_ros.models import model_config
 
     path = DEFAULT_WEIGHTS_DIR / f"default_{model_config(model_name).name}.pth"
@@ -111,8 +113,9 @@ def build_tracker(
     * ``compile``: wrap the torch network's forward in ``torch.compile`` (CUDA graphs via
       ``mode="reduce-overhead"`` on CUDA); compiles on the first frames, off by default.
     """
-    from .backends import build_backend, configure_threads
     from siamrpnpp_ros.models import build_model, load_checkpoint, model_config
+
+    from .backends import build_backend, configure_threads
 
     model_config(model_name)  # ValueError naming the valid forms, before any file is touched
     resolved_device = select_device(device)
@@ -166,7 +169,8 @@ def build_session(
     """A ``TrackingSession`` set up as the node sets it up by default: the long-term tracker
     with its wide search tied to the LOST thresholds of ``policy`` (``LostPolicy()`` unless
     given). The offline CLI, the evaluation and the node share it, so they agree on the
-    status. ``tracker_options`` go to :func:`build_tracker` (device, backend, fuse_bn, ...)."""
+    status. ``tracker_options`` go to :func:`build_tracker` (device, backend, fuse_bn, ...).
+    """
     policy = policy or LostPolicy()
     tracker_config = config if config is not None else preset_for(model_name)
     if long_term:

@@ -6,6 +6,7 @@ the next searches use the wider ``lost_instance_size`` crop with an almost flat 
 (``lost_window_influence``), so the target can be re-found anywhere in a larger area. The
 tracker returns to the normal search once presence exceeds ``confidence_high``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -37,6 +37,7 @@ saw, so a target added on frame ``k`` is not tracked on frame ``k`` itself, and 
 selected target can catch up through older frames alone (``step(..., target_ids=...)``) while
 the others wait for the next frame.
 """
+
 from __future__ import annotations
 
 import copy
@@ -158,7 +159,9 @@ class MultiTargetTracker:
             target.tracker.config = config  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ targets come and go
-    def add(self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None = None) -> SessionResult:
+    def add(
+        self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None = None
+    ) -> SessionResult:
         """Start tracking a new target ``target_id`` in ``box`` (top-left ``x, y, w, h`` pixels) on ``frame``.
 
         ``frame_index``: the index of ``frame`` (default: the newest frame ``step`` has seen, or
@@ -171,9 +174,7 @@ class MultiTargetTracker:
         if target_id in self._targets:
             raise TargetExistsError(f"target {target_id} is already tracked")
         if self.is_full:
-            raise TooManyTargetsError(
-                f"already tracking {len(self._targets)} targets (max_targets {self.max_targets})"
-            )
+            raise TooManyTargetsError(f"already tracking {len(self._targets)} targets (max_targets {self.max_targets})")
         target = self._new_target(frame, box, target_id, frame_index)
         self._targets[target_id] = target
         self._stacked_kernels.clear()
@@ -222,9 +223,7 @@ class MultiTargetTracker:
         """Stop tracking every target; returns their IDLE results, in order."""
         return [result for target_id in list(self._targets) if (result := self.remove(target_id)) is not None]
 
-    def _new_target(
-        self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None
-    ) -> Target:
+    def _new_target(self, frame: np.ndarray, box: Sequence[float], target_id: int, frame_index: int | None) -> Target:
         tracker = copy.copy(self._prototype)  # shares the network, config and caches
         tracker.reset()
         session = TrackingSession(tracker, self.policy)
@@ -251,7 +250,8 @@ class MultiTargetTracker:
         frame = validate_frame(frame)
         index = self._newest_frame + 1 if frame_index is None else int(frame_index)
         chosen = [
-            target for target in self._targets.values()
+            target
+            for target in self._targets.values()
             if target.last_frame < index and (target_ids is None or target.target_id in target_ids)
         ]
         self._newest_frame = max(self._newest_frame, index)
@@ -307,7 +307,8 @@ class MultiTargetTracker:
         """Run the network once per batch size (default ``1..max_targets``) on blank crops of
         ``instance_size`` (default the config's), so the first frames with that many targets do
         not pay for kernel selection, allocations, or (ONNX Runtime) the export of their graph.
-        The targets are unaffected."""
+        The targets are unaffected.
+        """
         tracker = self._prototype
         size = tracker.config.instance_size if instance_size is None else int(instance_size)
         exemplar = tracker.config.exemplar_size

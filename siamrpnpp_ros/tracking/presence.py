@@ -19,6 +19,7 @@ peak does, and costs nothing extra to read, since the network already produced i
 exactly (pysot's behaviour); calibrated weights (``eval/presence.py`` fits them on a validation
 benchmark, never on the test set) are stored per model in ``tracking/config.py``.
 """
+
 from __future__ import annotations
 
 import math

@@ -33,6 +33,7 @@ With the long-term tracker the node also uses these two thresholds as its
 ``confidence_low`` / ``confidence_high``, so the wider search starts on the first low
 score and ends when the score is back, consistently with the published status.
 """
+
 from __future__ import annotations
 
 import enum
@@ -157,9 +158,7 @@ def align_long_term_thresholds(config: Any, policy: LostPolicy) -> Any:
     above ``confidence_high``; tying them to the lost/recover thresholds makes "searching
     wide" and the published LOST status start and end together.
     """
-    return config.replace(
-        confidence_low=policy.lost_score_threshold, confidence_high=policy.recover_score_threshold
-    )
+    return config.replace(confidence_low=policy.lost_score_threshold, confidence_high=policy.recover_score_threshold)
 
 
 class TrackingSession:
@@ -222,7 +221,8 @@ class TrackingSession:
     def update(self, result: Any) -> SessionResult:
         """Take ``result``, this session's tracker's outcome on the next frame, and update the
         status; what ``step`` does after tracking. For callers that run the tracker themselves,
-        such as ``MultiTargetTracker``'s batched pass. RuntimeError when IDLE."""
+        such as ``MultiTargetTracker``'s batched pass. RuntimeError when IDLE.
+        """
         if not self.is_active:
             raise RuntimeError("update() called without an active target; call start() first")
         presence = float(result.presence)

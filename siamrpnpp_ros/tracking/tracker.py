@@ -7,6 +7,7 @@ Box conventions used throughout:
 * pysot converts the *init* box to a centre with ``x + (w - 1) / 2`` but returns tracked boxes
   as ``cx - w / 2``; both are reproduced as is, so a box round-trips with a half-pixel shift.
 """
+
 from __future__ import annotations
 
 import math
@@ -118,8 +119,7 @@ def validate_init_box(box: Sequence[float], frame_width: int, frame_height: int)
         raise ValueError(f"init box must have positive width and height, got w={w:g}, h={h:g}")
     if x >= frame_width or y >= frame_height or x + w <= 0 or y + h <= 0:
         raise ValueError(
-            f"init box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies wholly outside the "
-            f"{frame_width}x{frame_height} image"
+            f"init box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies wholly outside the {frame_width}x{frame_height} image"
         )
     return x, y, w, h
 
@@ -273,7 +273,8 @@ class SiamRPNTracker:
 
     def prepare_search(self, frame: np.ndarray) -> SearchRequest:
         """The next search on ``frame`` (HxWx3 uint8 BGR): its crop around the current state and
-        its settings. The state is unchanged until ``finish_search``."""
+        its settings. The state is unchanged until ``finish_search``.
+        """
         frame = self._check_tracking_frame(frame)
         instance_size, window_influence, search_wide = self._search_settings()
         crop = self.search_crop(frame, instance_size)
@@ -281,7 +282,8 @@ class SiamRPNTracker:
 
     def finish_search(self, request: SearchRequest, cls: torch.Tensor, loc: torch.Tensor) -> TrackResult:
         """Decode the network's raw ``cls (1, 2A, S, S)`` / ``loc (1, 4A, S, S)`` outputs (float32,
-        CPU) for ``request.crop`` and update the state; returns what ``track`` returns."""
+        CPU) for ``request.crop`` and update the state; returns what ``track`` returns.
+        """
         candidate = self._decode(cls, loc, request.instance_size, request.window_influence)
         return self._update(request, candidate)
 
@@ -338,7 +340,8 @@ class SiamRPNTracker:
         self, search_crop: torch.Tensor, kernels: Sequence[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The network on ``search_crop`` (B, 3, I, I) with ``kernels`` (batch B or 1; default: this
-        target's) -> raw ``cls``, ``loc`` as float32 CPU tensors."""
+        target's) -> raw ``cls``, ``loc`` as float32 CPU tensors.
+        """
         if kernels is None:
             assert self._template_kernels is not None
             kernels = self._template_kernels

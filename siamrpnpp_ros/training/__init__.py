@@ -12,6 +12,7 @@ model's whole pipeline (data from real photos, training, report) is
 Names are imported from their submodules on first use (PEP 562), so the torch-free
 parts (``augment``, ``boxes``) load without importing torch.
 """
+
 from __future__ import annotations
 
 import importlib

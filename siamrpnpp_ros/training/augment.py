@@ -22,6 +22,7 @@ the window outside the frame are filled with the frame's mean colour, as the
 tracker pads. Boxes returned are ``(cx, cy, w, h)`` in crop pixels, with pixel
 ``(0, 0)``'s centre at the origin, so the crop centre is ``((n-1)/2, (n-1)/2)``.
 """
+
 from __future__ import annotations
 
 import math

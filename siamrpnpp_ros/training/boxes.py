@@ -11,6 +11,7 @@ Three box forms appear in training, always as float arrays in the last axis:
 * ``corner`` (``x1, y1, x2, y2``): ``cx -/+ w/2``; continuous extents used only for
   IoU, as pysot computes anchor overlaps.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,7 @@ def center_to_corner(box: np.ndarray) -> np.ndarray:
     box = np.asarray(box, dtype=np.float64)
     half_w = box[..., 2] / 2
     half_h = box[..., 3] / 2
-    return np.stack(
-        [box[..., 0] - half_w, box[..., 1] - half_h, box[..., 0] + half_w, box[..., 1] + half_h], axis=-1
-    )
+    return np.stack([box[..., 0] - half_w, box[..., 1] - half_h, box[..., 0] + half_w, box[..., 1] + half_h], axis=-1)
 
 
 def corner_iou(boxes: np.ndarray, target: np.ndarray) -> np.ndarray:

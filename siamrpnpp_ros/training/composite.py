@@ -22,6 +22,7 @@ Negatives (the search crop must score as background) come in three kinds:
 Positives often carry a look-alike near the target, so the network learns to pick
 the target among similar objects rather than whatever is most salient.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,7 +97,9 @@ class _Placement:
         return np.array([low[0], low[1], high[0] - low[0] + 1, high[1] - low[1] + 1])
 
 
-def _affine(rgba: np.ndarray, centre: Sequence[float], side: float, aspect: float, angle: float, flip: bool) -> np.ndarray:
+def _affine(
+    rgba: np.ndarray, centre: Sequence[float], side: float, aspect: float, angle: float, flip: bool
+) -> np.ndarray:
     """Map a stamp so that its centre lands on ``centre`` with side ``sqrt(w*h) = side``."""
     h, w = rgba.shape[:2]
     scale = side / math.sqrt(w * h)
@@ -121,8 +124,14 @@ def _paste(frame: np.ndarray, placement: _Placement) -> None:
         return
     shifted = placement.affine.copy()
     shifted[:, 2] -= (x0, y0)
-    patch = cv2.warpAffine(placement.rgba, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    patch = cv2.warpAffine(
+        placement.rgba,
+        shifted,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0, 0),
+    )
     alpha = patch[..., 3:4].astype(np.float32) * (1.0 / 255.0)
     region = frame[y0:y1, x0:x1]
     region[...] = (patch[..., :3] * alpha + region * (1.0 - alpha)).astype(np.uint8)
@@ -152,8 +161,13 @@ class CompositeSource:
 
     kind = "composite"
 
-    def __init__(self, material: TrainingMaterial, config: CompositeConfig = CompositeConfig(),
-                 weight: float = 1.0, name: str = "composite") -> None:
+    def __init__(
+        self,
+        material: TrainingMaterial,
+        config: CompositeConfig = CompositeConfig(),
+        weight: float = 1.0,
+        name: str = "composite",
+    ) -> None:
         if not material.stamps or not material.backgrounds:
             raise ValueError("composite source needs stamps and backgrounds")
         self.material = material
@@ -217,7 +231,8 @@ class CompositeSource:
 
     def _moved_camera(self, camera: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float, np.ndarray]:
         """The camera after a small pan and zoom, and that change in frame pixels:
-        a scene point at frame position ``p`` is now at ``factor * p + shift``."""
+        a scene point at frame position ``p`` is now at ``factor * p + shift``.
+        """
         width, height = self.config.frame_size
         factor = math.exp(rng.uniform(-self.config.camera_zoom, self.config.camera_zoom))
         centre = np.array([(width - 1) / 2, (height - 1) / 2])
@@ -229,8 +244,9 @@ class CompositeSource:
 
     def _render(self, background: np.ndarray, camera: np.ndarray, layers: Sequence[_Placement]) -> np.ndarray:
         width, height = self.config.frame_size
-        frame = cv2.warpAffine(background, camera, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT_101)
+        frame = cv2.warpAffine(
+            background, camera, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
         for placement in layers:
             _paste(frame, placement)
         return frame
@@ -240,12 +256,16 @@ class CompositeSource:
         margin = min(side * 0.6, min(width, height) / 3)
         return np.array([rng.uniform(margin, width - margin), rng.uniform(margin, height - margin)])
 
-    def _clutter(self, count: int, target: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+    def _clutter(
+        self, count: int, target: int, rng: np.random.Generator
+    ) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
         """(image, centre, side, angle) of clutter cut-outs; some are look-alikes of the target."""
         low, high = self.config.target_side
         items = []
         for _ in range(count):
-            image = self._lookalike(target, rng) if rng.random() < 0.25 else self._stamp(self._random_stamp(rng, target))
+            image = (
+                self._lookalike(target, rng) if rng.random() < 0.25 else self._stamp(self._random_stamp(rng, target))
+            )
             side = math.exp(rng.uniform(math.log(low), math.log(high * 1.3)))
             items.append((image, self._random_centre(side, rng), side, float(rng.uniform(-30, 30))))
         return items
@@ -292,8 +312,9 @@ class CompositeSource:
         draw = rng.random()
         thresholds = np.cumsum(cfg.negative_probs)
         negative_kind = next((k for k, t in zip(NEGATIVE_KINDS, thresholds) if draw < t), None)
-        would_be = _Placement(target_image, _affine(target_image, search_centre, search_side, search_aspect,
-                                                     search_angle, flip))
+        would_be = _Placement(
+            target_image, _affine(target_image, search_centre, search_side, search_aspect, search_angle, flip)
+        )
         extra: list[_Placement] = []
         if negative_kind is None:
             search_target: Optional[_Placement] = _Placement(_relit(target_image, rng), would_be.affine)
@@ -303,8 +324,19 @@ class CompositeSource:
                 distance = rng.uniform(1.0, 3.0) * search_side
                 direction = rng.uniform(0, 2 * math.pi)
                 spot = search_centre + distance * np.array([math.cos(direction), math.sin(direction)])
-                extra.append(_Placement(image, _affine(image, spot, search_side * math.exp(rng.uniform(-0.2, 0.2)),
-                                                       1.0, float(rng.uniform(-20, 20)), bool(rng.random() < 0.5))))
+                extra.append(
+                    _Placement(
+                        image,
+                        _affine(
+                            image,
+                            spot,
+                            search_side * math.exp(rng.uniform(-0.2, 0.2)),
+                            1.0,
+                            float(rng.uniform(-20, 20)),
+                            bool(rng.random() < 0.5),
+                        ),
+                    )
+                )
             if rng.random() < cfg.occlusion_prob:
                 image = self._stamp(self._random_stamp(rng, target))
                 spot = search_centre + rng.uniform(-0.6, 0.6, size=2) * search_side
@@ -319,16 +351,27 @@ class CompositeSource:
                 extra.append(_Placement(image, _affine(image, search_centre, search_side * 1.8, 1.0, 0.0, False)))
                 search_box = extra[-1].box()
             elif negative_kind != "absent":
-                image = self._lookalike(target, rng) if negative_kind == "lookalike" else self._stamp(
-                    self._random_stamp(rng, target))
-                impostor = _Placement(image, _affine(image, search_centre, search_side, search_aspect,
-                                                     search_angle, bool(rng.random() < 0.5)))
+                image = (
+                    self._lookalike(target, rng)
+                    if negative_kind == "lookalike"
+                    else self._stamp(self._random_stamp(rng, target))
+                )
+                impostor = _Placement(
+                    image,
+                    _affine(image, search_centre, search_side, search_aspect, search_angle, bool(rng.random() < 0.5)),
+                )
                 extra.append(impostor)
                 search_box = impostor.box()
         # Look-alikes, occluders and impostors go on top of everything else.
         search_frame = self._render(background, search_camera, layers(True, search_target) + extra)
-        return PairSample(template_frame, _clip_box(template_box, cfg.frame_size), search_frame,
-                          _clip_box(search_box, cfg.frame_size), negative_kind is not None, self.name)
+        return PairSample(
+            template_frame,
+            _clip_box(template_box, cfg.frame_size),
+            search_frame,
+            _clip_box(search_box, cfg.frame_size),
+            negative_kind is not None,
+            self.name,
+        )
 
 
 def _clip_box(box: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
@@ -338,4 +381,3 @@ def _clip_box(box: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     x1 = float(np.clip(box[0] + box[2], x0 + 2, width))
     y1 = float(np.clip(box[1] + box[3], y0 + 2, height))
     return np.array([x0, y0, x1 - x0, y1 - y0], dtype=np.float64)
-

@@ -16,6 +16,7 @@ YAML layout (every key optional except ``data``)::
     search_augment: {shift: 64, scale: 0.18, blur: 0.2}
     targets: {positive_iou: 0.6, negative_iou: 0.3}
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,9 @@ class DataSpec:
             key, sep, value = option.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or key not in ("boxes", "annotations", "frame_range", "weight"):
-                raise ValueError(f"bad data option {option!r} in {text!r} (use boxes=, annotations=, frame_range=, weight=)")
+                raise ValueError(
+                    f"bad data option {option!r} in {text!r} (use boxes=, annotations=, frame_range=, weight=)"
+                )
             values[key] = int(value) if key == "frame_range" else float(value) if key == "weight" else value
         return cls(**values)
 
@@ -220,7 +223,8 @@ class TrainConfig:
     @property
     def tracker_model_name(self) -> str:
         """The model name that ``build_tracker`` (and the node's ``model`` parameter) needs for
-        this run's checkpoints: the preset, or ``<preset>-w<width_mult>``."""
+        this run's checkpoints: the preset, or ``<preset>-w<width_mult>``.
+        """
         from siamrpnpp_ros.training.model import training_model_config
 
         return training_model_config(self.model, self.width_mult).name
@@ -290,7 +294,8 @@ def train_config_from_mapping(values: Mapping[str, Any], base: TrainConfig | Non
 
 def load_train_config(path: str | os.PathLike[str], base: TrainConfig | None = None) -> TrainConfig:
     """Read a YAML training config (see the module docstring); relative data paths are
-    resolved against the YAML file's folder."""
+    resolved against the YAML file's folder.
+    """
     import yaml
 
     file_path = Path(path)

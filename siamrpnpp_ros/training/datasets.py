@@ -25,6 +25,7 @@ stills):
 
 Boxes are ``xywh``: top-left, pixels, covering ``x..x+w-1`` (centre ``x + (w-1)/2``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -147,7 +148,11 @@ class Track:
             if len(self.boxes) != len(self.frames):
                 count = min(len(self.boxes), len(self.frames))
                 LOGGER.warning(
-                    "%s: %d frames but %d boxes; using the first %d", self.name, len(self.frames), len(self.boxes), count
+                    "%s: %d frames but %d boxes; using the first %d",
+                    self.name,
+                    len(self.frames),
+                    len(self.boxes),
+                    count,
                 )
                 self.frames = self.frames[:count]
                 self.boxes = self.boxes[:count]
@@ -220,7 +225,11 @@ def load_sequences(path: Path) -> list[Track]:
 
 def default_video_boxes(video: Path) -> Path:
     """The box file a video uses when none is given: ``<stem>.txt`` or ``groundtruth.txt`` beside it."""
-    for candidate in (video.with_suffix(".txt"), video.parent / f"{video.stem}.groundtruth.txt", video.parent / "groundtruth.txt"):
+    for candidate in (
+        video.with_suffix(".txt"),
+        video.parent / f"{video.stem}.groundtruth.txt",
+        video.parent / "groundtruth.txt",
+    ):
         if candidate.is_file():
             return candidate
     raise DataError(f"no box file for video {video} (expected {video.with_suffix('.txt').name}); pass boxes=")
@@ -276,7 +285,8 @@ def _annotation_rows(annotation_file: Path) -> list[tuple[str, list[float]]]:
 
 def load_images(path: Path, annotations: Optional[Path]) -> list[Track]:
     """Annotated stills: one one-frame track per box. ``path`` is the image folder (or the
-    annotation file itself); image paths in the file are relative to the folder."""
+    annotation file itself); image paths in the file are relative to the folder.
+    """
     if annotations is None:
         if path.is_file():
             annotations, path = path, path.parent

@@ -35,6 +35,7 @@ machine was lost resumes from a weights-only checkpoint with ``--init-weights FI
 ``cp runs/default_v2/best.pth siamrpnpp_ros/data/default_alex-w0.25.pth``
 (``build_tracker('alex-w0.25', None)`` then finds it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,14 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     add("--final-lr", type=float, default=None, help="learning rate at the end of the schedule")
     add("--warmup-epochs", type=float, default=None)
     add("--shift", type=float, default=64.0, help="max search shift, px (spatial-aware sampling)")
-    add("--composite-weight", type=float, default=2.0,
-        help="share of composited cut-out pairs relative to sequences (default 2)")
+    add(
+        "--composite-weight",
+        type=float,
+        default=2.0,
+        help="share of composited cut-out pairs relative to sequences (default 2)",
+    )
     add("--stills-weight", type=float, default=0.3, help="share of self-supervised still pairs relative to sequences")
     add("--val-sequences", type=int, default=24, help="generated validation sequences (val backgrounds, default 24)")
-    add("--material", default=None,
-        help="training-material manifest to reuse (default: fetch the Debian packages into the data cache)")
-    add("--resume-weights", default=None, metavar="FILE",
-        help="continue from a weights-only checkpoint (the run folder was lost); needs --resume-epoch")
+    add(
+        "--material",
+        default=None,
+        help="training-material manifest to reuse (default: fetch the Debian packages into the data cache)",
+    )
+    add(
+        "--resume-weights",
+        default=None,
+        metavar="FILE",
+        help="continue from a weights-only checkpoint (the run folder was lost); needs --resume-epoch",
+    )
     add("--resume-epoch", type=int, default=None, help="epochs completed by --resume-weights")
     add("--device", default="auto")
     add("--workers", type=int, default=1)
@@ -103,10 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
     from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.photos import find_photos
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
-
-    from siamrpnpp_ros.eval.photos import find_photos
 
     from .config import DataSpec, TrainConfig
     from .sources import TrainingMaterial, build_material, export_backgrounds
@@ -119,25 +130,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         train_dir, val_dir, test_dir = data / "train", data / "val", data / "test"
         material_file = data / "material.json"
         if not material_file.is_file():
-            material = TrainingMaterial.load(Path(args.material)) if args.material else build_material(progress=progress)
+            material = (
+                TrainingMaterial.load(Path(args.material)) if args.material else build_material(progress=progress)
+            )
             material.save(material_file)
         material = TrainingMaterial.load(material_file)
         photo_dirs = {split: data / f"{split}_photos" for split in ("train", "val")}
         for split, folder in photo_dirs.items():
             export_backgrounds([b for b in material.select(split).backgrounds if b.photographic], folder)
-        for folder, split, sequences, seed in ((train_dir, "train", args.train_sequences, args.seed + 1000),
-                                               (val_dir, "val", args.val_sequences, args.seed + 5000)):
+        for folder, split, sequences, seed in (
+            (train_dir, "train", args.train_sequences, args.seed + 1000),
+            (val_dir, "val", args.val_sequences, args.seed + 5000),
+        ):
             if not (folder / "benchmark.json").is_file():
-                build_benchmark(folder, BuilderConfig(sequences=sequences, frames=args.frames, seed=seed,
-                                                      name_prefix=split),
-                                pool=find_photos([photo_dirs[split]], allow_generated=False), progress=progress)
+                build_benchmark(
+                    folder,
+                    BuilderConfig(sequences=sequences, frames=args.frames, seed=seed, name_prefix=split),
+                    pool=find_photos([photo_dirs[split]], allow_generated=False),
+                    progress=progress,
+                )
         if not (test_dir / "benchmark.json").is_file():
             # The test domain: opencv-doc's photos, none of which the steps above touch.
-            build_benchmark(test_dir, BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=args.seed,
-                                                    name_prefix="test"),
-                            pool=find_photos(allow_generated=False), progress=progress)
-        LOGGER.info("data: %s (%s), sequences %s, validation %s, test %s",
-                    material_file, material.select("train").counts(), train_dir, val_dir, test_dir)
+            build_benchmark(
+                test_dir,
+                BuilderConfig(sequences=args.test_sequences, frames=args.frames, seed=args.seed, name_prefix="test"),
+                pool=find_photos(allow_generated=False),
+                progress=progress,
+            )
+        LOGGER.info(
+            "data: %s (%s), sequences %s, validation %s, test %s",
+            material_file,
+            material.select("train").counts(),
+            train_dir,
+            val_dir,
+            test_dir,
+        )
 
         config = TrainConfig(
             data=(
@@ -145,12 +172,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 DataSpec(str(train_dir), "sequences"),
                 DataSpec(str(photo_dirs["train"]), "unlabeled", weight=args.stills_weight),
             ),
-            model=args.model, epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, batch_size=args.batch_size,
-            device=args.device, workers=args.workers, threads=args.threads, seed=args.seed, out=str(out / "run"),
-            progress=progress, val_benchmark=str(val_dir),
+            model=args.model,
+            epochs=args.epochs,
+            samples_per_epoch=args.samples_per_epoch,
+            batch_size=args.batch_size,
+            device=args.device,
+            workers=args.workers,
+            threads=args.threads,
+            seed=args.seed,
+            out=str(out / "run"),
+            progress=progress,
+            val_benchmark=str(val_dir),
         )
-        overrides = {"width_mult": args.width_mult, "optimizer": args.optimizer, "lr": args.lr,
-                     "final_lr": args.final_lr, "warmup_epochs": args.warmup_epochs}
+        overrides = {
+            "width_mult": args.width_mult,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "final_lr": args.final_lr,
+            "warmup_epochs": args.warmup_epochs,
+        }
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
         config = config.replace(search_augment=dataclasses.replace(config.search_augment, shift=args.shift))
         trainer = Trainer(config)
@@ -173,7 +213,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         model_name = config.tracker_model_name
         runners = [siamrpn_runner(f"SiamRPN++ {model_name} (default)", model_name, out / "best.pth", args.device)]
-        notes = [f"Trained from scratch by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."]
+        notes = [
+            f"Trained from scratch by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."
+        ]
         for kind in args.baselines:
             availability = opencv_availability(kind)
             if availability.available:

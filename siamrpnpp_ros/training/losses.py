@@ -4,6 +4,7 @@ Head layouts (see ``SiamRPN.forward``): ``cls`` (B, 2A, S, S) with channel ``a``
 the background and ``A + a`` the foreground logit of anchor ``a``; ``loc``
 (B, 4A, S, S) with channel ``k*A + a`` the component ``k`` (dx, dy, dw, dh).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

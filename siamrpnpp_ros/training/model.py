@@ -6,6 +6,7 @@ pretrained weights are kept); afterwards only ``train_layers`` are unfrozen,
 with a lower learning rate. A backbone trained from scratch is never frozen:
 frozen random features would teach the head nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,7 +59,8 @@ def build_training_model(name: str, width_mult: float | None = None) -> SiamRPN:
 
 def output_score_size(model: SiamRPN, exemplar_size: int, search_size: int) -> int:
     """Side of the score map ``model`` produces for these crop sizes (computed on the meta
-    device: no memory, no FLOPs)."""
+    device: no memory, no FLOPs).
+    """
     with meta_device():
         probe = build_model(model.config)
         kernels = probe.template(torch.zeros(1, 3, exemplar_size, exemplar_size))
@@ -73,7 +75,9 @@ def backbone_layer_names(model: SiamRPN) -> tuple[str, ...]:
     kind = model.config.backbone.name
     if kind == "alexnet":
         return tuple(_ALEXNET_BLOCKS)
-    return tuple(name for name, _ in model.backbone.named_children() if name.startswith("layer") or name in ("conv1", "bn1"))
+    return tuple(
+        name for name, _ in model.backbone.named_children() if name.startswith("layer") or name in ("conv1", "bn1")
+    )
 
 
 def backbone_layer_modules(model: SiamRPN, layer: str) -> list[nn.Module]:
@@ -86,9 +90,7 @@ def backbone_layer_modules(model: SiamRPN, layer: str) -> list[nn.Module]:
         return [features[i] for i in _ALEXNET_BLOCKS[layer]]
     module = getattr(model.backbone, layer, None)
     if not isinstance(module, nn.Module):
-        raise ValueError(
-            f"{kind} has no layer {layer!r}; valid: {', '.join(backbone_layer_names(model))}"
-        )
+        raise ValueError(f"{kind} has no layer {layer!r}; valid: {', '.join(backbone_layer_names(model))}")
     return [module]
 
 
@@ -138,7 +140,7 @@ def load_backbone_weights(model: SiamRPN, path: str | os.PathLike[str]) -> tuple
     """
     state = read_state_dict(path)
     if any(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     target = model.backbone.state_dict()
     matched = {k: v for k, v in state.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
     if not matched:

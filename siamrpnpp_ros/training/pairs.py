@@ -6,6 +6,7 @@ whatever the number of DataLoader workers, and a resumed run sees exactly the
 samples it would have seen. :class:`EpochSampler` yields one epoch's global indices,
 which lets the DataLoader keep its worker processes across epochs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ A pure function of training progress (epochs as a float), so a resumed run
 continues on exactly the same curve. pysot steps its warm-up once per epoch;
 here it ramps every step, which avoids lr jumps with few, long epochs.
 """
+
 from __future__ import annotations
 
 import math

@@ -18,6 +18,7 @@ Backgrounds
 Both are split reproducibly into ``train`` and ``val`` by a hash of the file name;
 validation (epoch choice, tuning) uses only ``val``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,18 @@ BACKGROUND_FOLDERS: tuple[tuple[str, str, Optional[frozenset[str]]], ...] = (
         "usr/share/wallpapers",
         frozenset(
             {
-                "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
-                "Grey", "Kite", "OneStandsOut", "Path", "summer_1am", "Volna",
+                "BytheWater",
+                "ColdRipple",
+                "ColorfulCups",
+                "DarkestHour",
+                "EveningGlow",
+                "FallenLeaf",
+                "Grey",
+                "Kite",
+                "OneStandsOut",
+                "Path",
+                "summer_1am",
+                "Volna",
             }
         ),
     ),
@@ -224,9 +235,7 @@ def _catalogue(packages: dict[str, UnpackedPackage], progress: bool) -> Training
         for path in _background_files(packages[package_name], folder):
             if str(path) not in seen:
                 name = _background_name(path)
-                backgrounds.append(
-                    ImageEntry(str(path), name, package_name, False, split_of(name), file_digest(path))
-                )
+                backgrounds.append(ImageEntry(str(path), name, package_name, False, split_of(name), file_digest(path)))
     material = TrainingMaterial(tuple(stamps), tuple(backgrounds), {n: p.version for n, p in packages.items()})
     LOGGER.info("training material: %s", {split: material.select(split).counts() for split in SPLITS})
     return material

@@ -18,6 +18,7 @@ Label layouts match the head outputs: ``cls`` (A, S, S) pairs with logits
 channel ``a`` (background) and ``A + a`` (foreground); ``delta`` (4, A, S, S)
 pairs with loc channel ``k*A + a``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -190,9 +191,7 @@ class AnchorTargetAssigner:
         delta[:] = encode_deltas(self.anchors, target).reshape((4,) + shape)
         overlap = corner_iou(self._anchor_corners, center_to_corner(target)).reshape(shape)
         positives = _subsample(np.flatnonzero(overlap > cfg.positive_iou), cfg.max_positives, rng)
-        negatives = _subsample(
-            np.flatnonzero(overlap < cfg.negative_iou), cfg.total_samples - len(positives), rng
-        )
+        negatives = _subsample(np.flatnonzero(overlap < cfg.negative_iou), cfg.total_samples - len(positives), rng)
         cls.reshape(-1)[positives] = POSITIVE
         cls.reshape(-1)[negatives] = NEGATIVE
         if len(positives):

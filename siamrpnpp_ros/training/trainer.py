@@ -13,6 +13,7 @@ Run folder layout (``config.out``)::
 The weight files load with ``siamrpnpp_ros.models.load_checkpoint`` and, for a
 preset model, with ``build_tracker(model, path)`` or pysot's own loader.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,7 +57,18 @@ LOGGER = logging.getLogger(__name__)
 
 STATE_FORMAT = "siamrpnpp_ros.train_state/1"
 STEP_LOG_FIELDS = ("epoch", "step", "lr", "loss", "cls_loss", "loc_loss", "grad_norm", "pairs_per_s")
-EPOCH_LOG_FIELDS = ("epoch", "steps", "lr", "loss", "cls_loss", "loc_loss", "seconds", "backbone", "val_auc", "val_precision")
+EPOCH_LOG_FIELDS = (
+    "epoch",
+    "steps",
+    "lr",
+    "loss",
+    "cls_loss",
+    "loc_loss",
+    "seconds",
+    "backbone",
+    "val_auc",
+    "val_precision",
+)
 _BATCH_KEYS = ("template", "search", "label_cls", "label_loc", "label_loc_weight")
 
 
@@ -73,7 +85,8 @@ def state_path_for(weights: str | os.PathLike[str]) -> Path:
 
 def find_resume_point(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """``(weights, state)`` to resume from: a weights file, or the latest complete epoch of a run
-    folder (or of its ``checkpoints/``). FileNotFoundError when there is none."""
+    folder (or of its ``checkpoints/``). FileNotFoundError when there is none.
+    """
     target = Path(path)
     if target.is_file():
         state = state_path_for(target)
@@ -131,7 +144,9 @@ class Trainer:
             LOGGER.info("starting from %s", config.pretrained)
         if config.backbone_weights:
             loaded, skipped = load_backbone_weights(self.model, config.backbone_weights)
-            LOGGER.info("backbone weights %s: %d tensors loaded, %d left at init", config.backbone_weights, loaded, skipped)
+            LOGGER.info(
+                "backbone weights %s: %d tensors loaded, %d left at init", config.backbone_weights, loaded, skipped
+            )
         self.model.to(self.device)
 
         tracker_preset = preset_for(config.model)
@@ -219,13 +234,21 @@ class Trainer:
         tensors = {k: torch.as_tensor(batch[k]).to(self.device, non_blocking=non_blocking) for k in _BATCH_KEYS}
         self.optimizer.zero_grad(set_to_none=True)
         autocast = (
-            torch.autocast(device_type="cuda", dtype=torch.float16) if self.scaler is not None else contextlib.nullcontext()
+            torch.autocast(device_type="cuda", dtype=torch.float16)
+            if self.scaler is not None
+            else contextlib.nullcontext()
         )
         with autocast:
             kernels = self.model.template(tensors["template"])
             cls, loc = self.model(tensors["search"], kernels)
         losses = siamrpn_loss(
-            cls, loc, tensors["label_cls"], tensors["label_loc"], tensors["label_loc_weight"], cfg.cls_weight, cfg.loc_weight
+            cls,
+            loc,
+            tensors["label_cls"],
+            tensors["label_loc"],
+            tensors["label_loc_weight"],
+            cfg.cls_weight,
+            cfg.loc_weight,
         )
         if not torch.isfinite(losses.total):
             raise FloatingPointError(
@@ -315,7 +338,8 @@ class Trainer:
     def resume_weights_only(self, weights: str | os.PathLike[str], epoch: int) -> int:
         """Continue after ``epoch`` completed epochs from a weights-only checkpoint (the run's
         folder was lost): the learning-rate schedule picks up at ``epoch``, the optimizer's
-        moments start afresh."""
+        moments start afresh.
+        """
         if not 0 <= epoch <= self.config.epochs:
             raise ValueError(f"resume epoch must be in [0, {self.config.epochs}], got {epoch}")
         load_checkpoint(self.model, weights)
@@ -331,7 +355,8 @@ class Trainer:
         resume_weights: Optional[tuple[str | os.PathLike[str], int]] = None,
     ) -> TrainResult:
         """Train until ``config.epochs``; ``resume``: weights file or run folder to continue from;
-        ``resume_weights``: ``(weights file, completed epochs)`` when only the weights survived."""
+        ``resume_weights``: ``(weights file, completed epochs)`` when only the weights survived.
+        """
         cfg = self.config
         if resume is not None:
             self.resume(resume)
@@ -405,7 +430,10 @@ class Trainer:
                             "epoch": epoch + 1,
                             "step": self.global_step,
                             "lr": f"{lr:.6g}",
-                            **{k: f"{np.mean([w[k] for w in window]):.6f}" for k in ("loss", "cls_loss", "loc_loss", "grad_norm")},
+                            **{
+                                k: f"{np.mean([w[k] for w in window]):.6f}"
+                                for k in ("loss", "cls_loss", "loc_loss", "grad_norm")
+                            },
                             "pairs_per_s": f"{len(window) * cfg.batch_size / max(elapsed, 1e-9):.2f}",
                         }
                     )
@@ -417,7 +445,12 @@ class Trainer:
         means = {k: v / max(steps, 1) for k, v in totals.items()}
         LOGGER.info(
             "epoch %d/%d: loss %.4f (cls %.4f, loc %.4f), %.0f s",
-            epoch + 1, cfg.epochs, means["loss"], means["cls_loss"], means["loc_loss"], seconds,
+            epoch + 1,
+            cfg.epochs,
+            means["loss"],
+            means["cls_loss"],
+            means["loc_loss"],
+            seconds,
         )
         return {
             "epoch": epoch + 1,
@@ -531,7 +564,13 @@ def plot_training_curves(
     for key, label in (("loss", "total"), ("cls_loss", "classification"), ("loc_loss", "localisation")):
         ax.plot(x_values, [float(r[key]) for r in steps], label=label, linewidth=1)
     if epochs:
-        ax.plot([int(r["epoch"]) for r in epochs], [float(r["loss"]) for r in epochs], "ko", markersize=4, label="epoch mean")
+        ax.plot(
+            [int(r["epoch"]) for r in epochs],
+            [float(r["loss"]) for r in epochs],
+            "ko",
+            markersize=4,
+            label="epoch mean",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("SiamRPN++ training loss")

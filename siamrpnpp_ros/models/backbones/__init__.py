@@ -3,6 +3,7 @@
 Every backbone exposes ``out_channels`` (channels of each returned feature, in
 ``used_layers`` order) so the neck/RPN can be checked against it.
 """
+
 from __future__ import annotations
 
 from torch import nn

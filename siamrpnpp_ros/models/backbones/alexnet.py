@@ -4,6 +4,7 @@ All convs are unpadded and biased, each followed by BatchNorm; the last conv
 has no ReLU. Sizes: 127 -> 59 -> 29 -> 25 -> 12 -> 10 -> 8 -> 6 and
 287 -> 139 -> 69 -> 65 -> 32 -> 30 -> 28 -> 26 (exemplar 6x6, search 26x26).
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn

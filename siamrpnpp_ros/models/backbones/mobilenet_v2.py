@@ -11,6 +11,7 @@ Differences from the classification network that matter for parity:
 Spatial sizes (stem, layer1, layer2, layer3, ...): 255 -> 127 -> 127 -> 63 -> 31
 -> 31 ...; 127 -> 63 -> 63 -> 31 -> 15 -> 15 ...
 """
+
 from __future__ import annotations
 
 from typing import Sequence

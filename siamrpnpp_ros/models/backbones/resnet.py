@@ -14,6 +14,7 @@ Spatial sizes: 127 -> 61 -> 31 -> 31 -> 15 -> 15 -> 15 (exemplar) and
 255 -> 125 -> 63 -> 63 -> 31 -> 31 -> 31 (search), for stem, maxpool,
 layer1..layer4.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -67,9 +68,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-def _make_layer(
-    inplanes: int, planes: int, blocks: int, stride: int, dilation: int
-) -> nn.Sequential:
+def _make_layer(inplanes: int, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
     """One ResNet stage following pysot's atrous rules.
 
     First block: stride ``stride``; if the stage dilates (``dilation > 1``) its
@@ -107,9 +106,7 @@ def _make_layer(
             )
         downsample = nn.Sequential(shortcut, nn.BatchNorm2d(out_planes))
 
-    layers = [
-        Bottleneck(inplanes, planes, stride, first_padding, first_dilation, downsample)
-    ]
+    layers = [Bottleneck(inplanes, planes, stride, first_padding, first_dilation, downsample)]
     for _ in range(1, blocks):
         layers.append(Bottleneck(out_planes, planes, 1, dilation, dilation))
     return nn.Sequential(*layers)
@@ -160,4 +157,3 @@ class ResNet50(nn.Module):
             x = getattr(self, f"layer{idx}")(x)
             outs.append(x)
         return [outs[i] for i in self.used_layers]
-
