@@ -3,6 +3,7 @@
 A ROS 2 workspace builds this package with colcon through CMakeLists.txt and
 package.xml instead; this file is for `pip install .` without ROS.
 """
+
 import re
 from pathlib import Path
 

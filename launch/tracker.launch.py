@@ -16,6 +16,7 @@ values apply. Without `config`, the package's
 file for the model is used, with its tracker settings and also its `device` and `fp16`
 (`model:=mobilev2` gets `jetson_mobilenet.yaml`, fp16 on: add `fp16:=false` on a CPU).
 """
+
 import os
 
 import yaml
@@ -30,8 +31,12 @@ OVERRIDABLE_SWITCHES = ("use_compressed", "fp16")
 DEFAULT_MODEL = "alex-w0.25"  # siamrpnpp_ros.tracking.factory.DEFAULT_MODEL (a test keeps them equal)
 # Without config:=, the file holding the model's tracker settings (a thinner variant such as
 # mobilev2-w1.0 shares its preset's): another model's settings would be wrong for it.
-CONFIG_FOR_MODEL = {"alex-w0.25": "default_model.yaml", "r50": "desktop_r50.yaml",
-                    "mobilev2": "jetson_mobilenet.yaml", "alex": "cpu_alex.yaml"}
+CONFIG_FOR_MODEL = {
+    "alex-w0.25": "default_model.yaml",
+    "r50": "desktop_r50.yaml",
+    "mobilev2": "jetson_mobilenet.yaml",
+    "alex": "cpu_alex.yaml",
+}
 
 
 def _config_file(context) -> str:
@@ -132,39 +137,67 @@ def _console_node(context, *args, **kwargs):
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            DeclareLaunchArgument("config", default_value="",
-                                  description="ROS parameters file; empty: the package's file for the model "
-                                              "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)"),
-            DeclareLaunchArgument("model", default_value="",
-                                  description=f"r50, mobilev2, alex or {DEFAULT_MODEL} (the bundled model); "
-                                              "empty keeps the config file's"),
-            DeclareLaunchArgument("weights", default_value="",
-                                  description="pysot checkpoint (model.pth); empty keeps the config file's"),
-            DeclareLaunchArgument("device", default_value="",
-                                  description="auto, cuda, cuda:N or cpu; empty keeps the config file's"),
-            DeclareLaunchArgument("fp16", default_value="",
-                                  description="true/false: half precision (CUDA only); empty keeps the config file's"),
-            DeclareLaunchArgument("backend", default_value="",
-                                  description="torch or onnxruntime; empty keeps the config file's"),
-            DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
-                                  description="camera topic; with use_compressed, its /compressed sibling is used"),
-            DeclareLaunchArgument("use_compressed", default_value="",
-                                  description="true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's"),
-            DeclareLaunchArgument("max_targets", default_value="",
-                                  description="most targets tracked at once (the node's default is 1); "
-                                              "empty keeps the config file's"),
-            DeclareLaunchArgument("namespace", default_value="",
-                                  description="namespace for the node and its topics"),
-            DeclareLaunchArgument("console", default_value="false",
-                                  description="true: also run the operator console (a web page to watch and select "
-                                              "targets) in the same namespace"),
-            DeclareLaunchArgument("console_host", default_value="127.0.0.1",
-                                  description="address the console binds to; anything but 127.0.0.1 lets everyone "
-                                              "who reaches it steer the robot (set console_token)"),
+            DeclareLaunchArgument(
+                "config",
+                default_value="",
+                description="ROS parameters file; empty: the package's file for the model "
+                "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)",
+            ),
+            DeclareLaunchArgument(
+                "model",
+                default_value="",
+                description=f"r50, mobilev2, alex or {DEFAULT_MODEL} (the bundled model); "
+                "empty keeps the config file's",
+            ),
+            DeclareLaunchArgument(
+                "weights", default_value="", description="pysot checkpoint (model.pth); empty keeps the config file's"
+            ),
+            DeclareLaunchArgument(
+                "device", default_value="", description="auto, cuda, cuda:N or cpu; empty keeps the config file's"
+            ),
+            DeclareLaunchArgument(
+                "fp16",
+                default_value="",
+                description="true/false: half precision (CUDA only); empty keeps the config file's",
+            ),
+            DeclareLaunchArgument(
+                "backend", default_value="", description="torch or onnxruntime; empty keeps the config file's"
+            ),
+            DeclareLaunchArgument(
+                "image_topic",
+                default_value="/camera/image_raw",
+                description="camera topic; with use_compressed, its /compressed sibling is used",
+            ),
+            DeclareLaunchArgument(
+                "use_compressed",
+                default_value="",
+                description="true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's",
+            ),
+            DeclareLaunchArgument(
+                "max_targets",
+                default_value="",
+                description="most targets tracked at once (the node's default is 1); empty keeps the config file's",
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace for the node and its topics"),
+            DeclareLaunchArgument(
+                "console",
+                default_value="false",
+                description="true: also run the operator console (a web page to watch and select "
+                "targets) in the same namespace",
+            ),
+            DeclareLaunchArgument(
+                "console_host",
+                default_value="127.0.0.1",
+                description="address the console binds to; anything but 127.0.0.1 lets everyone "
+                "who reaches it steer the robot (set console_token)",
+            ),
             DeclareLaunchArgument("console_port", default_value="8080", description="the console's TCP port"),
-            DeclareLaunchArgument("console_token", default_value="",
-                                  description="access token the console requires on every request; empty: "
-                                              "$SIAMRPNPP_CONSOLE_TOKEN, else none"),
+            DeclareLaunchArgument(
+                "console_token",
+                default_value="",
+                description="access token the console requires on every request; empty: "
+                "$SIAMRPNPP_CONSOLE_TOKEN, else none",
+            ),
             OpaqueFunction(function=_tracker_node),
             OpaqueFunction(function=_console_node),
         ]

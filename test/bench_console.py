@@ -19,6 +19,7 @@ process used (percent of one core, from /proc: what serving the browsers costs t
 whatever else loads the machine), and the frames each browser drew; then the B/A ratios per
 layout. Not a test: the numbers depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,15 +89,31 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     peers = [
-        PeerProcess(["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "device:=cpu",
-                     "-p", "image_qos:=reliable", "-p", "diagnostics_period:=1.0",
-                     "-p", "threads:=1"], env, logs / "tracker.log"),
-        PeerProcess(["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env,
-                    logs / "console.log"),
+        PeerProcess(
+            [
+                "-m",
+                "siamrpnpp_ros.tracker_node",
+                "--ros-args",
+                "-p",
+                "device:=cpu",
+                "-p",
+                "image_qos:=reliable",
+                "-p",
+                "diagnostics_period:=1.0",
+                "-p",
+                "threads:=1",
+            ],
+            env,
+            logs / "tracker.log",
+        ),
+        PeerProcess(
+            ["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env, logs / "console.log"
+        ),
     ]
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from selenium.webdriver.common.by import By
+
     from siamrpnpp_ros.msg import SelectTarget, TrackedBox
 
     ros = InProcessNode("bench_console")
@@ -123,13 +140,30 @@ def main() -> int:
     browsers: list = []
     results: list[dict] = []
     try:
-        if not ros.spin_until(lambda: node.count_subscribers("select_target") >= 1
-                              and node.count_publishers("tracked_box") >= 1, 180.0):
+        if not ros.spin_until(
+            lambda: node.count_subscribers("select_target") >= 1 and node.count_publishers("tracked_box") >= 1, 180.0
+        ):
             print("bench_console: the tracker did not start", file=sys.stderr)
             return 1
-        peers.append(PeerProcess(["-m", "siamrpnpp_ros.tools.player", "--video", args.video, "--rate",
-                                  str(args.rate), "--loop", "--qos", "reliable", "--wait-subscribers", "2"],
-                                 env, logs / "player.log"))
+        peers.append(
+            PeerProcess(
+                [
+                    "-m",
+                    "siamrpnpp_ros.tools.player",
+                    "--video",
+                    args.video,
+                    "--rate",
+                    str(args.rate),
+                    "--loop",
+                    "--qos",
+                    "reliable",
+                    "--wait-subscribers",
+                    "2",
+                ],
+                env,
+                logs / "player.log",
+            )
+        )
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
         if not ros.spin_until(lambda: received[0] > 0, 60.0):  # a selection before any image is refused
             print("bench_console: the tracker received no images", file=sys.stderr)
@@ -171,17 +205,24 @@ def main() -> int:
             stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in window}
             latencies = [m.processing_latency.sec * 1e3 + m.processing_latency.nanosec * 1e-6 for m in window]
             step = [value for t, value in steps if start <= t <= end + 1.0]
-            results.append({
-                "layout": layout, "period": period, "rate": len(stamps) / (end - start),
-                "latency": statistics.mean(latencies) if latencies else float("nan"),
-                "step": statistics.mean(step) if step else float("nan"),
-                "console_cpu": 100.0 * console_cpu,
-                "browser_fps": [(a - b) / (end - start) for a, b in zip(drawn_after, drawn_before)],
-            })
+            results.append(
+                {
+                    "layout": layout,
+                    "period": period,
+                    "rate": len(stamps) / (end - start),
+                    "latency": statistics.mean(latencies) if latencies else float("nan"),
+                    "step": statistics.mean(step) if step else float("nan"),
+                    "console_cpu": 100.0 * console_cpu,
+                    "browser_fps": [(a - b) / (end - start) for a, b in zip(drawn_after, drawn_before)],
+                }
+            )
             row = results[-1]
             shown = ", ".join(f"{fps:.1f}" for fps in row["browser_fps"]) or "-"
-            print(f"{layout} {period}: tracker {row['rate']:5.1f} fps, latency {row['latency']:6.1f} ms, "
-                  f"step {row['step']:5.1f} ms; console CPU {row['console_cpu']:4.1f} %; browsers drew {shown} fps", flush=True)
+            print(
+                f"{layout} {period}: tracker {row['rate']:5.1f} fps, latency {row['latency']:6.1f} ms, "
+                f"step {row['step']:5.1f} ms; console CPU {row['console_cpu']:4.1f} %; browsers drew {shown} fps",
+                flush=True,
+            )
             for browser in browsers:
                 browser.quit()
             browsers.clear()
@@ -195,15 +236,19 @@ def main() -> int:
     def mean_of(layout: str, period: str, key: str) -> float:
         return statistics.mean(r[key] for r in results if r["layout"] == layout and r["period"] == period)
 
-    print(f"camera {args.rate:g} fps, {args.rounds} x {args.seconds:g} s per condition, {args.browsers} browsers in B; "
-          f"split: robot on CPU {sorted(robot_cpus)}, browsers on CPUs {sorted(station_cpus)}")
+    print(
+        f"camera {args.rate:g} fps, {args.rounds} x {args.seconds:g} s per condition, {args.browsers} browsers in B; "
+        f"split: robot on CPU {sorted(robot_cpus)}, browsers on CPUs {sorted(station_cpus)}"
+    )
     for layout in layouts:
         rate_b, rate_a = mean_of(layout, "B", "rate"), mean_of(layout, "A", "rate")
-        print(f"{layout}: tracker rate with browsers / without: {rate_b / rate_a:.3f} ({rate_b:.1f} / {rate_a:.1f} fps); "
-              f"tracker step {mean_of(layout, 'B', 'step'):.1f} / {mean_of(layout, 'A', 'step'):.1f} ms; "
-              f"latency {mean_of(layout, 'B', 'latency'):.1f} / {mean_of(layout, 'A', 'latency'):.1f} ms; "
-              f"console CPU {mean_of(layout, 'B', 'console_cpu'):.1f} / {mean_of(layout, 'A', 'console_cpu'):.1f} "
-              "% of a core")
+        print(
+            f"{layout}: tracker rate with browsers / without: {rate_b / rate_a:.3f} ({rate_b:.1f} / {rate_a:.1f} fps); "
+            f"tracker step {mean_of(layout, 'B', 'step'):.1f} / {mean_of(layout, 'A', 'step'):.1f} ms; "
+            f"latency {mean_of(layout, 'B', 'latency'):.1f} / {mean_of(layout, 'A', 'latency'):.1f} ms; "
+            f"console CPU {mean_of(layout, 'B', 'console_cpu'):.1f} / {mean_of(layout, 'A', 'console_cpu'):.1f} "
+            "% of a core"
+        )
     return 0
 
 

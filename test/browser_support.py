@@ -5,6 +5,7 @@ tools/setup_venv.sh installs both with apt when run as root, as CI runs ``make t
 browser tests then must run, so a missing browser fails them as root and skips them (with
 the command to run) otherwise.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,10 @@ from pathlib import Path
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMEDRIVER_NAMES = ("chromedriver",)
-INSTALL_HINT = ("the browser tests need Debian's chromium and chromium-driver: run `make setup` as root (it "
-                "installs them with apt) or `sudo apt-get install chromium chromium-driver`")
+INSTALL_HINT = (
+    "the browser tests need Debian's chromium and chromium-driver: run `make setup` as root (it "
+    "installs them with apt) or `sudo apt-get install chromium chromium-driver`"
+)
 
 
 def _find(names: tuple[str, ...]) -> str | None:
@@ -56,11 +59,20 @@ def open_browser(chromium: str, driver: str, width: int = 1280, height: int = 90
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={width},{height}", "--force-device-scale-factor=1", "--no-first-run",
-                     "--disable-extensions", "--disable-background-networking",
-                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                     "--disable-backgrounding-occluded-windows"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, for severe_logs()
     return webdriver.Chrome(service=Service(driver), options=options)
@@ -77,8 +89,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> tuple[int, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     """(status, body) of one request; HTTP errors are answers, not exceptions."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -104,12 +117,20 @@ def wait_for_http(url: str, headers: dict[str, str], timeout: float, alive: Call
 
 def element_box(driver, element) -> tuple[float, float, float, float]:
     """``element``'s left, top, width and height in viewport CSS pixels."""
-    return tuple(driver.execute_script(
-        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", element))
+    return tuple(
+        driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", element
+        )
+    )
 
 
-def drag(driver, start: tuple[int, int], end: tuple[int, int], release: bool = True,
-         between: Callable[[], None] | None = None) -> None:
+def drag(
+    driver,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    release: bool = True,
+    between: Callable[[], None] | None = None,
+) -> None:
     """Press the mouse at ``start`` (viewport CSS pixels), move to ``end``, run ``between()``,
     and release there (unless ``release`` is False)."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder

@@ -1,4 +1,5 @@
 """Shared fixtures: the pysot parity material in test/data/parity (see its README.md)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -92,7 +93,8 @@ def parity_checkpoint(parity_state_dict, tmp_path_factory):
             path = tmp_path_factory.mktemp("parity_ckpt") / f"{model}.pth"
             state = OrderedDict(
                 # np.array keeps 0-d buffers (num_batches_tracked) 0-d, as in pysot's own files.
-                (k, torch.from_numpy(np.array(v))) for k, v in parity_state_dict(model).items()
+                (k, torch.from_numpy(np.array(v)))
+                for k, v in parity_state_dict(model).items()
             )
             torch.save({"state_dict": state}, path)
             cache[model] = path
@@ -158,6 +160,7 @@ def ros_environment() -> dict[str, str]:
 
     try:
         import rclpy  # noqa: F401
+
         import siamrpnpp_ros.msg  # noqa: F401
     except ImportError as error:
         pytest.fail(f"ROS 2 Python packages or generated messages missing ({error}); run tools/setup_venv.sh")

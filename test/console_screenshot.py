@@ -8,6 +8,7 @@ opens the page, the camera is held on the first frame it shows (one of the clip'
 reliable QoS so that the tracker has it too) while a box is dragged over the person the demo
 follows, and the screenshot is taken ``--after`` seconds of tracking later.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,10 +53,24 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     peers = [
-        PeerProcess(["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "device:=cpu",
-                     "-p", "diagnostics_period:=0.2", "-p", "image_qos:=reliable"], env, logs / "tracker.log"),
-        PeerProcess(["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env,
-                    logs / "console.log"),
+        PeerProcess(
+            [
+                "-m",
+                "siamrpnpp_ros.tracker_node",
+                "--ros-args",
+                "-p",
+                "device:=cpu",
+                "-p",
+                "diagnostics_period:=0.2",
+                "-p",
+                "image_qos:=reliable",
+            ],
+            env,
+            logs / "tracker.log",
+        ),
+        PeerProcess(
+            ["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env, logs / "console.log"
+        ),
     ]
     ros = InProcessNode("console_screenshot")
     from diagnostic_msgs.msg import DiagnosticArray
@@ -71,20 +86,37 @@ def main() -> int:
     ros.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     browser = None
     try:
-        if not ros.spin_until(lambda: ros.node.count_subscribers("select_target") >= 1
-                              and ros.node.count_publishers("tracked_box") >= 1, 180.0):
+        if not ros.spin_until(
+            lambda: ros.node.count_subscribers("select_target") >= 1 and ros.node.count_publishers("tracked_box") >= 1,
+            180.0,
+        ):
             print("console_screenshot: the tracker did not start", file=sys.stderr)
             return 1
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
         browser = open_browser(chromium, chromedriver, 1280, 900)
         browser.get(f"http://127.0.0.1:{port}/")
-        player = PeerProcess(["-m", "siamrpnpp_ros.tools.player", "--video", str(VTEST_VIDEO), "--frames", "300",
-                              "--qos", "reliable", "--wait-subscribers", "2"], env, logs / "player.log")
+        player = PeerProcess(
+            [
+                "-m",
+                "siamrpnpp_ros.tools.player",
+                "--video",
+                str(VTEST_VIDEO),
+                "--frames",
+                "300",
+                "--qos",
+                "reliable",
+                "--wait-subscribers",
+                "2",
+            ],
+            env,
+            logs / "player.log",
+        )
         peers.append(player)
         view = browser.find_element(By.ID, "view")
         # A selection before the tracker has an image is refused: wait for both to have frames.
-        if not ros.spin_until(lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1
-                              and tracker_images[0] > 0, 60.0):
+        if not ros.spin_until(
+            lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1 and tracker_images[0] > 0, 60.0
+        ):
             print("console_screenshot: the page shows no frame", file=sys.stderr)
             return 1
         player.process.send_signal(signal.SIGSTOP)
@@ -97,20 +129,26 @@ def main() -> int:
             width, height = int(view.get_attribute("data-width")), int(view.get_attribute("data-height"))
             left, top, shown_width, shown_height = element_box(browser, browser.find_element(By.ID, "overlay"))
             x, y, w, h = VTEST_PERSON
-            drag(browser, (round(left + x * shown_width / width), round(top + y * shown_height / height)),
-                 (round(left + (x + w) * shown_width / width), round(top + (y + h) * shown_height / height)))
+            drag(
+                browser,
+                (round(left + x * shown_width / width), round(top + y * shown_height / height)),
+                (round(left + (x + w) * shown_width / width), round(top + (y + h) * shown_height / height)),
+            )
             sent = browser.find_element(By.ID, "last-selection")
             if not ros.spin_until(lambda: sent.get_attribute("data-stamp-sec"), 30.0):
-                print(f"console_screenshot: the selection was not sent: {browser.find_element(By.ID, 'message').text}",
-                      file=sys.stderr)
+                print(
+                    f"console_screenshot: the selection was not sent: {browser.find_element(By.ID, 'message').text}",
+                    file=sys.stderr,
+                )
                 return 1
         finally:
             player.process.send_signal(signal.SIGCONT)
         ros.spin_until(lambda: False, args.after)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(args.out)
-        statuses = [row.get_attribute("data-status")
-                    for row in browser.find_elements(By.CSS_SELECTOR, "#targets tbody tr")]
+        statuses = [
+            row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#targets tbody tr")
+        ]
         print(f"console_screenshot: {args.out} (targets: {statuses})")
     finally:
         if browser is not None:

@@ -5,6 +5,7 @@ the package's Fast DDS large-image profile (``isolated_ros_environment``), so
 parallel runs and other ROS users on the machine do not interfere and 640x480
 images cross processes reliably.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Uses colcon and the ROS 2 wheels from PyPI (the same toolchain a ROS install
 provides), so the CMakeLists.txt/package.xml that users build is exercised here.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,10 @@ def repository_files() -> list[str]:
     """What a clone of this working tree holds: tracked files plus new ones git does not ignore."""
     listing = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [name for name in listing.split("\0") if name and (REPO_ROOT / name).is_file()]
 
@@ -46,9 +50,20 @@ def colcon_install(tmp_path_factory) -> Path:
     )
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
-        [str(VENV_PREFIX / "bin" / "colcon"), "build", "--event-handlers", "console_cohesion+",
-         "--cmake-args", f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=900,
+        [
+            str(VENV_PREFIX / "bin" / "colcon"),
+            "build",
+            "--event-handlers",
+            "console_cohesion+",
+            "--cmake-args",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            "-DBUILD_TESTING=OFF",
+        ],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, f"colcon build failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     return workspace / "install" / "siamrpnpp_ros"

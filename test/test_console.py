@@ -1,5 +1,6 @@
 """Operator console without ROS processes: request checks, frames, targets, and the web server
 (aiohttp's test client against the real application, with a stand-in for the ROS bridge)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,36 +50,42 @@ def test_a_good_selection_names_the_shown_frame_and_keeps_the_box():
     assert edge.box == (600.0, 440.0, 40.0, 40.0)
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"not json", 400),
-    (b"[1, 2]", 400),
-    (b'{"command": "start", "target_id": 1, "frame": 7, "box": {"x": NaN, "y": 0, "width": 5, "height": 5}}', 400),
-    (selection(command=5), 400),
-    (selection(command="launch"), 422),
-    (selection(target_id="3"), 400),
-    (selection(target_id=True), 400),
-    (selection(target_id=0), 422),
-    (selection(target_id=2**32), 422),
-    (selection(target_id=-1), 422),
-    (selection(frame=7.0), 400),
-    (selection(frame=-1), 422),
-    (selection(frame=8), 409),
-    (selection(box=[1, 2, 3, 4]), 400),
-    (selection(box={"x": 1, "y": 2, "width": 3}), 400),
-    (selection(box={"x": 1, "y": 2, "width": 3, "height": 4, "z": 0}), 400),
-    (selection(box={"x": "1", "y": 2, "width": 3, "height": 4}), 400),
-    (b'{"command": "start", "target_id": 1, "frame": 7, "box": {"x": 1e400, "y": 0, "width": 5, "height": 5}}', 422),
-    (selection(box={"x": -1, "y": 2, "width": 30, "height": 40}), 422),
-    (selection(box={"x": 620, "y": 2, "width": 30, "height": 40}), 422),
-    (selection(box={"x": 10, "y": 450, "width": 30, "height": 40}), 422),
-    (selection(box={"x": 10, "y": 20, "width": 0.5, "height": 40}), 422),
-    (selection(extra=1), 400),
-    (json.dumps({"command": "start", "target_id": 1}).encode(), 400),
-    (json.dumps({"command": "cancel", "target_id": 1, "frame": 7}).encode(), 400),
-    (json.dumps({"command": "cancel"}).encode(), 400),
-    (b"{" + b" " * MAX_BODY_BYTES + b"}", 413),
-    ("{\"command\": \"start\"}".encode("utf-16"), 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"command": "start", "target_id": 1, "frame": 7, "box": {"x": NaN, "y": 0, "width": 5, "height": 5}}', 400),
+        (selection(command=5), 400),
+        (selection(command="launch"), 422),
+        (selection(target_id="3"), 400),
+        (selection(target_id=True), 400),
+        (selection(target_id=0), 422),
+        (selection(target_id=2**32), 422),
+        (selection(target_id=-1), 422),
+        (selection(frame=7.0), 400),
+        (selection(frame=-1), 422),
+        (selection(frame=8), 409),
+        (selection(box=[1, 2, 3, 4]), 400),
+        (selection(box={"x": 1, "y": 2, "width": 3}), 400),
+        (selection(box={"x": 1, "y": 2, "width": 3, "height": 4, "z": 0}), 400),
+        (selection(box={"x": "1", "y": 2, "width": 3, "height": 4}), 400),
+        (
+            b'{"command": "start", "target_id": 1, "frame": 7, "box": {"x": 1e400, "y": 0, "width": 5, "height": 5}}',
+            422,
+        ),
+        (selection(box={"x": -1, "y": 2, "width": 30, "height": 40}), 422),
+        (selection(box={"x": 620, "y": 2, "width": 30, "height": 40}), 422),
+        (selection(box={"x": 10, "y": 450, "width": 30, "height": 40}), 422),
+        (selection(box={"x": 10, "y": 20, "width": 0.5, "height": 40}), 422),
+        (selection(extra=1), 400),
+        (json.dumps({"command": "start", "target_id": 1}).encode(), 400),
+        (json.dumps({"command": "cancel", "target_id": 1, "frame": 7}).encode(), 400),
+        (json.dumps({"command": "cancel"}).encode(), 400),
+        (b"{" + b" " * MAX_BODY_BYTES + b"}", 413),
+        ('{"command": "start"}'.encode("utf-16"), 400),
+    ],
+)
 def test_bad_selections_are_refused_with_their_status(body, status):
     with pytest.raises(RequestError) as caught:
         parse_selection(body, shown)
@@ -90,9 +97,16 @@ def test_stream_options_have_defaults_and_bounds():
     assert (defaults.quality, defaults.width) == (75, 800)
     options = parse_stream_options({"quality": "40", "width": "320", "token": "x"}, 75, 800)
     assert (options.quality, options.width) == (40, 320)
-    for query, status in [({"quality": "9"}, 422), ({"quality": "101"}, 422), ({"width": "63"}, 422),
-                          ({"width": "8000"}, 422), ({"quality": "4x"}, 400), ({"quality": "-5"}, 400),
-                          ({"width": "１２８"}, 400), ({"colour": "1"}, 400)]:
+    for query, status in [
+        ({"quality": "9"}, 422),
+        ({"quality": "101"}, 422),
+        ({"width": "63"}, 422),
+        ({"width": "8000"}, 422),
+        ({"quality": "4x"}, 400),
+        ({"quality": "-5"}, 400),
+        ({"width": "１２８"}, 400),
+        ({"colour": "1"}, 400),
+    ]:
         with pytest.raises(RequestError) as caught:
             parse_stream_options(query, 75, 800)
         assert caught.value.status == status, query
@@ -101,11 +115,20 @@ def test_stream_options_have_defaults_and_bounds():
 def test_settings_are_checked():
     assert check_settings({}).host == "127.0.0.1" and check_settings({}).is_loopback
     assert not check_settings({"host": "0.0.0.0"}).is_loopback
-    assert check_settings({"compressed": True, "image_topic": "/cam/image_raw"}).camera_topic == "/cam/image_raw/compressed"
+    assert (
+        check_settings({"compressed": True, "image_topic": "/cam/image_raw"}).camera_topic
+        == "/cam/image_raw/compressed"
+    )
     assert is_loopback_host("localhost") and is_loopback_host("127.0.0.2") and is_loopback_host("::1")
     assert not is_loopback_host("192.168.1.2") and not is_loopback_host("evil.example")
-    for values in ({"host": "robot.local"}, {"token": "has space"}, {"image_qos": "fast"}, {"port": 70000},
-                   {"jpeg_quality": 5}, {"image_topic": " "}):
+    for values in (
+        {"host": "robot.local"},
+        {"token": "has space"},
+        {"image_qos": "fast"},
+        {"port": 70000},
+        {"jpeg_quality": 5},
+        {"image_topic": " "},
+    ):
         with pytest.raises(ValueError):
             check_settings(values)
 
@@ -113,8 +136,9 @@ def test_settings_are_checked():
 # --------------------------------------------------------------------------- frames and targets
 
 
-def camera_frame(sequence: int, image: np.ndarray, stamp_sec: int = 100, received: float = 0.0,
-                 decoded: list | None = None) -> CameraFrame:
+def camera_frame(
+    sequence: int, image: np.ndarray, stamp_sec: int = 100, received: float = 0.0, decoded: list | None = None
+) -> CameraFrame:
     def decode() -> np.ndarray:
         if decoded is not None:
             decoded.append(sequence)
@@ -167,7 +191,8 @@ def test_target_board_lists_targets_and_measures_the_tracker():
     board.note("WARN", "START for target 3 refused", 10.2)
     assert board.version > version, "a tracker message is news for the page"
     assert board.snapshot()["tracker_messages"] == [
-        {"level": "WARN", "text": "START for target 3 refused", "seconds_ago": pytest.approx(0.0, abs=0.3)}]
+        {"level": "WARN", "text": "START for target 3 refused", "seconds_ago": pytest.approx(0.0, abs=0.3)}
+    ]
     board.update(box(2, "IDLE", 6, 10.1))
     clock[0] = 80.0
     snapshot = board.snapshot()
@@ -189,9 +214,13 @@ class FakeBridge:
 
     def publish_selection(self, chosen):
         self.published.append(chosen)
-        header = SimpleNamespace(stamp=SimpleNamespace(sec=chosen.frame.stamp_sec if chosen.frame else 0,
-                                                       nanosec=chosen.frame.stamp_nanosec if chosen.frame else 0),
-                                 frame_id=chosen.frame.frame_id if chosen.frame else "")
+        header = SimpleNamespace(
+            stamp=SimpleNamespace(
+                sec=chosen.frame.stamp_sec if chosen.frame else 0,
+                nanosec=chosen.frame.stamp_nanosec if chosen.frame else 0,
+            ),
+            frame_id=chosen.frame.frame_id if chosen.frame else "",
+        )
         x, y, width, height = chosen.box or (0.0, 0.0, 0.0, 0.0)
         return SimpleNamespace(header=header, x=x, y=y, width=width, height=height)
 
@@ -241,8 +270,15 @@ def test_the_page_and_only_its_own_files_are_served():
         for name, kind in (("console.js", "javascript"), ("console.css", "text/css")):
             response = await client.get(f"/static/{name}")
             assert response.status == 200 and kind in response.headers["Content-Type"]
-        for path in ("/static/../server.py", "/static/%2e%2e%2fserver.py", "/static/server.py", "/etc/passwd",
-                     "/static/index.html", "/static/", "/static/..%2F..%2Fsettings.py"):
+        for path in (
+            "/static/../server.py",
+            "/static/%2e%2e%2fserver.py",
+            "/static/server.py",
+            "/etc/passwd",
+            "/static/index.html",
+            "/static/",
+            "/static/..%2F..%2Fsettings.py",
+        ):
             response = await client.get(path)
             assert response.status == 404, path
         assert (await client.post("/")).status == 405
@@ -254,8 +290,12 @@ def test_the_page_and_only_its_own_files_are_served():
 def test_bad_selection_requests_get_http_errors_and_publish_nothing():
     async def test(client, server, bridge):
         sequence = shown_frame_in(bridge)
-        good = {"command": "start", "target_id": 1, "frame": sequence,
-                "box": {"x": 10, "y": 10, "width": 50, "height": 60}}
+        good = {
+            "command": "start",
+            "target_id": 1,
+            "frame": sequence,
+            "box": {"x": 10, "y": 10, "width": 50, "height": 60},
+        }
         cases = [
             ({"data": json.dumps(good)}, 415),  # not declared as JSON
             ({"data": "{", "headers": {"Content-Type": "application/json"}}, 400),
@@ -312,8 +352,16 @@ def test_the_access_token_is_required_on_every_request():
         assert (await client.get("/api/state")).status == 401
         headers = {"Authorization": "Bearer s3cret-token"}
         assert (await client.get("/api/state", headers=headers)).status == 200
-        response = await client.post("/api/select", headers=headers, json={
-            "command": "replace", "target_id": 2, "frame": sequence, "box": {"x": 1, "y": 1, "width": 9, "height": 9}})
+        response = await client.post(
+            "/api/select",
+            headers=headers,
+            json={
+                "command": "replace",
+                "target_id": 2,
+                "frame": sequence,
+                "box": {"x": 1, "y": 1, "width": 9, "height": 9},
+            },
+        )
         assert response.status == 202 and len(bridge.published) == 1
 
     run_with_client(test, ConsoleSettings(port=0, token="s3cret-token"))
@@ -331,8 +379,8 @@ async def receive_frame(socket) -> dict:
         message = await asyncio.wait_for(socket.receive(), timeout=10)
         if message.type == WSMsgType.BINARY:
             length = struct.unpack(">I", message.data[:4])[0]
-            header = json.loads(message.data[4:4 + length])
-            assert message.data[4 + length:4 + length + 2] == b"\xff\xd8", "a JPEG follows the header"
+            header = json.loads(message.data[4 : 4 + length])
+            assert message.data[4 + length : 4 + length + 2] == b"\xff\xd8", "a JPEG follows the header"
             return header
         assert message.type == WSMsgType.TEXT, message
         assert json.loads(message.data)["type"] in ("hello", "state")
@@ -378,9 +426,15 @@ def test_more_browsers_than_max_clients_are_refused():
     async def test(client, server, bridge):
         first = await client.ws_connect("/api/stream")
         await asyncio.sleep(0.1)
-        response = await client.get("/api/stream", headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                                            "Sec-WebSocket-Version": "13",
-                                                            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        response = await client.get(
+            "/api/stream",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
         assert response.status == 503
         await first.close()
 
@@ -411,9 +465,11 @@ def launch_module(monkeypatch):
         return lambda *args, **kwargs: SimpleNamespace(kind=kind, args=args, **kwargs)
 
     modules = {
-        "launch": types.ModuleType("launch"), "launch.actions": types.ModuleType("launch.actions"),
+        "launch": types.ModuleType("launch"),
+        "launch.actions": types.ModuleType("launch.actions"),
         "launch.substitutions": types.ModuleType("launch.substitutions"),
-        "launch_ros": types.ModuleType("launch_ros"), "launch_ros.actions": types.ModuleType("launch_ros.actions"),
+        "launch_ros": types.ModuleType("launch_ros"),
+        "launch_ros.actions": types.ModuleType("launch_ros.actions"),
     }
     modules["launch"].LaunchDescription = lambda actions: actions
     modules["launch.actions"].DeclareLaunchArgument = record("argument")
@@ -430,8 +486,14 @@ def launch_module(monkeypatch):
 
 
 def test_launch_file_starts_the_console_beside_the_node_only_when_asked(launch_module):
-    arguments = {a.args[0]: a.default_value for a in launch_module.generate_launch_description() if a.kind == "argument"}
-    assert (arguments["console"], arguments["console_host"], arguments["console_port"]) == ("false", "127.0.0.1", "8080")
+    arguments = {
+        a.args[0]: a.default_value for a in launch_module.generate_launch_description() if a.kind == "argument"
+    }
+    assert (arguments["console"], arguments["console_host"], arguments["console_port"]) == (
+        "false",
+        "127.0.0.1",
+        "8080",
+    )
     context = dict(arguments, image_topic="/cam/image_raw", namespace="drone1")
     assert launch_module._console_node(context) == []
 
@@ -440,8 +502,11 @@ def test_launch_file_starts_the_console_beside_the_node_only_when_asked(launch_m
     (tracker,) = launch_module._tracker_node(context)
     assert (console.executable, console.name) == ("operator_console", "operator_console")
     assert console.namespace.name == tracker.namespace.name == "namespace", "same namespace as the node"
-    assert console.remappings == tracker.remappings == [("image", "/cam/image_raw"),
-                                                        ("image/compressed", "/cam/image_raw/compressed")]
+    assert (
+        console.remappings
+        == tracker.remappings
+        == [("image", "/cam/image_raw"), ("image/compressed", "/cam/image_raw/compressed")]
+    )
     assert console.parameters == [{"host": "127.0.0.1", "port": 8080, "compressed": False}]
 
     context.update(use_compressed="true", console_port="9000", console_token="abc")
@@ -460,8 +525,9 @@ def test_pip_installs_the_page_and_the_operator_console_command():
 
     repo = Path(__file__).resolve().parents[1]
     tree = ast.parse((repo / "setup.py").read_text())
-    setup_call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call)
-                      and getattr(node.func, "id", "") == "setup")
+    setup_call = next(
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"
+    )
     keywords = {keyword.arg: keyword.value for keyword in setup_call.keywords}
     patterns = ast.literal_eval(keywords["package_data"])["siamrpnpp_ros"]
     static = repo / "siamrpnpp_ros" / "tools" / "console" / "static"

@@ -6,6 +6,7 @@
   pixels, then the page shows the tracked box. Two browsers at once both get frames.
 - The compressed variant with a plain WebSocket client (no browser, no tracker).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,6 +32,7 @@ from browser_support import (
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage
+
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
 
 STARTUP_TIMEOUT_S = 120.0  # torch and the model on a busy 2-core machine
@@ -76,10 +78,30 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
     folder, known_box = still_camera
     port = free_port()
     ros_args = ["--ros-args", "-r", f"__ns:={NAMESPACE}"]
-    tracker = ros_peer("-m", "siamrpnpp_ros.tracker_node", *ros_args, "-p", "device:=cpu",
-                       "-p", "image_qos:=reliable", "-p", "diagnostics_period:=0.5")
-    console = ros_peer("-m", "siamrpnpp_ros.tools.console", *ros_args, "-p", f"port:={port}",
-                       "-p", f"token:={TOKEN}", "-p", "width:=480", "-p", "jpeg_quality:=70")
+    tracker = ros_peer(
+        "-m",
+        "siamrpnpp_ros.tracker_node",
+        *ros_args,
+        "-p",
+        "device:=cpu",
+        "-p",
+        "image_qos:=reliable",
+        "-p",
+        "diagnostics_period:=0.5",
+    )
+    console = ros_peer(
+        "-m",
+        "siamrpnpp_ros.tools.console",
+        *ros_args,
+        "-p",
+        f"port:={port}",
+        "-p",
+        f"token:={TOKEN}",
+        "-p",
+        "width:=480",
+        "-p",
+        "jpeg_quality:=70",
+    )
     selections: list[SelectTarget] = []
     boxes: list[TrackedBox] = []
     node = ros_node.node
@@ -97,19 +119,41 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
 
     def spin_until(condition, timeout: float, what: str) -> None:
         if not ros_node.spin_until(condition, timeout):
-            raise AssertionError(f"timed out waiting for {what}; tracker exit {tracker.process.poll()}, "
-                                 f"console exit {console.process.poll()}")
+            raise AssertionError(
+                f"timed out waiting for {what}; tracker exit {tracker.process.poll()}, "
+                f"console exit {console.process.poll()}"
+            )
 
-    spin_until(lambda: node.count_subscribers(f"{NAMESPACE}/select_target") >= 2
-               and node.count_publishers(f"{NAMESPACE}/tracked_box") >= 1, STARTUP_TIMEOUT_S,
-               "the tracker node to start")
-    player = ros_peer("-m", "siamrpnpp_ros.tools.player", "--video", str(folder), "--rate", "10", "--loop",
-                      "--qos", "reliable", "--wait-subscribers", "2", *ros_args)
+    spin_until(
+        lambda: (
+            node.count_subscribers(f"{NAMESPACE}/select_target") >= 2
+            and node.count_publishers(f"{NAMESPACE}/tracked_box") >= 1
+        ),
+        STARTUP_TIMEOUT_S,
+        "the tracker node to start",
+    )
+    player = ros_peer(
+        "-m",
+        "siamrpnpp_ros.tools.player",
+        "--video",
+        str(folder),
+        "--rate",
+        "10",
+        "--loop",
+        "--qos",
+        "reliable",
+        "--wait-subscribers",
+        "2",
+        *ros_args,
+    )
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     wait_for_http(f"{base}/api/state", auth, STARTUP_TIMEOUT_S, lambda: console.process.poll() is None)
-    spin_until(lambda: json.loads(http("GET", f"{base}/api/state", headers=auth)[1])["tracker_listening"],
-               TIMEOUT_S, "the console to discover the tracker's select_target subscription")
+    spin_until(
+        lambda: json.loads(http("GET", f"{base}/api/state", headers=auth)[1])["tracker_listening"],
+        TIMEOUT_S,
+        "the console to discover the tracker's select_target subscription",
+    )
 
     browsers = []
     try:
@@ -144,8 +188,12 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
             x, y, w, h = known_box
             start = (round(left + x * width / image_width), round(top + y * height / image_height))
             end = (round(left + (x + w) * width / image_width), round(top + (y + h) * height / image_height))
-            dragged = ((start[0] - left) * image_width / width, (start[1] - top) * image_height / height,
-                       (end[0] - start[0]) * image_width / width, (end[1] - start[1]) * image_height / height)
+            dragged = (
+                (start[0] - left) * image_width / width,
+                (start[1] - top) * image_height / height,
+                (end[0] - start[0]) * image_width / width,
+                (end[1] - start[1]) * image_height / height,
+            )
             drag(browser, start, end)
             spin_until(lambda: selections, TIMEOUT_S, "the console's SelectTarget")
         finally:
@@ -160,8 +208,11 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         assert np.allclose(sent, known_box, atol=BOX_TOLERANCE_PX + 1.0), (sent, known_box)
 
         # The node started on exactly that image with exactly that box, and tracks on.
-        spin_until(lambda: any(b.status == TrackedBox.STATUS_INITIALIZING for b in boxes), TIMEOUT_S,
-                   "the node to start tracking")
+        spin_until(
+            lambda: any(b.status == TrackedBox.STATUS_INITIALIZING for b in boxes),
+            TIMEOUT_S,
+            "the node to start tracking",
+        )
         started = next(b for b in boxes if b.status == TrackedBox.STATUS_INITIALIZING)
         assert stamp_of(started.header) == shown_stamp
         assert np.allclose((started.x, started.y, started.width, started.height), sent, atol=1e-6)
@@ -179,8 +230,10 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         row = browser.find_element(By.CSS_SELECTOR, '#targets tbody tr[data-target-id="1"]')
         assert "TRACKING" in row.text
         last_selection = browser.find_element(By.ID, "last-selection")
-        assert (int(last_selection.get_attribute("data-stamp-sec")),
-                int(last_selection.get_attribute("data-stamp-nanosec"))) == shown_stamp
+        assert (
+            int(last_selection.get_attribute("data-stamp-sec")),
+            int(last_selection.get_attribute("data-stamp-nanosec")),
+        ) == shown_stamp
         assert float(browser.find_element(By.ID, "tracker-fps").text) > 0
         browser.save_screenshot(str(tmp_path / "console.png"))
 
@@ -189,29 +242,46 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         browsers.append(second)
         second.get(f"{base}/?token={TOKEN}")
         before = frames_shown(browser)
-        spin_until(lambda: frames_shown(second) >= 5 and frames_shown(browser) >= before + 5, TIMEOUT_S,
-                   "frames in both browsers")
+        spin_until(
+            lambda: frames_shown(second) >= 5 and frames_shown(browser) >= before + 5,
+            TIMEOUT_S,
+            "frames in both browsers",
+        )
         assert json.loads(http("GET", f"{base}/api/state", headers=auth)[1])["browsers"] == 2
 
         # A START while the target is tracked: the node refuses it, and the page says so.
         count = len(selections)
         drag(browser, start, end)
         spin_until(lambda: len(selections) > count, TIMEOUT_S, "the second START")
-        spin_until(lambda: "refused" in browser.find_element(By.ID, "tracker-messages").text, TIMEOUT_S,
-                   "the page to show the tracker's refusal")
+        spin_until(
+            lambda: "refused" in browser.find_element(By.ID, "tracker-messages").text,
+            TIMEOUT_S,
+            "the page to show the tracker's refusal",
+        )
 
         # Esc abandons a drag: nothing is sent.
         count = len(selections)
-        drag(browser, (start[0] - 40, start[1]), (end[0] - 40, end[1]),
-             between=lambda: ActionChains(browser).send_keys("\ue00c").perform())
-        spin_until(lambda: "abandoned" in browser.find_element(By.ID, "message").text, TIMEOUT_S,
-                   "the page to abandon the drag")
+        drag(
+            browser,
+            (start[0] - 40, start[1]),
+            (end[0] - 40, end[1]),
+            between=lambda: ActionChains(browser).send_keys("\ue00c").perform(),
+        )
+        spin_until(
+            lambda: "abandoned" in browser.find_element(By.ID, "message").text,
+            TIMEOUT_S,
+            "the page to abandon the drag",
+        )
         ros_node.spin_until(lambda: len(selections) > count, 1.0)
         assert len(selections) == count, "an abandoned drag sends nothing"
 
         # Bad requests are refused and send nothing.
-        good = {"command": "replace", "target_id": 1, "frame": int(view.get_attribute("data-sequence")),
-                "box": {"x": 1, "y": 1, "width": 20, "height": 20}}
+        good = {
+            "command": "replace",
+            "target_id": 1,
+            "frame": int(view.get_attribute("data-sequence")),
+            "box": {"x": 1, "y": 1, "width": 20, "height": 20},
+        }
         json_type = {"Content-Type": "application/json"}
         for body, headers, status in [
             (good, json_type, 401),
@@ -231,8 +301,14 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         spin_until(lambda: len(selections) > count, TIMEOUT_S, "the CANCEL")
         assert (selections[-1].command, selections[-1].target_id) == (SelectTarget.COMMAND_CANCEL, 1)
         spin_until(lambda: boxes[-1].status == TrackedBox.STATUS_IDLE, TIMEOUT_S, "the node's IDLE box")
-        spin_until(lambda: browser.find_elements(By.CSS_SELECTOR, '#targets tbody tr[data-status="IDLE"]')
-                   and not browser.find_elements(By.CSS_SELECTOR, "#boxes g"), TIMEOUT_S, "the page to show IDLE")
+        spin_until(
+            lambda: (
+                browser.find_elements(By.CSS_SELECTOR, '#targets tbody tr[data-status="IDLE"]')
+                and not browser.find_elements(By.CSS_SELECTOR, "#boxes g")
+            ),
+            TIMEOUT_S,
+            "the page to show IDLE",
+        )
         for opened in browsers:
             assert severe_logs(opened) == [], "the page ran without errors"
     finally:
@@ -251,7 +327,7 @@ async def _stream_one_frame(url: str) -> dict:
         async for message in socket:
             if message.type == aiohttp.WSMsgType.BINARY:
                 length = struct.unpack(">I", message.data[:4])[0]
-                return json.loads(message.data[4:4 + length])
+                return json.loads(message.data[4 : 4 + length])
     raise AssertionError("the stream ended without a frame")
 
 
@@ -261,17 +337,42 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     port = free_port()
     namespace = "/drone7"
     ros_args = ["--ros-args", "-r", f"__ns:={namespace}"]
-    console = ros_peer("-m", "siamrpnpp_ros.tools.console", *ros_args, "-p", f"port:={port}",
-                       "-p", "compressed:=true", "-p", "image_topic:=camera/image_raw")
+    console = ros_peer(
+        "-m",
+        "siamrpnpp_ros.tools.console",
+        *ros_args,
+        "-p",
+        f"port:={port}",
+        "-p",
+        "compressed:=true",
+        "-p",
+        "image_topic:=camera/image_raw",
+    )
     node = ros_node.node
     selections: list[SelectTarget] = []
     sent_stamps: set[tuple[int, int]] = set()
     node.create_subscription(SelectTarget, f"{namespace}/select_target", selections.append, RELIABLE)
-    node.create_subscription(CompressedImage, f"{namespace}/camera/image_raw/compressed",
-                             lambda m: sent_stamps.add(stamp_of(m.header)), qos_profile_sensor_data)
-    player = ros_peer("-m", "siamrpnpp_ros.tools.player", "--video", str(folder), "--rate", "10", "--loop",
-                      "--compressed", "--wait-subscribers", "2", *ros_args,
-                      "-r", "image/compressed:=camera/image_raw/compressed")
+    node.create_subscription(
+        CompressedImage,
+        f"{namespace}/camera/image_raw/compressed",
+        lambda m: sent_stamps.add(stamp_of(m.header)),
+        qos_profile_sensor_data,
+    )
+    player = ros_peer(
+        "-m",
+        "siamrpnpp_ros.tools.player",
+        "--video",
+        str(folder),
+        "--rate",
+        "10",
+        "--loop",
+        "--compressed",
+        "--wait-subscribers",
+        "2",
+        *ros_args,
+        "-r",
+        "image/compressed:=camera/image_raw/compressed",
+    )
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/api/state", {}, TIMEOUT_S, lambda: console.process.poll() is None)
     assert ros_node.spin_until(lambda: len(sent_stamps) >= 3, TIMEOUT_S), player.output()
@@ -281,10 +382,13 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     assert ros_node.spin_until(lambda: (header["stamp"]["sec"], header["stamp"]["nanosec"]) in sent_stamps, TIMEOUT_S)
     # The console's publisher must have matched this process's subscription (else 503).
     assert ros_node.spin_until(lambda: json.loads(http("GET", f"{base}/api/state")[1])["tracker_listening"], TIMEOUT_S)
-    body = {"command": "start", "target_id": 4, "frame": header["sequence"],
-            "box": dict(zip(("x", "y", "width", "height"), known_box))}
-    status, answer = http("POST", f"{base}/api/select", json.dumps(body).encode(),
-                          {"Content-Type": "application/json"})
+    body = {
+        "command": "start",
+        "target_id": 4,
+        "frame": header["sequence"],
+        "box": dict(zip(("x", "y", "width", "height"), known_box)),
+    }
+    status, answer = http("POST", f"{base}/api/select", json.dumps(body).encode(), {"Content-Type": "application/json"})
     assert status == 202, answer
     assert ros_node.spin_until(lambda: selections, TIMEOUT_S)
     selection = selections[0]
@@ -293,8 +397,10 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     topics = json.loads(http("GET", f"{base}/api/state")[1])
     assert topics["tracker_listening"] and topics["camera_fps"] > 0
     # Every thread of the console runs niced (parameter nice, default 10): the tracker keeps priority.
-    niceness = [int(stat.read_text().rsplit(")", 1)[1].split()[16])
-                for stat in Path(f"/proc/{console.process.pid}/task").glob("*/stat")]
+    niceness = [
+        int(stat.read_text().rsplit(")", 1)[1].split()[16])
+        for stat in Path(f"/proc/{console.process.pid}/task").glob("*/stat")
+    ]
     assert niceness and min(niceness) >= 10, niceness
     for peer in (player, console):
         assert peer.stop() == 0, peer.log_path.read_text(errors="replace")

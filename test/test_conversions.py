@@ -1,4 +1,5 @@
 """Image messages -> BGR arrays: every encoding, row padding, byte order, and bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -207,6 +208,21 @@ def test_garbage_and_depth_compressed_images_are_refused():
 
 
 def test_every_supported_encoding_is_exercised_here():
-    exercised = {"bgr8", "8UC3", "rgb8", "bgra8", "8UC4", "rgba8", "mono8", "8UC1", "bgr16", "rgb16", "mono16",
-                 "yuv422", "uyvy", "yuv422_yuy2", "yuyv"}
+    exercised = {
+        "bgr8",
+        "8UC3",
+        "rgb8",
+        "bgra8",
+        "8UC4",
+        "rgba8",
+        "mono8",
+        "8UC1",
+        "bgr16",
+        "rgb16",
+        "mono16",
+        "yuv422",
+        "uyvy",
+        "yuv422_yuy2",
+        "yuyv",
+    }
     assert set(SUPPORTED_ENCODINGS) == exercised

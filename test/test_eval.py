@@ -1,4 +1,5 @@
 """Evaluation toolkit: OPE metrics, the benchmark builder, OPE runs, reports, baselines, CLI, ablation."""
+
 from __future__ import annotations
 
 import json
@@ -124,9 +125,18 @@ def test_builder_groundtruth_is_where_the_object_is():
     """Flat red object on a flat grey background, scaled and rotated: the red pixels' bbox is the box."""
     background, red = (60, 60, 60), (0, 0, 255)
     pool = pool_from_images([np.full((300, 400, 3), background, np.uint8), np.full((200, 200, 3), red, np.uint8)])
-    config = BuilderConfig(sequences=4, frames=6, width=192, height=144, seed=2, kinds=("object",),
-                           attributes=("scale", "rotation", "fast_motion"), attribute_prob=1.0, noise_sigma=0.0,
-                           image_format="png")
+    config = BuilderConfig(
+        sequences=4,
+        frames=6,
+        width=192,
+        height=144,
+        seed=2,
+        kinds=("object",),
+        attributes=("scale", "rotation", "fast_motion"),
+        attribute_prob=1.0,
+        noise_sigma=0.0,
+        image_format="png",
+    )
     shapes = set()
     for index in range(config.sequences):
         frames, groundtruth, plan = render_sequence(pool, config, index)
@@ -146,8 +156,17 @@ def test_builder_window_groundtruth_follows_the_camera():
     ys, xs = np.mgrid[0:height, 0:width]
     photo = np.dstack([xs // 2, ys // 2, (xs * 7 + ys * 13) % 256]).astype(np.uint8)
     pool = pool_from_images([photo])
-    config = BuilderConfig(sequences=2, frames=5, width=192, height=144, seed=4, kinds=("window",),
-                           attributes=(), noise_sigma=0.0, image_format="png")
+    config = BuilderConfig(
+        sequences=2,
+        frames=5,
+        width=192,
+        height=144,
+        seed=4,
+        kinds=("window",),
+        attributes=(),
+        noise_sigma=0.0,
+        image_format="png",
+    )
     checked = 0
     for index in range(config.sequences):
         frames, groundtruth, plan = render_sequence(pool, config, index)
@@ -188,8 +207,24 @@ def test_photo_sources_and_fallbacks(tmp_path, monkeypatch):
 def test_builder_cli(tmp_path, capsys):
     from siamrpnpp_ros.eval.builder import main
 
-    assert main(["--out", str(tmp_path), "--sequences", "1", "--frames", "3", "--size", "96x80", "--seed", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--sequences",
+                "1",
+                "--frames",
+                "3",
+                "--size",
+                "96x80",
+                "--seed",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "wrote 1 sequences" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "benchmark.json").read_text())
     assert manifest["config"]["seed"] == 1 and len(load_benchmark(tmp_path)) == 1
@@ -253,12 +288,34 @@ def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, t
     torch.manual_seed(0)
     save_checkpoint(build_model("alex"), weights)
     # No contrib anywhere: CSRT must be skipped with a message, the rest must run.
-    monkeypatch.setattr(trackers_module, "_opencv_constructor", lambda kind, module=cv2: None if kind != "mil" else cv2.TrackerMIL_create)
+    monkeypatch.setattr(
+        trackers_module,
+        "_opencv_constructor",
+        lambda kind, module=cv2: None if kind != "mil" else cv2.TrackerMIL_create,
+    )
     monkeypatch.setattr(trackers_module, "contrib_dir_candidates", lambda: [])
     out = tmp_path / "report"
-    code = evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", f"mine=alex:{weights}", "--tracker", "mil",
-                          "--tracker", "csrt", "--out", str(out), "--max-frames", "4", "--device", "cpu",
-                          "--threads", "1", "--no-progress"])
+    code = evaluate.main(
+        [
+            "--benchmark",
+            str(tiny_benchmark),
+            "--tracker",
+            f"mine=alex:{weights}",
+            "--tracker",
+            "mil",
+            "--tracker",
+            "csrt",
+            "--out",
+            str(out),
+            "--max-frames",
+            "4",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "skipped CSRT" in captured.err and "contrib" in captured.err
@@ -267,7 +324,10 @@ def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, t
     assert "skipped CSRT" in report
     assert (out / "success_plot.png").read_bytes()[:8] == PNG_SIGNATURE
     assert (out / "results" / "mine" / "seq001.txt").is_file()
-    assert evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", "alex:/nonexistent.pth", "--out", str(out)]) == 2
+    assert (
+        evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", "alex:/nonexistent.pth", "--out", str(out)])
+        == 2
+    )
     assert evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", "csrt", "--out", str(out)]) == 1
 
 
@@ -276,8 +336,19 @@ def test_shift_ablation_writes_table_and_plot(tiny_benchmark, tmp_path):
     from siamrpnpp_ros.eval.ablation import run_ablation
     from siamrpnpp_ros.training import TrainConfig
 
-    base = TrainConfig(data=(str(tiny_benchmark),), model="alex", width_mult=0.125, search_size=159, epochs=1,
-                       samples_per_epoch=2, batch_size=2, workers=0, device="cpu", threads=1, progress=False)
+    base = TrainConfig(
+        data=(str(tiny_benchmark),),
+        model="alex",
+        width_mult=0.125,
+        search_size=159,
+        epochs=1,
+        samples_per_epoch=2,
+        batch_size=2,
+        workers=0,
+        device="cpu",
+        threads=1,
+        progress=False,
+    )
     rows = run_ablation(base, tiny_benchmark, tmp_path, shifts=(0, 16), max_frames=4, progress=False)
     assert [r.shift for r in rows] == [0.0, 16.0] and all(0 <= r.auc <= 1 for r in rows)
     table = (tmp_path / "ablation.md").read_text()

@@ -1,5 +1,6 @@
 """Long-term benchmark and measures: absences with nan ground truth, VOT-LT precision/recall/F,
 absence reporting, re-acquisition delay, presence storage, and the CLI end to end."""
+
 from __future__ import annotations
 
 import json
@@ -225,8 +226,29 @@ def test_presence_is_stored_and_old_results_still_load(tmp_path):
 @pytest.fixture(scope="module")
 def toy_long_term(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lt_bench")
-    assert builder_main(["--long-term", "--out", str(out), "--sequences", "2", "--frames", "60", "--fps", "10",
-                         "--size", "128x96", "--format", "png", "--seed", "3", "--no-progress"]) == 0
+    assert (
+        builder_main(
+            [
+                "--long-term",
+                "--out",
+                str(out),
+                "--sequences",
+                "2",
+                "--frames",
+                "60",
+                "--fps",
+                "10",
+                "--size",
+                "128x96",
+                "--format",
+                "png",
+                "--seed",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -251,8 +273,20 @@ def test_evaluate_cli_long_term_end_to_end(toy_long_term, tmp_path, capsys):
         trackers += ["--tracker", "csrt"]
     out = tmp_path / "report"
     # Long-term mode is picked up from benchmark.json: no --long-term needed.
-    code = evaluate.main(["--benchmark", str(toy_long_term), *trackers, "--out", str(out), "--device", "cpu",
-                          "--threads", "1", "--no-progress"])
+    code = evaluate.main(
+        [
+            "--benchmark",
+            str(toy_long_term),
+            *trackers,
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "| F-score |" in captured.out and "| ours |" in captured.out and "| MIL |" in captured.out
@@ -267,8 +301,12 @@ def test_evaluate_cli_long_term_end_to_end(toy_long_term, tmp_path, capsys):
         present = np.loadtxt(out / "results" / label / "lt001_present.txt")
         assert present.shape == (60,) and present[0] == 1
     # Stored runs are reused and give the same numbers.
-    assert evaluate.main(["--benchmark", str(toy_long_term), "--tracker", "mil", "--out", str(out),
-                          "--reuse", "--no-progress"]) == 0
+    assert (
+        evaluate.main(
+            ["--benchmark", str(toy_long_term), "--tracker", "mil", "--out", str(out), "--reuse", "--no-progress"]
+        )
+        == 0
+    )
     again = json.loads((out / "results.json").read_text())["trackers"][0]
     assert math.isclose(again["f_score"], next(t for t in results["trackers"] if t["tracker"] == "MIL")["f_score"])
     if not csrt.available:

@@ -5,6 +5,7 @@ raw 640x480 frames at 10 Hz from this process. Every box must be matched to the 
 was published for, with a finite end-to-end latency that contains the node's own
 processing latency. The statistics are also checked on a made-up run.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,29 @@ def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_vi
     from siamrpnpp_ros.tools.latency_bench import main
 
     report_path = tmp_path / "latency.json"
-    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
-                 "--frames", "15", "--rate", "10", "--warmup", "2", "--transports", "raw", "--model-frames", "2",
-                 "--json", str(report_path), "--quiet"])
+    code = main(
+        [
+            "--model",
+            "alex",
+            "--weights",
+            str(parity_checkpoint("alex")),
+            "--video",
+            str(parity_video),
+            "--frames",
+            "15",
+            "--rate",
+            "10",
+            "--warmup",
+            "2",
+            "--transports",
+            "raw",
+            "--model-frames",
+            "2",
+            "--json",
+            str(report_path),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
 

@@ -1,4 +1,5 @@
 """The package's messages cross process boundaries over real DDS."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,12 @@ from siamrpnpp_ros.msg import SelectTarget, TrackedBox
 
 
 def test_status_and_command_constants_are_distinct():
-    statuses = [TrackedBox.STATUS_IDLE, TrackedBox.STATUS_INITIALIZING, TrackedBox.STATUS_TRACKING, TrackedBox.STATUS_LOST]
+    statuses = [
+        TrackedBox.STATUS_IDLE,
+        TrackedBox.STATUS_INITIALIZING,
+        TrackedBox.STATUS_TRACKING,
+        TrackedBox.STATUS_LOST,
+    ]
     commands = [SelectTarget.COMMAND_START, SelectTarget.COMMAND_REPLACE, SelectTarget.COMMAND_CANCEL]
     assert len(set(statuses)) == 4
     assert len(set(commands)) == 3

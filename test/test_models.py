@@ -4,6 +4,7 @@ Everything runs the real networks on CPU. The parity tests compare against
 pysot's raw head outputs for frame 1 of the golden runs (see
 ``test/data/parity/README.md``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,9 +84,7 @@ def _assert_same_state(model: torch.nn.Module, snapshot: dict[str, torch.Tensor]
 
 
 def _torch_state(parity_state_dict, name: str) -> "OrderedDict[str, torch.Tensor]":
-    return OrderedDict(
-        (k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in parity_state_dict(name).items()
-    )
+    return OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in parity_state_dict(name).items())
 
 
 # --------------------------------------------------------------------------- config

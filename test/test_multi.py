@@ -5,6 +5,7 @@ mid-sequence, must each get the boxes and scores the single-target tracker gives
 alone, within the pysot parity tolerances, with every back-end. (The exact torch and ONNX
 Runtime paths are bit-identical here; the BN-folded path with NNPACK moves by float rounding.)
 """
+
 from __future__ import annotations
 
 import copy

@@ -5,6 +5,7 @@ helpers this test reuses. Frames are published one at a time, each after the nod
 the previous one, so no frame is dropped and every target's boxes must equal what the
 single-target tracker gives that target alone on the same frames.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,6 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import Log
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray
 from test_node_ros import (
     FRAME_TIMEOUT_S,
     IDLE,
@@ -33,6 +33,8 @@ from test_node_ros import (
     same_header,
     stop_cleanly,
 )
+
+from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray
 
 BOX_TOLERANCE_PX = 0.01
 SCORE_TOLERANCE = 1e-4
@@ -55,8 +57,9 @@ class MultiClient(TrackerClient):
     def track_frame_for_all(self, image, header) -> TrackedBoxArray:
         """Publish one frame and wait for its array."""
         self.publish_frame(image, header)
-        self.spin_until(lambda: self.arrays_for(header), FRAME_TIMEOUT_S,
-                        f"the array for the frame stamped {header.stamp.sec}")
+        self.spin_until(
+            lambda: self.arrays_for(header), FRAME_TIMEOUT_S, f"the array for the frame stamped {header.stamp.sec}"
+        )
         return self.arrays_for(header)[0]
 
 
@@ -92,8 +95,22 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
     ends = {1: last, 2: cancel_at, 3: last}
     expected = {tid: single_target_rows(weights, frames, first, box, ends[tid]) for tid, (first, box) in plan.items()}
 
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={weights}", "-p", "device:=cpu",
-                               "-p", "long_term:=false", "-p", "image_qos:=reliable", "-p", "max_targets:=3"))
+    node = ros_peer(
+        *node_args(
+            "-p",
+            "model:=alex",
+            "-p",
+            f"weights:={weights}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "long_term:=false",
+            "-p",
+            "image_qos:=reliable",
+            "-p",
+            "max_targets:=3",
+        )
+    )
     client = MultiClient(ros_node, node, image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     client.wait_for_node()
     client.publish_frame(frames[0], header_for(0))
@@ -139,7 +156,9 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
         assert (initializing.x, initializing.y, initializing.width, initializing.height) == box
         assert [b.age for b in tracked] == list(range(2, ends[target_id] - first + 2)), f"target {target_id} ages"
         assert all(b.status in (TRACKING, LOST) for b in tracked)
-        assert [b.header.stamp.sec for b in tracked] == [header_for(i).stamp.sec for i in range(first + 1, ends[target_id] + 1)]
+        assert [b.header.stamp.sec for b in tracked] == [
+            header_for(i).stamp.sec for i in range(first + 1, ends[target_id] + 1)
+        ]
         assert_rows_match(rows_of(tracked), expected[target_id], f"target {target_id} on tracked_box")
         in_arrays = [b for a in image_arrays[first + 1 :] for b in a.boxes if b.target_id == target_id]
         assert_rows_match(rows_of(in_arrays), expected[target_id], f"target {target_id} in the arrays")
@@ -149,8 +168,15 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
     final_age = str(last + 1)  # target 1's age after the last frame
 
     def latest_diagnostics() -> DiagnosticStatus | None:
-        return next((s for s in reversed(client.diagnostics) if client.diagnostic_value(s, "targets") == "2"
-                     and client.diagnostic_value(s, "target_1.age") == final_age), None)
+        return next(
+            (
+                s
+                for s in reversed(client.diagnostics)
+                if client.diagnostic_value(s, "targets") == "2"
+                and client.diagnostic_value(s, "target_1.age") == final_age
+            ),
+            None,
+        )
 
     client.spin_until(lambda: latest_diagnostics() is not None, FRAME_TIMEOUT_S, "diagnostics after the last frame")
     latest = latest_diagnostics()
@@ -172,8 +198,20 @@ def test_limits_replace_and_overload(ros_peer, ros_node, parity_frames, parity_c
     frames, groundtruth = parity_frames
     frames = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames]
     box = tuple(groundtruth[0] / 4.0)
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={parity_checkpoint('alex')}",
-                               "-p", "device:=cpu", "-p", "max_targets:=3", "-p", "frame_cache_size:=30"))
+    node = ros_peer(
+        *node_args(
+            "-p",
+            "model:=alex",
+            "-p",
+            f"weights:={parity_checkpoint('alex')}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "max_targets:=3",
+            "-p",
+            "frame_cache_size:=30",
+        )
+    )
     client = MultiClient(ros_node, node)  # sensor-data QoS, as a camera driver
     client.wait_for_node()
     frame_number = iter(range(10_000))
@@ -211,12 +249,18 @@ def test_limits_replace_and_overload(ros_peer, ros_node, parity_frames, parity_c
     stamps = [(a.header.stamp.sec, a.header.stamp.nanosec) for a in client.arrays if a.boxes[0].status != IDLE]
     assert stamps == sorted(stamps), "arrays come in camera order"
     client.spin_until(
-        lambda: any(s.level == DiagnosticStatus.WARN and "overloaded" in s.message
-                    and client.diagnostic_value(s, "overloaded") == "true" for s in client.diagnostics),
-        FRAME_TIMEOUT_S, "a diagnostics period reporting the overload",
+        lambda: any(
+            s.level == DiagnosticStatus.WARN
+            and "overloaded" in s.message
+            and client.diagnostic_value(s, "overloaded") == "true"
+            for s in client.diagnostics
+        ),
+        FRAME_TIMEOUT_S,
+        "a diagnostics period reporting the overload",
     )
     overloaded = next(s for s in client.diagnostics if client.diagnostic_value(s, "overloaded") == "true")
     assert float(client.diagnostic_value(overloaded, "processing_rate_hz")) < float(
-        client.diagnostic_value(overloaded, "input_rate_hz"))
+        client.diagnostic_value(overloaded, "input_rate_hz")
+    )
     assert overloaded.message.startswith("3 targets: 4 ")
     stop_cleanly(node)

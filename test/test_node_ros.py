@@ -5,6 +5,7 @@ each after the node answered the previous one, so none are dropped and the node'
 must equal pysot's on the same frames (``parity_golden``). Warnings are checked on
 /rosout, where the node's logger publishes them.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,10 @@ FRAME_TIMEOUT_S = 30.0
 DIAGNOSTICS_PERIOD = "0.2"
 
 IDLE, INITIALIZING, TRACKING, LOST = (
-    TrackedBox.STATUS_IDLE, TrackedBox.STATUS_INITIALIZING, TrackedBox.STATUS_TRACKING, TrackedBox.STATUS_LOST,
+    TrackedBox.STATUS_IDLE,
+    TrackedBox.STATUS_INITIALIZING,
+    TrackedBox.STATUS_TRACKING,
+    TrackedBox.STATUS_LOST,
 )
 
 
@@ -72,8 +76,14 @@ def alex_weights(parity_checkpoint) -> Path:
 
 
 def node_args(*ros_args: str) -> list[str]:
-    return ["-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", f"diagnostics_period:={DIAGNOSTICS_PERIOD}",
-            *ros_args]
+    return [
+        "-m",
+        "siamrpnpp_ros.tracker_node",
+        "--ros-args",
+        "-p",
+        f"diagnostics_period:={DIAGNOSTICS_PERIOD}",
+        *ros_args,
+    ]
 
 
 def header_for(index: int, frame_id: str = "camera_optical") -> Header:
@@ -88,8 +98,9 @@ def same_header(a: Header, b: Header) -> bool:
 class TrackerClient:
     """The test's side of the node's interface: camera, selector, listener, service client."""
 
-    def __init__(self, ros_node, node_process, image_qos: QoSProfile = qos_profile_sensor_data,
-                 compressed: bool = False) -> None:
+    def __init__(
+        self, ros_node, node_process, image_qos: QoSProfile = qos_profile_sensor_data, compressed: bool = False
+    ) -> None:
         self.ros = ros_node
         self.node = ros_node.node
         self.process = node_process
@@ -97,13 +108,18 @@ class TrackerClient:
         self.logs: list[Log] = []
         self.diagnostics: list[DiagnosticStatus] = []
         self.node.create_subscription(TrackedBox, "tracked_box", self.boxes.append, 100)
-        rosout_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        rosout_qos = QoSProfile(
+            depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         self.node.create_subscription(
-            Log, "/rosout", lambda m: self.logs.append(m) if m.name == NODE_NAME else None, rosout_qos)
+            Log, "/rosout", lambda m: self.logs.append(m) if m.name == NODE_NAME else None, rosout_qos
+        )
         self.node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda m: self.diagnostics.extend(s for s in m.status if NODE_NAME in s.name), 50)
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: self.diagnostics.extend(s for s in m.status if NODE_NAME in s.name),
+            50,
+        )
         topic, kind = ("image/compressed", CompressedImage) if compressed else ("image", Image)
         self.compressed = compressed
         self.images = self.node.create_publisher(kind, topic, image_qos)
@@ -114,17 +130,22 @@ class TrackerClient:
     def spin_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         if not self.ros.spin_until(condition, timeout):
             exit_code = self.process.process.poll()
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
-                                 + (f"; the node exited with {exit_code}" if exit_code is not None else ""))
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}"
+                + (f"; the node exited with {exit_code}" if exit_code is not None else "")
+            )
 
     def wait_for_node(self) -> None:
         """Until the node (which subscribes only once its model is loaded) is matched both ways."""
         self.spin_until(
-            lambda: self.images.get_subscription_count() > 0
-            and self.selections.get_subscription_count() > 0
-            and self.node.count_publishers("tracked_box") > 0
-            and self.cancel_client.service_is_ready(),
-            STARTUP_TIMEOUT_S, "the tracker node to start and be discovered",
+            lambda: (
+                self.images.get_subscription_count() > 0
+                and self.selections.get_subscription_count() > 0
+                and self.node.count_publishers("tracked_box") > 0
+                and self.cancel_client.service_is_ready()
+            ),
+            STARTUP_TIMEOUT_S,
+            "the tracker node to start and be discovered",
         )
 
     def publish_frame(self, image: np.ndarray, header: Header) -> None:
@@ -144,12 +165,16 @@ class TrackerClient:
     def track_frame(self, image: np.ndarray, header: Header) -> TrackedBox:
         """Publish one frame and wait for the node's box for it."""
         self.publish_frame(image, header)
-        self.spin_until(lambda: self.box_for(header) is not None, FRAME_TIMEOUT_S,
-                        f"the box for the frame stamped {header.stamp.sec}.{header.stamp.nanosec:09d}")
+        self.spin_until(
+            lambda: self.box_for(header) is not None,
+            FRAME_TIMEOUT_S,
+            f"the box for the frame stamped {header.stamp.sec}.{header.stamp.nanosec:09d}",
+        )
         return self.box_for(header)
 
-    def select(self, target_id: int, box, command: int = SelectTarget.COMMAND_START,
-               stamp: Header | None = None) -> None:
+    def select(
+        self, target_id: int, box, command: int = SelectTarget.COMMAND_START, stamp: Header | None = None
+    ) -> None:
         msg = SelectTarget()
         if stamp is not None:
             msg.header = stamp
@@ -166,8 +191,9 @@ class TrackerClient:
         def found() -> Log | None:
             return next((m for m in self.logs if m.level == level and fragment in m.msg), None)
 
-        self.spin_until(lambda: found() is not None, timeout,
-                        f"a log containing {fragment!r}; got: {[m.msg for m in self.logs]}")
+        self.spin_until(
+            lambda: found() is not None, timeout, f"a log containing {fragment!r}; got: {[m.msg for m in self.logs]}"
+        )
         return found()
 
     def diagnostic_value(self, status: DiagnosticStatus, key: str) -> str:
@@ -181,7 +207,8 @@ class TrackerClient:
         count = self.published if count is None else count
         self.spin_until(
             lambda: any(int(self.diagnostic_value(s, "frames_received")) >= count for s in self.diagnostics),
-            FRAME_TIMEOUT_S, f"the node to report {count} received images",
+            FRAME_TIMEOUT_S,
+            f"the node to report {count} received images",
         )
 
     def prime(self, image: np.ndarray, next_index: Callable[[], int]) -> list[Header]:
@@ -196,8 +223,9 @@ class TrackerClient:
             header = header_for(next_index())
             self.publish_frame(image, header)
             sent.append(header)
-            if self.ros.spin_until(lambda: any(int(self.diagnostic_value(s, "frames_received")) > 0
-                                               for s in self.diagnostics), 1.0):
+            if self.ros.spin_until(
+                lambda: any(int(self.diagnostic_value(s, "frames_received")) > 0 for s in self.diagnostics), 1.0
+            ):
                 return sent
         raise AssertionError("the node received none of the first frames")
 
@@ -241,8 +269,20 @@ def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_fram
     """
     frames, groundtruth = video
     golden = parity_golden("alex")
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu",
-                               "-p", "long_term:=false", "-p", "image_qos:=reliable"))
+    node = ros_peer(
+        *node_args(
+            "-p",
+            "model:=alex",
+            "-p",
+            f"weights:={alex_weights}",
+            "-p",
+            "device:=cpu",
+            "-p",
+            "long_term:=false",
+            "-p",
+            "image_qos:=reliable",
+        )
+    )
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     client = TrackerClient(ros_node, node, image_qos=reliable)
     client.wait_for_node()
@@ -276,16 +316,21 @@ def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_fram
     busy = [s for s in client.diagnostics if float(client.diagnostic_value(s, "latency_mean_ms")) > 0]
     assert busy, "no diagnostics period with a processed frame"
     for status in busy:  # the latency split adds up to no more than the whole
-        parts = [float(client.diagnostic_value(status, key))
-                 for key in ("queue_wait_mean_ms", "decode_mean_ms", "tracker_step_mean_ms")]
+        parts = [
+            float(client.diagnostic_value(status, key))
+            for key in ("queue_wait_mean_ms", "decode_mean_ms", "tracker_step_mean_ms")
+        ]
         assert parts[2] > 0 and sum(parts) <= float(client.diagnostic_value(status, "latency_mean_ms")) + 0.3
     stop_cleanly(node)
 
 
 def test_bad_input_is_survived_and_the_active_target_kept(ros_peer, ros_node, small_video, alex_weights):
     frames, groundtruth = small_video
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu",
-                               "-p", "max_image_pixels:=100000"))
+    node = ros_peer(
+        *node_args(
+            "-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu", "-p", "max_image_pixels:=100000"
+        )
+    )
     client = TrackerClient(ros_node, node)  # sensor-data QoS, as a camera driver
     client.wait_for_node()
     frame_number = iter(range(1000))
@@ -401,9 +446,11 @@ def test_camera_pause_and_resume_keeps_tracking(ros_peer, ros_node, small_video,
     count = len(client.boxes)
     stalled_since = len(client.diagnostics)
     client.spin_until(
-        lambda: any(s.level == DiagnosticStatus.WARN and "no images" in s.message
-                    for s in client.diagnostics[stalled_since:]),
-        FRAME_TIMEOUT_S, "a diagnostics warning about the stalled camera",
+        lambda: any(
+            s.level == DiagnosticStatus.WARN and "no images" in s.message for s in client.diagnostics[stalled_since:]
+        ),
+        FRAME_TIMEOUT_S,
+        "a diagnostics warning about the stalled camera",
     )
     assert len(client.boxes) == count
 
@@ -432,16 +479,36 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
     """config/cpu_alex.yaml loads; PNG-compressed frames (lossless) track exactly like pysot."""
     frames, groundtruth = video
     golden = parity_golden("alex")
-    node = ros_peer(*node_args("--params-file", str(REPO_ROOT / "config" / "cpu_alex.yaml"),
-                               "-p", f"weights:={alex_weights}", "-p", "use_compressed:=true",
-                               "-p", "long_term:=false", "-p", "image_qos:=reliable"))
+    node = ros_peer(
+        *node_args(
+            "--params-file",
+            str(REPO_ROOT / "config" / "cpu_alex.yaml"),
+            "-p",
+            f"weights:={alex_weights}",
+            "-p",
+            "use_compressed:=true",
+            "-p",
+            "long_term:=false",
+            "-p",
+            "image_qos:=reliable",
+        )
+    )
     # These PNGs are ~640 kB: reliable, as for the other full-size tests (see small_video).
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     client = TrackerClient(ros_node, node, image_qos=reliable, compressed=True)
     client.wait_for_node()
 
-    names = ["model", "device", "fp16", "use_compressed", "tracker.penalty_k", "tracker.instance_size",
-             "tracker.anchor_ratios", "lost_score_threshold", "image_qos"]
+    names = [
+        "model",
+        "device",
+        "fp16",
+        "use_compressed",
+        "tracker.penalty_k",
+        "tracker.instance_size",
+        "tracker.anchor_ratios",
+        "lost_score_threshold",
+        "image_qos",
+    ]
     values = client.parameter_call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values
     by_name = dict(zip(names, values))
     assert by_name["model"].string_value == "alex" and by_name["device"].string_value == "cpu"
@@ -453,12 +520,18 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
     assert by_name["image_qos"].string_value == "reliable", "-p after --params-file wins"
 
     # Runtime changes: cross-field rules and read-only parameters are refused with a reason.
-    results = client.parameter_call(SetParameters, "set_parameters", SetParameters.Request(parameters=[
-        _parameter("lost_score_threshold", 0.9),
-        _parameter("tracker.instance_size", 255),
-        _parameter("tracker.window_influence", 1.5),
-        _parameter("lost_frames", 3),
-    ])).results
+    results = client.parameter_call(
+        SetParameters,
+        "set_parameters",
+        SetParameters.Request(
+            parameters=[
+                _parameter("lost_score_threshold", 0.9),
+                _parameter("tracker.instance_size", 255),
+                _parameter("tracker.window_influence", 1.5),
+                _parameter("lost_frames", 3),
+            ]
+        ),
+    ).results
     assert not results[0].successful and "recover_score_threshold" in results[0].reason
     assert not results[1].successful and "read-only" in results[1].reason
     assert not results[2].successful and "out of range" in results[2].reason
@@ -488,21 +561,30 @@ def _run_until_exit(ros_peer, *args: str) -> tuple[int, str]:
 def test_mismatched_checkpoint_and_bad_parameters_exit_with_one_clear_line(ros_peer, parity_checkpoint):
     mobilev2 = parity_checkpoint("mobilev2")
     code, output = _run_until_exit(
-        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args",
-        "-p", "model:=alex", "-p", f"weights:={mobilev2}", "-p", "device:=cpu")
+        ros_peer,
+        "-m",
+        "siamrpnpp_ros.tracker_node",
+        "--ros-args",
+        "-p",
+        "model:=alex",
+        "-p",
+        f"weights:={mobilev2}",
+        "-p",
+        "device:=cpu",
+    )
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 1, output
     assert len(errors) == 1 and str(mobilev2) in errors[0] and "does not match model 'alex'" in errors[0], output
     assert "Traceback" not in output
 
-    code, output = _run_until_exit(
-        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "model:=vgg16")
+    code, output = _run_until_exit(ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "model:=vgg16")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "model must be r50, mobilev2, alex" in errors[0], output
     assert "Traceback" not in output
 
     code, output = _run_until_exit(
-        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "backend:=tensorrt")
+        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "backend:=tensorrt"
+    )
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "backend must be one of torch, onnxruntime" in errors[0], output
 
@@ -521,8 +603,11 @@ def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(ros_peer, ros_nod
     frames, groundtruth = small_video
     frames = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames]
     box = groundtruth[0] / 2.0
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu",
-                               "-p", "frame_cache_size:=30"))
+    node = ros_peer(
+        *node_args(
+            "-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu", "-p", "frame_cache_size:=30"
+        )
+    )
     client = TrackerClient(ros_node, node)
     debug_images: list[Image] = []
     ros_node.node.create_subscription(Image, "debug_image", debug_images.append, 10)
@@ -558,8 +643,11 @@ def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(ros_peer, ros_nod
     assert answer_delay < 10.0, f"the newest frame waited {answer_delay:.1f} s: a backlog"
     stamps = [(b.header.stamp.sec, b.header.stamp.nanosec) for b in client.boxes]
     assert stamps == sorted(stamps), "boxes come in camera order"
-    client.spin_until(lambda: int(client.diagnostic_value(client.diagnostics[-1], "dropped_frames")) > 0,
-                      FRAME_TIMEOUT_S, "diagnostics to count dropped frames")
+    client.spin_until(
+        lambda: int(client.diagnostic_value(client.diagnostics[-1], "dropped_frames")) > 0,
+        FRAME_TIMEOUT_S,
+        "diagnostics to count dropped frames",
+    )
     dropped = int(client.diagnostic_value(client.diagnostics[-1], "dropped_frames"))
     assert dropped + len(client.boxes) <= client.published
     assert int(client.diagnostic_value(client.diagnostics[-1], "cached_frames")) <= 30
@@ -580,9 +668,24 @@ def test_demo_runs_end_to_end_and_exits_by_itself(ros_environment, parity_dir, t
     out = tmp_path / "demo.mp4"
     env = dict(ros_environment, SIAMRPNPP_PARITY_DIR=str(parity_dir))
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "demo.py"), "--frames", "6", "--rate", "5", "--device", "cpu",
-         "--quiet", "--out", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO_ROOT / "tools" / "demo.py"),
+            "--frames",
+            "6",
+            "--rate",
+            "5",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

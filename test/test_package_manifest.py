@@ -1,4 +1,5 @@
 """package.xml is a valid format-3 manifest that declares what the code imports."""
+
 from __future__ import annotations
 
 import ast
@@ -68,7 +69,9 @@ def test_manifest_is_format_3_and_matches_the_python_version(manifest):
 
 def test_every_third_party_import_is_declared(manifest):
     runtime = {dep.name for dep in manifest.exec_depends + manifest.build_export_depends}
-    imported = imported_top_level_modules(REPO_ROOT / "siamrpnpp_ros") | imported_top_level_modules(REPO_ROOT / "launch")
+    imported = imported_top_level_modules(REPO_ROOT / "siamrpnpp_ros") | imported_top_level_modules(
+        REPO_ROOT / "launch"
+    )
     third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "siamrpnpp_ros"}
     unknown = third_party - MODULE_PROVIDERS.keys() - OPTIONAL_MODULES
     assert not unknown, f"map these imports to a rosdep key in MODULE_PROVIDERS and package.xml: {sorted(unknown)}"
@@ -106,8 +109,12 @@ def imported_modules(path: Path) -> set[str]:
 def is_ros_module(name: str) -> bool:
     """rclpy and friends, or a message/service package (ours, siamrpnpp_ros.msg, included)."""
     top = name.split(".")[0]
-    return (top in ROS_TOP_LEVEL or top.endswith(("_msgs", "_srvs", "_interfaces"))
-            or name == "siamrpnpp_ros.msg" or name.startswith("siamrpnpp_ros.msg."))
+    return (
+        top in ROS_TOP_LEVEL
+        or top.endswith(("_msgs", "_srvs", "_interfaces"))
+        or name == "siamrpnpp_ros.msg"
+        or name.startswith("siamrpnpp_ros.msg.")
+    )
 
 
 def test_core_does_not_import_ros():
@@ -117,8 +124,14 @@ def test_core_does_not_import_ros():
         for module in sorted(path.rglob("*.py")):
             imported = imported_modules(module)
             leaked = {name for name in imported if is_ros_module(name)}
-            assert not leaked, f"{module.relative_to(REPO_ROOT)} is core and must stay ROS-free but imports {sorted(leaked)}"
-            adapter = {name for name in imported if name.split(".")[:2] in (["siamrpnpp_ros", "ros"], ["siamrpnpp_ros", "tools"])}
+            assert not leaked, (
+                f"{module.relative_to(REPO_ROOT)} is core and must stay ROS-free but imports {sorted(leaked)}"
+            )
+            adapter = {
+                name
+                for name in imported
+                if name.split(".")[:2] in (["siamrpnpp_ros", "ros"], ["siamrpnpp_ros", "tools"])
+            }
             assert not adapter, f"{module.relative_to(REPO_ROOT)} is core but imports the ROS side: {sorted(adapter)}"
 
 
@@ -175,7 +188,8 @@ def test_launch_file_defaults_match_the_package():
     constants = {
         node.targets[0].id: ast.literal_eval(node.value)
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
         and node.targets[0].id in ("DEFAULT_MODEL", "CONFIG_FOR_MODEL")
     }
     assert constants["DEFAULT_MODEL"] == DEFAULT_MODEL

@@ -1,4 +1,5 @@
 """Presence: score-map features, the presence model, its calibration, and what follows it."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The ROS-free status logic (TrackingSession) and the node's frame bookkeeping, without ROS."""
+
 from __future__ import annotations
 
 import math
@@ -228,8 +229,12 @@ def test_real_long_term_tracker_searches_wide_while_lost(parity_frames, alex_che
 
 def make_frame(sequence: int, stamp_ns: int | None = None, nbytes: int = 100) -> ReceivedFrame:
     return ReceivedFrame(
-        message=None, stamp_ns=stamp_ns if stamp_ns is not None else 1000 + sequence, sequence=sequence,
-        received=time.monotonic(), nbytes=nbytes, decode=lambda: None,
+        message=None,
+        stamp_ns=stamp_ns if stamp_ns is not None else 1000 + sequence,
+        sequence=sequence,
+        received=time.monotonic(),
+        nbytes=nbytes,
+        decode=lambda: None,
     )
 
 

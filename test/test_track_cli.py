@@ -1,4 +1,5 @@
 """The ``siamrpnpp-track`` CLI, run as ``python -m siamrpnpp_ros.track`` in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -156,9 +157,26 @@ def test_strip_of_the_first_frames(parity_checkpoint, parity_video, tmp_path, ca
     assert strip_indices(20, 6) == [0, 4, 8, 11, 15, 19]
     assert strip_indices(3, 6) == [0, 1, 2] and strip_indices(1, 6) == [0]
     out, strip = tmp_path / "boxes.txt", tmp_path / "strip.png"
-    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
-                 "--device", "cpu", "--max-frames", "12", "--strip", str(strip), "--strip-frames", "4",
-                 "--out", str(out)])
+    code = main(
+        [
+            "--model",
+            "alex",
+            "--weights",
+            str(parity_checkpoint("alex")),
+            "--video",
+            str(parity_video),
+            "--device",
+            "cpu",
+            "--max-frames",
+            "12",
+            "--strip",
+            str(strip),
+            "--strip-frames",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 12
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("frames=12 ")
@@ -183,9 +201,33 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
     init_file.write_text("# the third target, selected on frame 6\n420,300,60,50@6\n", encoding="utf-8")
     out, strip = tmp_path / "res.txt", tmp_path / "strip.png"
     first = ",".join(repr(float(v)) for v in boxes[1][0])
-    code = main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
-                 "--device", "cpu", "--short-term", "--max-frames", "12", "--init", first, "--init", "40,30,80,100",
-                 "--init-file", str(init_file), "--out", str(out), "--strip", str(strip), "--strip-frames", "3"])
+    code = main(
+        [
+            "--model",
+            "alex",
+            "--weights",
+            str(parity_checkpoint("alex")),
+            "--video",
+            str(parity_video),
+            "--device",
+            "cpu",
+            "--short-term",
+            "--max-frames",
+            "12",
+            "--init",
+            first,
+            "--init",
+            "40,30,80,100",
+            "--init-file",
+            str(init_file),
+            "--out",
+            str(out),
+            "--strip",
+            str(strip),
+            "--strip-frames",
+            "3",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.out.strip().splitlines()[-1].startswith("frames=12 ")
@@ -204,8 +246,23 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
 
     assert main(["--model", "alex", "--video", str(parity_video), "--init", "1,2,3,4@x"]) == 2
     assert "@" in capsys.readouterr().err
-    assert main(["--model", "alex", "--weights", str(parity_checkpoint("alex")), "--video", str(parity_video),
-                 "--max-frames", "5", "--init", "1,2,30,40@5"]) == 2
+    assert (
+        main(
+            [
+                "--model",
+                "alex",
+                "--weights",
+                str(parity_checkpoint("alex")),
+                "--video",
+                str(parity_video),
+                "--max-frames",
+                "5",
+                "--init",
+                "1,2,30,40@5",
+            ]
+        )
+        == 2
+    )
     assert "only 5 frames" in capsys.readouterr().err
 
 
@@ -226,9 +283,24 @@ def test_default_runs_the_nodes_default_session(parity_checkpoint, parity_video,
     )
     init = (200.0, 150.0, 90.0, 70.0)
     out = tmp_path / "res.txt"
-    code = main(["--config", str(config_file), "--weights", str(parity_checkpoint("alex")), "--video",
-                 str(parity_video), "--device", "cpu", "--max-frames", "12", "--init", ",".join(map(str, init)),
-                 "--out", str(out)])
+    code = main(
+        [
+            "--config",
+            str(config_file),
+            "--weights",
+            str(parity_checkpoint("alex")),
+            "--video",
+            str(parity_video),
+            "--device",
+            "cpu",
+            "--max-frames",
+            "12",
+            "--init",
+            ",".join(map(str, init)),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rows = np.array([[float(v) for v in line.split(",")] for line in out.read_text().splitlines()])
 

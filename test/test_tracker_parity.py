@@ -3,8 +3,8 @@
 The goldens are pysot's float32 CPU runs with 2 threads on the 60-frame synthetic video, with
 seeded random weights in pysot's checkpoint layout (see test/data/parity/README.md).
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest

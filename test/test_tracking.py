@@ -1,4 +1,5 @@
 """Tracker building blocks: crops, anchors, config/YAML, input validation, long-term states, devices."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -326,8 +327,12 @@ def test_load_errors(tmp_path):
 
 @pytest.mark.parametrize(
     "filename, model",
-    [("desktop_r50.yaml", "r50"), ("jetson_mobilenet.yaml", "mobilev2"), ("cpu_alex.yaml", "alex"),
-     ("default_model.yaml", "alex-w0.25")],
+    [
+        ("desktop_r50.yaml", "r50"),
+        ("jetson_mobilenet.yaml", "mobilev2"),
+        ("cpu_alex.yaml", "alex"),
+        ("default_model.yaml", "alex-w0.25"),
+    ],
 )
 def test_shipped_config_files(filename, model):
     import yaml
@@ -477,7 +482,9 @@ def test_long_term_tracker_widens_search_when_lost_and_recovers():
 def test_long_term_keeps_the_unclipped_state():
     # pysot's LT tracker stores the state before clipping; only the returned box is clipped.
     scene = SyntheticScene(seed=3)
-    tracker = LongTermTracker(TemplateMatchingNet(), TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0))
+    tracker = LongTermTracker(
+        TemplateMatchingNet(), TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0)
+    )
     tracker.init(scene.frame((0, 0)), (-20.0, -20.0, 64, 64))
     result = tracker.track(scene.frame((0, 0)))  # score < 1.0 -> held
     assert tracker.center == (11.5, 11.5) and tracker.size == (64.0, 64.0)
@@ -556,7 +563,8 @@ def test_bundled_default_model_follows_generated_targets(tmp_path):
     pool = find_photos()
     if "generated" in pool.origin:
         pytest.skip("needs real photos (Debian's opencv-doc or scikit-image)")
-    build_benchmark(tmp_path, BuilderConfig(sequences=3, frames=30, seed=123, photo_split="test", attribute_prob=0.0),
-                    pool)
+    build_benchmark(
+        tmp_path, BuilderConfig(sequences=3, frames=30, seed=123, photo_split="test", attribute_prob=0.0), pool
+    )
     summary = run_ope([siamrpn_runner("default", DEFAULT_MODEL, None, "cpu")], load_benchmark(tmp_path))["default"]
     assert summary.auc > 0.15, [round(s.auc, 3) for s in summary.sequences]

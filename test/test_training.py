@@ -3,6 +3,7 @@
 Models are tiny (AlexNet at an eighth/quarter of its width, small search crops) so the whole
 file runs in well under a minute on two CPU cores.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ from siamrpnpp_ros.training.model import output_score_size, set_backbone_trainab
 from siamrpnpp_ros.training.targets import IGNORE, NEGATIVE, POSITIVE
 
 # One torch thread: on a shared 2-core machine a second OpenMP thread mostly waits for a core.
-TINY = dict(model="alex", width_mult=0.125, search_size=159, workers=0, device="cpu", progress=False, log_every=1, threads=1)
+TINY = dict(
+    model="alex", width_mult=0.125, search_size=159, workers=0, device="cpu", progress=False, log_every=1, threads=1
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -52,7 +55,9 @@ def _restore_torch_threads():
 
 
 # ------------------------------------------------------------------ helpers
-def _flat_frame(width: int = 320, height: int = 240, box=(120, 90, 48, 36), background=(40, 90, 160), colour=(20, 220, 240)):
+def _flat_frame(
+    width: int = 320, height: int = 240, box=(120, 90, 48, 36), background=(40, 90, 160), colour=(20, 220, 240)
+):
     frame = np.empty((height, width, 3), np.uint8)
     frame[:] = background
     x, y, w, h = box
@@ -261,7 +266,9 @@ def test_pair_dataset_centres_and_labels(sequences_dir):
     assert source.kind == "sequences" and len(source.tracks) == 2
     assigner = AnchorTargetAssigner(5)
     common = dict(exemplar_size=127, search_size=159, negative_prob=0.0, seed=1)
-    centred = PairDataset([source], 8, assigner, AugmentConfig(), AugmentConfig(shift=0, scale=0.1, blur=1.0, color=1.0), **common)
+    centred = PairDataset(
+        [source], 8, assigner, AugmentConfig(), AugmentConfig(shift=0, scale=0.1, blur=1.0, color=1.0), **common
+    )
     for index in range(4):
         item = centred[index]
         assert item["template"].shape == (3, 127, 127) and item["search"].shape == (3, 159, 159)
@@ -304,8 +311,16 @@ def test_all_four_source_kinds(tmp_path, sequences_dir):
     assert [s.kind for s in sources] == ["sequences", "video", "images", "unlabeled"]
     assert list(sources[1].tracks[0].valid) == [0, 1, 3, 4]
     assert len(sources[2].tracks) == 3
-    dataset = PairDataset(sources, 16, AnchorTargetAssigner(5), AugmentConfig(), AugmentConfig(shift=8),
-                          search_size=159, negative_prob=0.25, seed=0)
+    dataset = PairDataset(
+        sources,
+        16,
+        AnchorTargetAssigner(5),
+        AugmentConfig(),
+        AugmentConfig(shift=8),
+        search_size=159,
+        negative_prob=0.25,
+        seed=0,
+    )
     for index in range(16):
         item = dataset[index]
         assert np.isfinite(item["search"]).all() and np.isfinite(item["label_loc"]).all()
@@ -315,7 +330,9 @@ def test_all_four_source_kinds(tmp_path, sequences_dir):
 
 def test_self_supervised_view_box_follows_the_patch():
     image = _flat_frame(240, 200, box=(100, 80, 40, 30))
-    view, box = augmented_view(image, np.array([100.0, 80.0, 40.0, 30.0]), np.random.default_rng(4), max_rotation_degrees=0)
+    view, box = augmented_view(
+        image, np.array([100.0, 80.0, 40.0, 30.0]), np.random.default_rng(4), max_rotation_degrees=0
+    )
     x0, y0, x1, y1 = _colour_bbox(view, (20, 220, 240), tolerance=90)
     assert abs(x0 - box[0]) <= 1.5 and abs(y0 - box[1]) <= 1.5
     assert abs((x1 - x0 + 1) - box[2]) <= 2 and abs((y1 - y0 + 1) - box[3]) <= 2
@@ -324,8 +341,16 @@ def test_self_supervised_view_box_follows_the_patch():
 # ------------------------------------------------------------------ config and schedule
 def test_config_yaml_round_trip_and_cli_specs(tmp_path):
     spec = DataSpec.parse("video:/d/walk.mp4,boxes=/d/walk.txt,frame_range=30,weight=0.5")
-    assert (spec.kind, spec.path, spec.boxes, spec.frame_range, spec.weight) == ("video", "/d/walk.mp4", "/d/walk.txt", 30, 0.5)
-    config = TrainConfig(data=(spec, "unlabeled:/photos"), epochs=3, search_augment={"shift": 0}, targets={"positive_iou": 0.7})
+    assert (spec.kind, spec.path, spec.boxes, spec.frame_range, spec.weight) == (
+        "video",
+        "/d/walk.mp4",
+        "/d/walk.txt",
+        30,
+        0.5,
+    )
+    config = TrainConfig(
+        data=(spec, "unlabeled:/photos"), epochs=3, search_augment={"shift": 0}, targets={"positive_iou": 0.7}
+    )
     assert config.search_augment.shift == 0 and config.search_augment.scale == 0.18
     save_train_config(config, tmp_path / "c.yaml")
     assert load_train_config(tmp_path / "c.yaml") == config
@@ -352,8 +377,15 @@ def test_lr_schedule_warmup_then_log_decay():
 def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path):
     pretrained = tmp_path / "pretrained.pth"
     save_checkpoint(build_training_model("alex", 0.125), pretrained)
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=2, batch_size=2, epochs=2,
-                         pretrained=str(pretrained), out=str(tmp_path / "run"), **TINY)
+    config = TrainConfig(
+        data=(str(sequences_dir),),
+        samples_per_epoch=2,
+        batch_size=2,
+        epochs=2,
+        pretrained=str(pretrained),
+        out=str(tmp_path / "run"),
+        **TINY,
+    )
     trainer = Trainer(config)
     assert config.frozen_epochs == 1 and trainer.train_layers == ("conv3", "conv4", "conv5")
     batch = torch.utils.data.default_collate([trainer.dataset[i] for i in range(2)])
@@ -377,9 +409,18 @@ def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path
 
 @pytest.mark.slow
 def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=4, epochs=1, optimizer="adamw",
-                         lr=2e-3, negative_prob=0.0, seed=3, out=str(tmp_path / "run"),
-                         **{**TINY, "width_mult": 0.25})
+    config = TrainConfig(
+        data=(str(sequences_dir),),
+        samples_per_epoch=4,
+        batch_size=4,
+        epochs=1,
+        optimizer="adamw",
+        lr=2e-3,
+        negative_prob=0.0,
+        seed=3,
+        out=str(tmp_path / "run"),
+        **{**TINY, "width_mult": 0.25},
+    )
     torch.manual_seed(0)
     trainer = Trainer(config)
     batch = torch.utils.data.default_collate([trainer.dataset[i] for i in range(4)])
@@ -392,8 +433,17 @@ def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
 @pytest.mark.slow
 def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=2, out=str(out),
-                         val_benchmark=str(sequences_dir), val_every=2, val_max_frames=3, **TINY)
+    config = TrainConfig(
+        data=(str(sequences_dir),),
+        samples_per_epoch=4,
+        batch_size=2,
+        epochs=2,
+        out=str(out),
+        val_benchmark=str(sequences_dir),
+        val_every=2,
+        val_max_frames=3,
+        **TINY,
+    )
     result = Trainer(config).fit()
     assert result.epoch_rows[0]["val_auc"] == "" and 0 <= float(result.epoch_rows[1]["val_auc"]) <= 1
     assert result.epochs_completed == 2
@@ -408,7 +458,9 @@ def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     assert state["epoch"] == 2 and state["global_step"] == 4
     model = build_training_model("alex", 0.125)
     load_checkpoint(model, out / "model.pth")
-    assert torch.equal(model.state_dict()["rpn_head.loc.head.3.bias"], read_state_dict(weights)["rpn_head.loc.head.3.bias"])
+    assert torch.equal(
+        model.state_dict()["rpn_head.loc.head.3.bias"], read_state_dict(weights)["rpn_head.loc.head.3.bias"]
+    )
 
     # Resume after epoch 1 reproduces epoch 2 exactly (data depend only on seed/epoch/index).
     final_uninterrupted = read_state_dict(weights)
@@ -418,7 +470,9 @@ def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     resumed.fit(resume=out)
     assert resumed.start_epoch == 1
     final_resumed = read_state_dict(weights)
-    assert all(torch.allclose(final_uninterrupted[k].float(), final_resumed[k].float(), atol=1e-6) for k in final_resumed)
+    assert all(
+        torch.allclose(final_uninterrupted[k].float(), final_resumed[k].float(), atol=1e-6) for k in final_resumed
+    )
     epochs = (out / "epochs.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in epochs[1:]] == ["1", "2"]
 
@@ -430,8 +484,14 @@ def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
 
 def test_preset_checkpoint_loads_into_build_tracker(sequences_dir, tmp_path):
     out = tmp_path / "alex"
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=1, batch_size=1, epochs=1, out=str(out),
-                         **{**TINY, "width_mult": None})
+    config = TrainConfig(
+        data=(str(sequences_dir),),
+        samples_per_epoch=1,
+        batch_size=1,
+        epochs=1,
+        out=str(out),
+        **{**TINY, "width_mult": None},
+    )
     assert output_score_size(build_model("alex"), 127, 159) == 5
     Trainer(config).fit()
     tracker = build_tracker("alex", out / "model.pth", device="cpu")
@@ -456,8 +516,14 @@ def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
 @pytest.mark.slow
 def test_fit_with_a_worker_process(sequences_dir, tmp_path):
     """Data loading in a spawned worker (pickled dataset, fresh interpreter) gives the same run."""
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=4, batch_size=2, epochs=1,
-                         out=str(tmp_path / "spawned"), **{**TINY, "workers": 1})
+    config = TrainConfig(
+        data=(str(sequences_dir),),
+        samples_per_epoch=4,
+        batch_size=2,
+        epochs=1,
+        out=str(tmp_path / "spawned"),
+        **{**TINY, "workers": 1},
+    )
     result = Trainer(config).fit()
     assert result.epochs_completed == 1 and np.isfinite(float(result.epoch_rows[-1]["loss"]))
 
@@ -476,9 +542,29 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
     from siamrpnpp_ros import train
 
     out = tmp_path / "cli"
-    common = ["--data", f"sequences:{sequences_dir}", "--model", "alex", "--width-mult", "0.125", "--out", str(out),
-              "--samples-per-epoch", "2", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
-              "--no-progress", "--shift", "8"]
+    common = [
+        "--data",
+        f"sequences:{sequences_dir}",
+        "--model",
+        "alex",
+        "--width-mult",
+        "0.125",
+        "--out",
+        str(out),
+        "--samples-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--shift",
+        "8",
+    ]
     assert train.main(common + ["--print-config"]) == 0
     printed = capsys.readouterr().out
     assert "shift: 8.0" in printed and "kind: sequences" in printed
@@ -511,15 +597,43 @@ def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys
     except DebianDataError as exc:
         pytest.skip(f"Debian data packages not available: {exc}")
     out = tmp_path / "recipe"
-    argv = ["--out", str(out), "--model", "alex", "--width-mult", "0.125", "--train-sequences", "2",
-            "--val-sequences", "1", "--test-sequences", "1", "--frames", "8", "--epochs", "1",
-            "--samples-per-epoch", "4", "--batch-size", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
-            "--baselines", "--no-progress"]
+    argv = [
+        "--out",
+        str(out),
+        "--model",
+        "alex",
+        "--width-mult",
+        "0.125",
+        "--train-sequences",
+        "2",
+        "--val-sequences",
+        "1",
+        "--test-sequences",
+        "1",
+        "--frames",
+        "8",
+        "--epochs",
+        "1",
+        "--samples-per-epoch",
+        "4",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--baselines",
+        "--no-progress",
+    ]
     assert default_model.main(argv) == 0
     material = json.loads((out / "data" / "material.json").read_text())
     assert set(material["packages"]) >= {"tuxpaint-stamps-default", "plasma-workspace-wallpapers"}
-    origins = {name: json.loads((out / "data" / name / "benchmark.json").read_text())["photos"]
-               for name in ("train", "val", "test")}
+    origins = {
+        name: json.loads((out / "data" / name / "benchmark.json").read_text())["photos"]
+        for name in ("train", "val", "test")
+    }
     assert str(out / "data" / "train_photos") in json.dumps(origins["train"])
     assert str(out / "data" / "val_photos") in json.dumps(origins["val"])
     assert "train_photos" not in json.dumps(origins["test"]) and "val_photos" not in json.dumps(origins["test"])

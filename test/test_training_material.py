@@ -3,6 +3,7 @@
 These tests fetch the real packages into the data cache (``eval/debian.py``; about 300 MB
 the first time) and skip where apt is not available.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -111,8 +112,8 @@ def test_pair_dataset_mixes_composited_pairs_with_track_sources(material, tmp_pa
     from siamrpnpp_ros.training.composite import CompositeSource
     from siamrpnpp_ros.training.datasets import load_source
     from siamrpnpp_ros.training.pairs import PairDataset
-    from siamrpnpp_ros.training.targets import AnchorTargetAssigner
     from siamrpnpp_ros.training.sources import load_background
+    from siamrpnpp_ros.training.targets import AnchorTargetAssigner
 
     stills = tmp_path / "stills"
     stills.mkdir()

@@ -3,6 +3,7 @@
 
 See siamrpnpp_ros/tools/demo.py for the options (python tools/demo.py --help).
 """
+
 import sys
 from pathlib import Path
 

@@ -9,6 +9,7 @@ Encodings follow ``sensor_msgs/image_encodings``: ``yuv422`` (and its newer name
 is UYVY byte order, ``yuv422_yuy2`` (``yuyv``) is YUYV. 16-bit encodings honour
 ``is_bigendian`` and are reduced to their high byte.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,9 +74,7 @@ def check_image(msg: Any) -> ImageLayout:
     encoding = str(msg.encoding)
     spec = _ENCODINGS.get(encoding)
     if spec is None:
-        raise ValueError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-        )
+        raise ValueError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ValueError(f"empty image: {width}x{height}")

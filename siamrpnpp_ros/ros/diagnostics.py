@@ -1,4 +1,5 @@
 """Counters the node keeps, and their ``diagnostic_msgs/DiagnosticStatus`` form."""
+
 from __future__ import annotations
 
 import threading
@@ -57,7 +58,8 @@ class NodeStats:
         self, latency: float, dropped_before: int = 0, wait: float = 0.0, decode: float = 0.0, step: float = 0.0
     ) -> None:
         """One published box: ``latency`` from the image's arrival, of which ``wait`` in the
-        slot, ``decode`` converting the message and ``step`` in the tracker (seconds)."""
+        slot, ``decode`` converting the message and ``step`` in the tracker (seconds).
+        """
         with self._lock:
             self.processed += 1
             self.dropped += dropped_before
@@ -71,9 +73,17 @@ class NodeStats:
         """The totals now; resets the running latency maximum."""
         with self._lock:
             snapshot = StatsSnapshot(
-                time.monotonic(), self.received, self.processed, self.dropped, self.rejected,
-                self._latency_sum, self._latency_max, self._last_received,
-                self._wait_sum, self._decode_sum, self._step_sum,
+                time.monotonic(),
+                self.received,
+                self.processed,
+                self.dropped,
+                self.rejected,
+                self._latency_sum,
+                self._latency_max,
+                self._last_received,
+                self._wait_sum,
+                self._decode_sum,
+                self._step_sum,
             )
             self._latency_max = 0.0
             return snapshot

@@ -1,4 +1,5 @@
 """Annotating frames with a tracked box (the node's debug image and the demo's video)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -6,6 +6,7 @@ initialised on exactly that image. ``WorkSlot`` hands the worker the newest fram
 (each new frame replaces the pending one, so no backlog can build up) plus commands
 (selections, cancels, parameter changes) that must run between two frames.
 """
+
 from __future__ import annotations
 
 import threading

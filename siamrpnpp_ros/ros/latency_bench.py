@@ -1,4 +1,5 @@
 """Old path of ``python -m siamrpnpp_ros.tools.latency_bench``, kept for existing scripts."""
+
 import sys
 
 from siamrpnpp_ros.tools.latency_bench import main

@@ -18,6 +18,7 @@ Bad input never stops the node or costs the active target: such a message is dro
 a throttled warning. A selection made before any image arrived is rejected (not kept for
 later: by the time images come, the box may describe nothing in them).
 """
+
 from __future__ import annotations
 
 import math
@@ -267,7 +268,8 @@ class TrackerNode(Node):
             response.success = True
             ended = cancel.cancelled_targets
             response.message = (
-                "no target was active" if not ended
+                "no target was active"
+                if not ended
                 else f"cancelled target{'s' if len(ended) > 1 else ''} {', '.join(str(t) for t in ended)}"
             )
         return response
@@ -309,7 +311,9 @@ class TrackerNode(Node):
             settings = command.settings
             self._targets.set_policy(settings.policy)
             self._targets.set_config(
-                align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
+                align_long_term_thresholds(settings.tracker, settings.policy)
+                if settings.long_term
+                else settings.tracker
             )
 
     def _select(self, msg: SelectTarget) -> None:
@@ -442,8 +446,10 @@ class TrackerNode(Node):
         dropped = max(0, frame.sequence - self._last_sequence - 1)
         for result in results:
             previous_status = before.get(result.target_id)
-            if result.status != previous_status and result.status in (TrackStatus.LOST, TrackStatus.TRACKING) and (
-                previous_status != TrackStatus.INITIALIZING
+            if (
+                result.status != previous_status
+                and result.status in (TrackStatus.LOST, TrackStatus.TRACKING)
+                and (previous_status != TrackStatus.INITIALIZING)
             ):
                 self.get_logger().info(
                     f"target {result.target_id} {result.status.name} (presence {result.presence:.2f})"
@@ -498,7 +504,8 @@ class TrackerNode(Node):
         dropped: int = 0,
     ) -> None:
         """Publish the boxes ``results`` gave for ``frame`` on tracked_box at once, and keep them
-        for the frame's tracked_boxes array (sent at the end of the worker cycle)."""
+        for the frame's tracked_boxes array (sent at the end of the worker cycle).
+        """
         now = time.monotonic()
         if self._last_processed_at is not None and now > self._last_processed_at:
             rate = 1.0 / (now - self._last_processed_at)
@@ -524,7 +531,8 @@ class TrackerNode(Node):
     def _publish_arrays(self) -> None:
         """One tracked_boxes message per frame processed in this worker cycle, in camera order,
         with every target's box for that frame in the targets' order; none for a frame whose
-        array went out in an earlier cycle (msg/TrackedBoxArray.msg)."""
+        array went out in an earlier cycle (msg/TrackedBoxArray.msg).
+        """
         order = {target_id: position for position, target_id in enumerate(self._targets.target_ids)}
         for sequence in sorted(self._pending_arrays):
             header, boxes = self._pending_arrays[sequence]
@@ -572,7 +580,8 @@ class TrackerNode(Node):
 
 def _overall_status(results: tuple[SessionResult, ...]) -> TrackStatus:
     """The node's status: IDLE without targets, one target's own status, and for several
-    TRACKING while any is tracked (LOST when all are lost, INITIALIZING while all are new)."""
+    TRACKING while any is tracked (LOST when all are lost, INITIALIZING while all are new).
+    """
     statuses = {result.status for result in results}
     if not statuses:
         return TrackStatus.IDLE

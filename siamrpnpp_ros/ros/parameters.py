@@ -10,6 +10,7 @@ violation raises ``ValueError`` at start-up and is a rejected ``set_parameters``
 not node parameters: the node derives them from ``lost_score_threshold`` and
 ``recover_score_threshold`` (see ``tracking.session``). The offline CLI still reads them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,8 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name, model_config
+from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
 from siamrpnpp_ros.tracking.config import TrackerConfig, preset_for, tracker_field_names
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 from siamrpnpp_ros.tracking.session import LostPolicy
@@ -107,61 +108,127 @@ _DEFAULT_POLICY = LostPolicy()
 
 # Declared first: the tracker defaults depend on the model.
 MODEL_SPEC = _Spec(
-    "model", DEFAULT_MODEL, "Network of the checkpoint; must match 'weights'. The default runs the bundled model.",
+    "model",
+    DEFAULT_MODEL,
+    "Network of the checkpoint; must match 'weights'. The default runs the bundled model.",
     constraints=THIN_NAME_HELP,
 )
 
 NODE_SPECS: tuple[_Spec, ...] = (
     _Spec("weights", "", f"pysot checkpoint (.pth) for 'model'; empty = the bundled weights ({DEFAULT_MODEL} only)."),
-    _Spec("device", "auto", "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
-          constraints="auto, cpu, cuda or cuda:N"),
+    _Spec(
+        "device",
+        "auto",
+        "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
+        constraints="auto, cpu, cuda or cuda:N",
+    ),
     _Spec("fp16", False, "Half-precision network (CUDA only; refused on the CPU)."),
-    _Spec("backend", "torch", "Network runtime: torch, or onnxruntime (fp32, BN folded; TensorRT/CUDA providers "
-          "on CUDA where the onnxruntime build has them).", constraints="torch or onnxruntime"),
-    _Spec("fuse_bn", False, "Fold BatchNorm into the convs (torch backend): faster on the CPU, within pysot parity "
-          "but not bit-exact."),
+    _Spec(
+        "backend",
+        "torch",
+        "Network runtime: torch, or onnxruntime (fp32, BN folded; TensorRT/CUDA providers "
+        "on CUDA where the onnxruntime build has them).",
+        constraints="torch or onnxruntime",
+    ),
+    _Spec(
+        "fuse_bn",
+        False,
+        "Fold BatchNorm into the convs (torch backend): faster on the CPU, within pysot parity but not bit-exact.",
+    ),
     _Spec("threads", 0, "CPU threads for the network; 0 = one per core.", int_range=(0, 256)),
-    _Spec("onnx_cache_dir", "", "backend onnxruntime: folder that keeps the exported graphs and TensorRT engines "
-          "between starts (a sub-folder per weights); empty = a temporary folder, rebuilt at every start."),
-    _Spec("max_targets", 1,
-          "Most targets tracked at once, with one batched network pass per image. 1 (default) keeps the "
-          "single-target behaviour: a START while a target is tracked is refused and a REPLACE switches "
-          "targets. Each further target adds its share of network time to every image (see the README).",
-          int_range=(1, 64)),
-    _Spec("long_term", True,
-          "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
-          "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++."),
-    _Spec("use_compressed", False,
-          "Subscribe to sensor_msgs/CompressedImage on 'image/compressed' instead of Image on 'image'."),
-    _Spec("image_qos", "sensor_data",
-          "Camera subscription QoS: sensor_data (best effort, works with every camera) or reliable.",
-          constraints="one of " + ", ".join(IMAGE_QOS_CHOICES)),
-    _Spec("image_qos_depth", 5, "History depth of the camera subscription (the node only uses the newest frame).",
-          int_range=(1, 100)),
-    _Spec("frame_cache_size", 45,
-          "Recent frames kept so a selection can start on the exact image it was drawn on (45 = 1.5 s at 30 fps).",
-          int_range=(1, 1000)),
-    _Spec("frame_cache_max_mb", 256, "Memory bound of that cache in MiB; the oldest frames go first.",
-          int_range=(1, 65536)),
-    _Spec("max_catch_up_frames", 15,
-          "After initialising on an older cached frame, track through at most this many of the newer cached "
-          "frames (evenly spaced) before joining the live stream; 0 = jump straight to the newest.",
-          int_range=(0, 1000)),
-    _Spec("max_image_pixels", 3840 * 2160,
-          "Images with more pixels than this (default 4K UHD) are dropped with a warning.",
-          read_only=False, int_range=(1, MAX_INT)),
+    _Spec(
+        "onnx_cache_dir",
+        "",
+        "backend onnxruntime: folder that keeps the exported graphs and TensorRT engines "
+        "between starts (a sub-folder per weights); empty = a temporary folder, rebuilt at every start.",
+    ),
+    _Spec(
+        "max_targets",
+        1,
+        "Most targets tracked at once, with one batched network pass per image. 1 (default) keeps the "
+        "single-target behaviour: a START while a target is tracked is refused and a REPLACE switches "
+        "targets. Each further target adds its share of network time to every image (see the README).",
+        int_range=(1, 64),
+    ),
+    _Spec(
+        "long_term",
+        True,
+        "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
+        "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++.",
+    ),
+    _Spec(
+        "use_compressed",
+        False,
+        "Subscribe to sensor_msgs/CompressedImage on 'image/compressed' instead of Image on 'image'.",
+    ),
+    _Spec(
+        "image_qos",
+        "sensor_data",
+        "Camera subscription QoS: sensor_data (best effort, works with every camera) or reliable.",
+        constraints="one of " + ", ".join(IMAGE_QOS_CHOICES),
+    ),
+    _Spec(
+        "image_qos_depth",
+        5,
+        "History depth of the camera subscription (the node only uses the newest frame).",
+        int_range=(1, 100),
+    ),
+    _Spec(
+        "frame_cache_size",
+        45,
+        "Recent frames kept so a selection can start on the exact image it was drawn on (45 = 1.5 s at 30 fps).",
+        int_range=(1, 1000),
+    ),
+    _Spec(
+        "frame_cache_max_mb",
+        256,
+        "Memory bound of that cache in MiB; the oldest frames go first.",
+        int_range=(1, 65536),
+    ),
+    _Spec(
+        "max_catch_up_frames",
+        15,
+        "After initialising on an older cached frame, track through at most this many of the newer cached "
+        "frames (evenly spaced) before joining the live stream; 0 = jump straight to the newest.",
+        int_range=(0, 1000),
+    ),
+    _Spec(
+        "max_image_pixels",
+        3840 * 2160,
+        "Images with more pixels than this (default 4K UHD) are dropped with a warning.",
+        read_only=False,
+        int_range=(1, MAX_INT),
+    ),
     _Spec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.05, 60.0)),
-    _Spec("lost_score_threshold", _DEFAULT_POLICY.lost_score_threshold,
-          "A frame whose score is below this counts as low; lost_frames low frames in a row make the target LOST.",
-          read_only=False, float_range=(0.0, 1.0)),
-    _Spec("lost_frames", _DEFAULT_POLICY.lost_frames,
-          "Consecutive low-score frames before the status becomes LOST.", read_only=False, int_range=(1, 10000)),
-    _Spec("recover_score_threshold", _DEFAULT_POLICY.recover_score_threshold,
-          "While LOST, recover_frames frames at or above this score make the status TRACKING again. "
-          "Must be >= lost_score_threshold.", read_only=False, float_range=(0.0, 1.0)),
-    _Spec("recover_frames", _DEFAULT_POLICY.recover_frames,
-          "Consecutive frames at or above recover_score_threshold needed to leave LOST.",
-          read_only=False, int_range=(1, 10000)),
+    _Spec(
+        "lost_score_threshold",
+        _DEFAULT_POLICY.lost_score_threshold,
+        "A frame whose score is below this counts as low; lost_frames low frames in a row make the target LOST.",
+        read_only=False,
+        float_range=(0.0, 1.0),
+    ),
+    _Spec(
+        "lost_frames",
+        _DEFAULT_POLICY.lost_frames,
+        "Consecutive low-score frames before the status becomes LOST.",
+        read_only=False,
+        int_range=(1, 10000),
+    ),
+    _Spec(
+        "recover_score_threshold",
+        _DEFAULT_POLICY.recover_score_threshold,
+        "While LOST, recover_frames frames at or above this score make the status TRACKING again. "
+        "Must be >= lost_score_threshold.",
+        read_only=False,
+        float_range=(0.0, 1.0),
+    ),
+    _Spec(
+        "recover_frames",
+        _DEFAULT_POLICY.recover_frames,
+        "Consecutive frames at or above recover_score_threshold needed to leave LOST.",
+        read_only=False,
+        int_range=(1, 10000),
+    ),
 )
 
 # Tracker fields that only change numbers in the search, so they may change between frames.
@@ -244,12 +311,15 @@ def declare_node_parameters(node: Any) -> NodeSettings:
 def settings_from_values(values: dict[str, Any]) -> NodeSettings:
     """Build and validate ``NodeSettings`` from a ``{parameter name: value}`` mapping."""
     if values["image_qos"] not in IMAGE_QOS_CHOICES:
-        raise ValueError(f"parameter image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {values['image_qos']!r}")
+        raise ValueError(
+            f"parameter image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {values['image_qos']!r}"
+        )
     if values["backend"] not in BACKENDS:
         raise ValueError(f"parameter backend must be one of {', '.join(BACKENDS)}, got {values['backend']!r}")
     if values["fp16"] and values["backend"] != "torch":
-        raise ValueError("parameter fp16 applies to backend torch only; set fp16:=false for backend "
-                         f"{values['backend']}")
+        raise ValueError(
+            f"parameter fp16 applies to backend torch only; set fp16:=false for backend {values['backend']}"
+        )
     device = str(values["device"]).strip().lower()
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
         raise ValueError(f"parameter device must be auto, cpu, cuda or cuda:N, got {values['device']!r}")
@@ -262,9 +332,7 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         )
     except ValueError as error:
         raise ValueError(f"invalid lost/recover parameters: {error}") from None
-    tracker_values = {
-        name[len("tracker."):]: value for name, value in values.items() if name.startswith("tracker.")
-    }
+    tracker_values = {name[len("tracker.") :]: value for name, value in values.items() if name.startswith("tracker.")}
     try:
         tracker = preset_for(values["model"]).replace(**tracker_values)
     except (ValueError, TypeError) as error:
@@ -326,13 +394,21 @@ def apply_changes(settings: NodeSettings, changes: Iterable[Any]) -> NodeSetting
 
 def build_tracker_for(settings: NodeSettings) -> Any:
     """The tracker the node runs for ``settings`` (long-term thresholds aligned with the
-    lost/recover policy), built by ``tracking.factory.build_tracker``."""
+    lost/recover policy), built by ``tracking.factory.build_tracker``.
+    """
     from siamrpnpp_ros.tracking.factory import build_tracker, select_device
     from siamrpnpp_ros.tracking.session import align_long_term_thresholds
 
     config = align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
     return build_tracker(
-        settings.model, settings.weights_path, device=select_device(settings.device), fp16=settings.fp16,
-        config=config, long_term=settings.long_term, backend=settings.backend, fuse_bn=settings.fuse_bn,
-        threads=settings.threads or None, onnx_cache_dir=settings.onnx_cache_dir or None,
+        settings.model,
+        settings.weights_path,
+        device=select_device(settings.device),
+        fp16=settings.fp16,
+        config=config,
+        long_term=settings.long_term,
+        backend=settings.backend,
+        fuse_bn=settings.fuse_bn,
+        threads=settings.threads or None,
+        onnx_cache_dir=settings.onnx_cache_dir or None,
     )

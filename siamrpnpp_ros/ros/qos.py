@@ -1,4 +1,5 @@
 """QoS profiles of the node's topics."""
+
 from __future__ import annotations
 
 from rclpy.qos import (
@@ -24,9 +25,7 @@ def image_qos(name: str, depth: int) -> QoSProfile:
         raise ValueError(f"image_qos must be one of {', '.join(IMAGE_QOS_CHOICES)}, got {name!r}")
     if depth < 1:
         raise ValueError(f"image_qos_depth must be >= 1, got {depth}")
-    reliability = (
-        qos_profile_sensor_data.reliability if name == "sensor_data" else ReliabilityPolicy.RELIABLE
-    )
+    reliability = qos_profile_sensor_data.reliability if name == "sensor_data" else ReliabilityPolicy.RELIABLE
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
@@ -38,17 +37,23 @@ def image_qos(name: str, depth: int) -> QoSProfile:
 # Selections and results are small and must not be lost; a late-joining subscriber must not
 # receive stale boxes either (volatile).
 COMMAND_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
 RESULT_QOS = COMMAND_QOS
 # The debug image is for people watching: keep one. Reliable, because a reliable
 # publisher serves both reliable (rviz, rqt default) and best-effort subscribers.
 DEBUG_IMAGE_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
 DIAGNOSTICS_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )

@@ -15,6 +15,7 @@ it plays Debian's ``vtest.avi`` (package opencv-doc, real pedestrian footage) an
 the person given by ``VTEST_TARGET``; where that file is missing it falls back to the parity
 material's synthetic video (``test/data/parity`` in the repository, or ``$SIAMRPNPP_PARITY_DIR``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,11 @@ def default_video(out_dir: Path) -> tuple[str, str | None, int | None]:
         )
     video = out_dir / "parity_video_s0"
     if not (video / "groundtruth.txt").is_file():
-        subprocess.run([sys.executable, str(PARITY_DIR / "make_video.py"), "--out", str(video),
-                        "--frames", "60", "--seed", "0"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(PARITY_DIR / "make_video.py"), "--out", str(video), "--frames", "60", "--seed", "0"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return str(video), None, None
 
 
@@ -107,13 +111,20 @@ class AnnotatedVideoWriter:
             image = draw_tracking_overlay(frame, None, "IDLE")
         else:
             status = TrackStatus(box.status).name if own_box else "not processed"
-            image = draw_tracking_overlay(frame, (box.x, box.y, box.width, box.height), status,
-                                          box.score if own_box else None, None, box.target_id)
+            image = draw_tracking_overlay(
+                frame,
+                (box.x, box.y, box.width, box.height),
+                status,
+                box.score if own_box else None,
+                None,
+                box.target_id,
+            )
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             height, width = image.shape[:2]
-            self._writer = self._cv2.VideoWriter(str(self.path), self._cv2.VideoWriter_fourcc(*"mp4v"),
-                                                 self.fps, (width, height))
+            self._writer = self._cv2.VideoWriter(
+                str(self.path), self._cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
+            )
         self._writer.write(image)
         self.written += 1
 
@@ -123,13 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", help="video file or image folder (default: Debian's vtest.avi)")
     parser.add_argument("--init", help="x,y,w,h of the target on the first frame (default: first groundtruth.txt line)")
     parser.add_argument("--weights", help="checkpoint for --model (default: the bundled default model)")
-    parser.add_argument("--model", default=None, type=model_name_argument,
-                        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model",
+        default=None,
+        type=model_name_argument,
+        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL})",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--rate", type=float, help="camera frames per second (default: the video's, else 10)")
     parser.add_argument("--frames", type=int, help="play only this many frames")
     parser.add_argument("--compressed", action="store_true", help="send JPEG CompressedImage instead of raw images")
-    parser.add_argument("--out", default=str(REPO_ROOT / "out" / "demo.mp4"), help="annotated video (default out/demo.mp4)")
+    parser.add_argument(
+        "--out", default=str(REPO_ROOT / "out" / "demo.mp4"), help="annotated video (default out/demo.mp4)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary line")
     return parser
 
@@ -152,7 +169,9 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))  # before rclpy starts, and inherited by the children
+    os.environ.update(
+        isolated_ros_environment(1 + (os.getpid() + 50) % 100)
+    )  # before rclpy starts, and inherited by the children
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
     from siamrpnpp_ros.sequences import SequenceError, open_sequence
@@ -179,13 +198,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"demo: {video} has no groundtruth.txt; pass --init x,y,w,h")
     rate = args.rate or sequence.fps or 10.0
 
-    node_command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node", "--ros-args",
-                    "-p", f"model:={model}", *(["-p", f"weights:={args.weights}"] if args.weights else []),
-                    "-p", f"device:={args.device}",
-                    "-p", f"use_compressed:={'true' if args.compressed else 'false'}",
-                    # The selector waits for the node's diagnostics to report images: report often.
-                    "-p", "diagnostics_period:=0.2",
-                    "--log-level", "warn" if args.quiet else "info"]
+    node_command = [
+        sys.executable,
+        "-m",
+        "siamrpnpp_ros.tracker_node",
+        "--ros-args",
+        "-p",
+        f"model:={model}",
+        *(["-p", f"weights:={args.weights}"] if args.weights else []),
+        "-p",
+        f"device:={args.device}",
+        "-p",
+        f"use_compressed:={'true' if args.compressed else 'false'}",
+        # The selector waits for the node's diagnostics to report images: report often.
+        "-p",
+        "diagnostics_period:=0.2",
+        "--log-level",
+        "warn" if args.quiet else "info",
+    ]
     node_process = subprocess.Popen(node_command, cwd=REPO_ROOT)
     player_process: subprocess.Popen | None = None
 
@@ -224,9 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             elapsed = time.monotonic() - first_box_time[0]
             fps = (len(boxes) - 1) / elapsed if elapsed > 0 else 0.0
-            print(f"frame {frame_indices.get(stamp, -1):4d}  {TrackStatus(box.status).name:<12} "
-                  f"x={box.x:7.1f} y={box.y:7.1f} w={box.width:6.1f} h={box.height:6.1f}  "
-                  f"score {box.score:.3f}  latency {1000 * latency:5.0f} ms  {fps:5.1f} fps", flush=True)
+            print(
+                f"frame {frame_indices.get(stamp, -1):4d}  {TrackStatus(box.status).name:<12} "
+                f"x={box.x:7.1f} y={box.y:7.1f} w={box.width:6.1f} h={box.height:6.1f}  "
+                f"score {box.score:.3f}  latency {1000 * latency:5.0f} ms  {fps:5.1f} fps",
+                flush=True,
+            )
 
     selector = AutoSelector(node, box, target_id=1, compressed=args.compressed, qos="sensor_data", on_image=on_image)
     node.create_subscription(TrackedBox, "tracked_box", on_box, RESULT_QOS)
@@ -242,8 +275,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             rclpy.spin_once(node, timeout_sec=0.1)
 
-        player_command = [sys.executable, "-m", "siamrpnpp_ros.tools.player", "--video", str(video),
-                          "--rate", str(rate), "--wait-subscribers", "2", "--qos", "sensor_data"]
+        player_command = [
+            sys.executable,
+            "-m",
+            "siamrpnpp_ros.tools.player",
+            "--video",
+            str(video),
+            "--rate",
+            str(rate),
+            "--wait-subscribers",
+            "2",
+            "--qos",
+            "sensor_data",
+        ]
         if frame_limit:
             player_command += ["--frames", str(frame_limit)]
         if args.compressed:
@@ -258,8 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # End of the video: wait for the box of the last frame (or give up after a grace period).
         grace_end = time.monotonic() + END_OF_VIDEO_GRACE_S
         last_stamp = max(frame_indices) if frame_indices else None
-        while time.monotonic() < grace_end and last_stamp is not None and not any(
-            _stamp_ns(b.header.stamp) == last_stamp for b in boxes[-3:]
+        while (
+            time.monotonic() < grace_end
+            and last_stamp is not None
+            and not any(_stamp_ns(b.header.stamp) == last_stamp for b in boxes[-3:])
         ):
             rclpy.spin_once(node, timeout_sec=0.05)
     except KeyboardInterrupt:
@@ -274,14 +320,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     frames = len(frame_indices)
     statuses = [TrackStatus(b.status).name for b in boxes]
-    counts = ", ".join(f"{name} {statuses.count(name)}" for name in ("INITIALIZING", "TRACKING", "LOST")
-                       if statuses.count(name))
+    counts = ", ".join(
+        f"{name} {statuses.count(name)}" for name in ("INITIALIZING", "TRACKING", "LOST") if statuses.count(name)
+    )
     elapsed = (time.monotonic() - first_box_time[0]) if first_box_time else 0.0
     median_latency = 1000 * statistics.median(latencies) if latencies else 0.0
-    print(f"demo: {frames} frames sent, {len(boxes)} boxes ({counts or 'none'}), "
-          f"{max(0, frames - len(boxes))} frames not processed, {len(boxes) / elapsed if elapsed else 0:.1f} fps, "
-          f"median latency {median_latency:.0f} ms, video {out_path} ({writer.written} frames); node exit {node_code}",
-          flush=True)
+    print(
+        f"demo: {frames} frames sent, {len(boxes)} boxes ({counts or 'none'}), "
+        f"{max(0, frames - len(boxes))} frames not processed, {len(boxes) / elapsed if elapsed else 0:.1f} fps, "
+        f"median latency {median_latency:.0f} ms, video {out_path} ({writer.written} frames); node exit {node_code}",
+        flush=True,
+    )
     if exit_code == 0 and not boxes:
         print("demo: no tracked boxes were received", file=sys.stderr)
         exit_code = 1

@@ -3,6 +3,7 @@
 Used by the demo and the multi-process tests, and a reference for users: see
 config/fastdds_large_images.xml for why images need a transport profile.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,8 @@ LARGE_IMAGE_PROFILE_NAME = "fastdds_large_images.xml"
 
 def large_image_profile() -> Path:
     """Path of the Fast DDS profile for large images: the checkout's when run from one,
-    else the installed package's share folder."""
+    else the installed package's share folder.
+    """
     in_checkout = Path(__file__).resolve().parents[2] / "config" / LARGE_IMAGE_PROFILE_NAME
     if in_checkout.is_file():
         return in_checkout

@@ -7,6 +7,7 @@ carries ``--frame-id``. Publishing starts once ``--wait-subscribers`` subscriber
 matched (so nothing is lost to discovery) and the program exits 0 after the last frame (with
 ``--loop``, it starts the video over until stopped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,13 @@ DEFAULT_RATE_HZ = 10.0
 class CameraPlayer(Node):
     """Publishes the frames of a ``FrameSequence`` on ``image`` (or ``image/compressed``)."""
 
-    def __init__(self, sequence: FrameSequence, compressed: bool = False, qos: str = "sensor_data",
-                 frame_id: str = "camera_optical") -> None:
+    def __init__(
+        self,
+        sequence: FrameSequence,
+        compressed: bool = False,
+        qos: str = "sensor_data",
+        frame_id: str = "camera_optical",
+    ) -> None:
         super().__init__("camera_player")
         self.sequence = sequence
         self.compressed = compressed
@@ -49,7 +55,8 @@ class CameraPlayer(Node):
 
     def play(self, rate_hz: float, max_frames: int | None = None, loop: bool = False) -> int:
         """Publish every frame, ``rate_hz`` per second (over and over with ``loop``, until
-        ``max_frames`` in all); returns how many were published."""
+        ``max_frames`` in all); returns how many were published.
+        """
         period = 1.0 / rate_hz
         next_time = time.monotonic()
         for index, frame in enumerate(self._frames(loop)):
@@ -83,15 +90,26 @@ class CameraPlayer(Node):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="player", description=__doc__.split("\n")[0])
     parser.add_argument("--video", required=True, help="video file or image folder")
-    parser.add_argument("--rate", type=float, help=f"frames per second (default: the video's, else {DEFAULT_RATE_HZ:g})")
+    parser.add_argument(
+        "--rate", type=float, help=f"frames per second (default: the video's, else {DEFAULT_RATE_HZ:g})"
+    )
     parser.add_argument("--frames", type=int, help="stop after this many frames")
     parser.add_argument("--loop", action="store_true", help="start the video over after its last frame, until stopped")
     parser.add_argument("--compressed", action="store_true", help="publish JPEG CompressedImage on image/compressed")
-    parser.add_argument("--qos", choices=IMAGE_QOS_CHOICES, default="sensor_data",
-                        help="publisher reliability (reliable also serves best-effort subscribers)")
+    parser.add_argument(
+        "--qos",
+        choices=IMAGE_QOS_CHOICES,
+        default="sensor_data",
+        help="publisher reliability (reliable also serves best-effort subscribers)",
+    )
     parser.add_argument("--frame-id", default="camera_optical")
-    parser.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
-                        help="wait for N matched subscribers before the first frame (default 1)")
+    parser.add_argument(
+        "--wait-subscribers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="wait for N matched subscribers before the first frame (default 1)",
+    )
     parser.add_argument("--wait-timeout", type=float, default=60.0, help="seconds to wait for them (default 60)")
     return parser
 
@@ -111,8 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     player = CameraPlayer(sequence, args.compressed, args.qos, args.frame_id)
     try:
         if args.wait_subscribers > 0 and not player.wait_for_subscribers(args.wait_subscribers, args.wait_timeout):
-            print(f"player: no {args.wait_subscribers} subscriber(s) on {player.publisher.topic_name} "
-                  f"after {args.wait_timeout:g} s", file=sys.stderr)
+            print(
+                f"player: no {args.wait_subscribers} subscriber(s) on {player.publisher.topic_name} "
+                f"after {args.wait_timeout:g} s",
+                file=sys.stderr,
+            )
             return 1
         count = player.play(rate, args.frames, args.loop)
         # Reliable samples still in flight would be lost if the process exited right away.

@@ -8,6 +8,7 @@ is sent once the tracker's ``/diagnostics`` report received images: a camera's f
 can reach this process but not the tracker while discovery settles, and a selection that
 arrives before any image is rejected. ``AutoSelector`` is also used inside the demo process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,18 @@ from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, image_qos
 
 class AutoSelector:
     """Publishes one START selection for ``box``, stamped with the first image ``node`` received
-    while a tracker listened, as soon as that tracker reports images of its own."""
+    while a tracker listened, as soon as that tracker reports images of its own.
+    """
 
-    def __init__(self, node: Node, box: Sequence[float], target_id: int = 1, compressed: bool = False,
-                 qos: str = "sensor_data", on_image: Callable[[object], None] | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        box: Sequence[float],
+        target_id: int = 1,
+        compressed: bool = False,
+        qos: str = "sensor_data",
+        on_image: Callable[[object], None] | None = None,
+    ) -> None:
         self.node = node
         self.box = tuple(float(v) for v in box)
         self.target_id = target_id

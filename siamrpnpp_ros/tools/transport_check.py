@@ -8,6 +8,7 @@ Starts a subscriber process, then publishes ``--frames`` bgr8 images at ``--rate
 this one (after the subscription matched), and prints how many arrived. Runs on its own
 ROS domain with localhost discovery, so it does not disturb a running system.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,12 @@ def _publish(qos: str, frames: int, rate: float, width: int, height: int) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--builtin", metavar="TRANSPORTS",
-                        help="use FASTDDS_BUILTIN_TRANSPORTS=TRANSPORTS (e.g. DEFAULT, SHM, LARGE_DATA) "
-                             "instead of the package's profile")
+    parser.add_argument(
+        "--builtin",
+        metavar="TRANSPORTS",
+        help="use FASTDDS_BUILTIN_TRANSPORTS=TRANSPORTS (e.g. DEFAULT, SHM, LARGE_DATA) "
+        "instead of the package's profile",
+    )
     parser.add_argument("--qos", choices=IMAGE_QOS_CHOICES, default="sensor_data")
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second")
@@ -92,15 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     window = args.frames / args.rate + 15.0 + SUBSCRIBER_WINDOW_S
     subscriber = subprocess.Popen(
-        [sys.executable, "-m", "siamrpnpp_ros.tools.transport_check", "--qos", args.qos,
-         "--subscriber-seconds", str(window)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "siamrpnpp_ros.tools.transport_check",
+            "--qos",
+            args.qos,
+            "--subscriber-seconds",
+            str(window),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     _publish(args.qos, args.frames, args.rate, width, height)
     received = int(subscriber.communicate()[0].strip() or 0)
-    transport = f"FASTDDS_BUILTIN_TRANSPORTS={args.builtin}" if args.builtin else f"profile {env['FASTDDS_DEFAULT_PROFILES_FILE']}"
-    print(f"received {received}/{args.frames} {width}x{height} bgr8 images at {args.rate:g} Hz, "
-          f"{args.qos} QoS, {transport}")
+    transport = (
+        f"FASTDDS_BUILTIN_TRANSPORTS={args.builtin}"
+        if args.builtin
+        else f"profile {env['FASTDDS_DEFAULT_PROFILES_FILE']}"
+    )
+    print(
+        f"received {received}/{args.frames} {width}x{height} bgr8 images at {args.rate:g} Hz, "
+        f"{args.qos} QoS, {transport}"
+    )
     return 0
 
 

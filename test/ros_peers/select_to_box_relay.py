@@ -3,6 +3,7 @@
 The TrackedBox copies the selection's header, id and box, so a test can check
 that both message types cross a process boundary intact.
 """
+
 from __future__ import annotations
 
 import rclpy

@@ -9,6 +9,7 @@ anywhere.
 Coordinates: ``width``/``height`` are the source image's own pixels (what the tracker sees);
 ``jpeg_width``/``jpeg_height`` those of the downscaled JPEG sent to the browser.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,7 +86,8 @@ class EncodedFrame:
 
 def encode_jpeg(image: np.ndarray, quality: int, width: int) -> tuple[bytes, int, int]:
     """JPEG of ``image`` (BGR uint8) at ``quality``, downscaled to at most ``width`` pixels wide
-    (aspect ratio kept, never upscaled); returns (bytes, jpeg width, jpeg height)."""
+    (aspect ratio kept, never upscaled); returns (bytes, jpeg width, jpeg height).
+    """
     height, source_width = image.shape[:2]
     if source_width > width:
         new_height = max(1, round(height * width / source_width))
@@ -98,7 +100,8 @@ def encode_jpeg(image: np.ndarray, quality: int, width: int) -> tuple[bytes, int
 
 class FrameStore:
     """Thread-safe: ``put`` runs in the ROS thread, ``encoded`` in the encoder thread,
-    ``shown``/``rate`` wherever the web server needs them."""
+    ``shown``/``rate`` wherever the web server needs them.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -161,7 +164,8 @@ class FrameStore:
     def encoded(self, quality: int, width: int, after: int = -1) -> EncodedFrame | None:
         """The newest frame as a JPEG at ``quality`` and at most ``width`` wide, or None when
         there is no frame newer than sequence ``after``. Raises ValueError for an image that
-        cannot be decoded."""
+        cannot be decoded.
+        """
         with self._lock:
             frame = self._newest
         if frame is None or frame.sequence <= after:
@@ -176,8 +180,14 @@ class FrameStore:
             self._decoded = (frame.sequence, frame.decode())
         image = self._decoded[1]
         jpeg, jpeg_width, jpeg_height = encode_jpeg(image, quality, width)
-        shown = ShownFrame(frame.sequence, frame.stamp_sec, frame.stamp_nanosec, frame.frame_id,
-                           int(image.shape[1]), int(image.shape[0]))
+        shown = ShownFrame(
+            frame.sequence,
+            frame.stamp_sec,
+            frame.stamp_nanosec,
+            frame.frame_id,
+            int(image.shape[1]),
+            int(image.shape[0]),
+        )
         result = EncodedFrame(shown, jpeg, jpeg_width, jpeg_height, int(quality))
         self._encoded[key] = result
         with self._lock:

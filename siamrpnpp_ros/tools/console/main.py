@@ -7,6 +7,7 @@ Then open http://127.0.0.1:8080/ (from another machine: SSH port forwarding, see
 Exit codes: 0 after Ctrl-C or SIGTERM, 1 when the web server cannot start (port in use),
 2 for an invalid parameter; a start-up problem is one error line, without a traceback.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,8 @@ EXIT_PARAMETERS = 2
 
 def lower_priority(increment: int) -> None:
     """Add ``increment`` to the niceness of every thread of this process (Linux keeps it per
-    thread; threads started later inherit it from the main thread)."""
+    thread; threads started later inherit it from the main thread).
+    """
     if increment <= 0 or not hasattr(os, "setpriority"):
         return
     tasks = Path("/proc/self/task")
@@ -56,12 +58,15 @@ async def serve(node: Any) -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     topics = node.topic_names()
-    logger.info(f"operator console on {url} (camera {topics['camera']}, boxes {topics['tracked_box']}, "
-                f"selections {topics['select_target']}){'; access token required' if settings.token else ''}")
+    logger.info(
+        f"operator console on {url} (camera {topics['camera']}, boxes {topics['tracked_box']}, "
+        f"selections {topics['select_target']}){'; access token required' if settings.token else ''}"
+    )
     if not settings.is_loopback:
         logger.warning(
             f"the console listens on {settings.host}, not on 127.0.0.1: anyone who can reach this address can "
-            "steer the robot" + ("" if settings.token else ", and no access token is set (parameter token)"))
+            "steer the robot" + ("" if settings.token else ", and no access token is set (parameter token)")
+        )
     try:
         await stop.wait()
     finally:

@@ -11,6 +11,7 @@ its ``/compressed`` sibling), ``tracked_box`` in, ``select_target`` out. From ``
 keeps the lines the tracker node of its namespace logs (``tracker_name``): a refused START
 or a selection before any image would otherwise go unnoticed by the operator.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -40,7 +41,7 @@ COMMAND_CONSTANTS = {
 }
 # TrackedBox.STATUS_* by value, read from the message so new statuses get their names.
 STATUS_NAMES = {
-    getattr(TrackedBox, name): name[len("STATUS_"):] for name in dir(TrackedBox) if name.startswith("STATUS_")
+    getattr(TrackedBox, name): name[len("STATUS_") :] for name in dir(TrackedBox) if name.startswith("STATUS_")
 }
 LOG_LEVELS = {Log.DEBUG: "DEBUG", Log.INFO: "INFO", Log.WARN: "WARN", Log.ERROR: "ERROR", Log.FATAL: "FATAL"}
 # New lines only (volatile); /rosout publishers are reliable.
@@ -61,7 +62,8 @@ class ConsoleNode(Node):
         camera_qos = image_qos(self.settings.image_qos, 1)  # only the newest image is of use
         if self.settings.compressed:
             self.camera = self.create_subscription(
-                CompressedImage, self.settings.camera_topic, self._on_compressed_image, camera_qos)
+                CompressedImage, self.settings.camera_topic, self._on_compressed_image, camera_qos
+            )
         else:
             self.camera = self.create_subscription(Image, self.settings.camera_topic, self._on_image, camera_qos)
         self.boxes = self.create_subscription(TrackedBox, "tracked_box", self._on_box, RESULT_QOS)
@@ -74,8 +76,16 @@ class ConsoleNode(Node):
     # ------------------------------------------------------------------ ROS thread
     def _store(self, msg: Any, decode: Callable[[], Any]) -> None:
         header = msg.header
-        self.frames.put(CameraFrame(self._sequence, int(header.stamp.sec), int(header.stamp.nanosec),
-                                    str(header.frame_id), time.monotonic(), decode))
+        self.frames.put(
+            CameraFrame(
+                self._sequence,
+                int(header.stamp.sec),
+                int(header.stamp.nanosec),
+                str(header.frame_id),
+                time.monotonic(),
+                decode,
+            )
+        )
         self._sequence += 1
         self.on_change()
 
@@ -87,12 +97,22 @@ class ConsoleNode(Node):
 
     def _on_box(self, msg: TrackedBox) -> None:
         latency = msg.processing_latency.sec + msg.processing_latency.nanosec * 1e-9
-        self.targets.update(TargetUpdate(
-            target_id=int(msg.target_id), status=STATUS_NAMES.get(msg.status, f"STATUS_{msg.status}"),
-            x=float(msg.x), y=float(msg.y), width=float(msg.width), height=float(msg.height),
-            score=float(msg.score), age=int(msg.age), stamp_sec=int(msg.header.stamp.sec),
-            stamp_nanosec=int(msg.header.stamp.nanosec), latency=float(latency), received=time.monotonic(),
-        ))
+        self.targets.update(
+            TargetUpdate(
+                target_id=int(msg.target_id),
+                status=STATUS_NAMES.get(msg.status, f"STATUS_{msg.status}"),
+                x=float(msg.x),
+                y=float(msg.y),
+                width=float(msg.width),
+                height=float(msg.height),
+                score=float(msg.score),
+                age=int(msg.age),
+                stamp_sec=int(msg.header.stamp.sec),
+                stamp_nanosec=int(msg.header.stamp.nanosec),
+                latency=float(latency),
+                received=time.monotonic(),
+            )
+        )
         self.on_change()
 
     def _on_log(self, msg: Log) -> None:
@@ -120,8 +140,11 @@ class ConsoleNode(Node):
         return msg
 
     def topic_names(self) -> dict[str, str]:
-        return {"camera": self.camera.topic_name, "tracked_box": self.boxes.topic_name,
-                "select_target": self.selections.topic_name}
+        return {
+            "camera": self.camera.topic_name,
+            "tracked_box": self.boxes.topic_name,
+            "select_target": self.selections.topic_name,
+        }
 
 
 class SpinThread:

@@ -21,6 +21,7 @@ Threads: JPEG encoding runs in one worker thread (so at most one core, whatever 
 of browsers); each browser has its own sender task, and a browser that reads slowly only
 delays its own task.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,13 @@ from siamrpnpp_ros.tools.console.validation import (
 )
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
-                 ".svg": "image/svg+xml"}
+CONTENT_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 TOKEN_COOKIE = "siamrpnpp_console_token"
 STATE_HZ = 20.0  # most state messages a second per browser
 STATE_REFRESH_S = 1.0  # state is re-sent at least this often (rates and ages move)
@@ -96,7 +102,8 @@ class _Client:
 
 class ConsoleServer:
     """The web application around ``bridge`` (``ros_bridge.ConsoleNode`` or a stand-in with
-    ``frames``, ``targets``, ``tracker_listening``, ``publish_selection``, ``topic_names``)."""
+    ``frames``, ``targets``, ``tracker_listening``, ``publish_selection``, ``topic_names``).
+    """
 
     def __init__(self, bridge: Any, settings: ConsoleSettings, logger: Any) -> None:
         self.bridge = bridge
@@ -143,7 +150,8 @@ class ConsoleServer:
     # ------------------------------------------------------------------ access control
     def _host_allowed(self, request: web.Request) -> bool:
         """Bound to loopback: only loopback names in the Host header (a DNS-rebinding page
-        would send its own name). Bound elsewhere: any Host (the token guards it)."""
+        would send its own name). Bound elsewhere: any Host (the token guards it).
+        """
         if not self.settings.is_loopback:
             return True
         host = (request.url.host or "").lower()
@@ -151,7 +159,8 @@ class ConsoleServer:
 
     def _origin_allowed(self, request: web.Request) -> bool:
         """A browser names the page that sends a request in Origin; only our own page may
-        (so another site open in the same browser cannot steer the robot)."""
+        (so another site open in the same browser cannot steer the robot).
+        """
         origin = request.headers.get("Origin")
         if origin is None:
             return True
@@ -160,12 +169,16 @@ class ConsoleServer:
             port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
         except ValueError:
             return False
-        return ((parts.hostname or "").lower() == (request.url.host or "").lower() and port is not None
-                and port == request.url.port)
+        return (
+            (parts.hostname or "").lower() == (request.url.host or "").lower()
+            and port is not None
+            and port == request.url.port
+        )
 
     def _token_state(self, request: web.Request) -> str:
         """``"open"`` (no token set), ``"cookie"``/``"header"``/``"query"`` (where a valid one
-        was found) or ``""`` (missing or wrong)."""
+        was found) or ``""`` (missing or wrong).
+        """
         token = self.settings.token
         if not token:
             return "open"
@@ -184,16 +197,22 @@ class ConsoleServer:
         return found
 
     @web.middleware
-    async def _guard(self, request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if not self._host_allowed(request):
-            response: web.StreamResponse = _error(403, "this Host name is not served (DNS-rebinding protection); "
-                                                       "open the console as http://127.0.0.1:<port>/")
+            response: web.StreamResponse = _error(
+                403,
+                "this Host name is not served (DNS-rebinding protection); open the console as http://127.0.0.1:<port>/",
+            )
         elif not self._origin_allowed(request):
             response = _error(403, "cross-origin requests are refused")
         elif not (where := self._token_state(request)):
-            response = _error(401, "a valid access token is required: open the page as /?token=<token>, or send "
-                                   "'Authorization: Bearer <token>'")
+            response = _error(
+                401,
+                "a valid access token is required: open the page as /?token=<token>, or send "
+                "'Authorization: Bearer <token>'",
+            )
             response.headers["WWW-Authenticate"] = 'Bearer realm="operator console"'
         else:
             try:
@@ -217,14 +236,20 @@ class ConsoleServer:
         if name == "index.html" or name not in self.static:
             return _error(404, "no such file")
         body, content_type = self.static[name]
-        return web.Response(body=body, content_type=content_type,
-                            charset="utf-8" if content_type.startswith("text/") else None)
+        return web.Response(
+            body=body, content_type=content_type, charset="utf-8" if content_type.startswith("text/") else None
+        )
 
     # ------------------------------------------------------------------ API
     def state_message(self) -> dict[str, Any]:
         state = self.bridge.targets.snapshot()
-        state.update(type="state", camera_fps=self.bridge.frames.rate(), frames_received=self.bridge.frames.count,
-                     tracker_listening=bool(self.bridge.tracker_listening), browsers=len(self.clients))
+        state.update(
+            type="state",
+            camera_fps=self.bridge.frames.rate(),
+            frames_received=self.bridge.frames.count,
+            tracker_listening=bool(self.bridge.tracker_listening),
+            browsers=len(self.clients),
+        )
         return state
 
     async def _state(self, request: web.Request) -> web.Response:
@@ -244,15 +269,21 @@ class ConsoleServer:
             return _error(503, "no tracker subscribes to select_target; nothing was sent")
         message = self.bridge.publish_selection(selection)
         published = {
-            "command": selection.command, "target_id": selection.target_id,
+            "command": selection.command,
+            "target_id": selection.target_id,
             "stamp": {"sec": message.header.stamp.sec, "nanosec": message.header.stamp.nanosec},
             "frame_id": message.header.frame_id,
             "box": {"x": message.x, "y": message.y, "width": message.width, "height": message.height},
             "frame": selection.frame.sequence if selection.frame is not None else None,
         }
-        where = "" if selection.frame is None else (
-            f" on the image stamped {message.header.stamp.sec}.{message.header.stamp.nanosec:09d}, box "
-            f"({message.x:.1f}, {message.y:.1f}, {message.width:.1f}, {message.height:.1f})")
+        where = (
+            ""
+            if selection.frame is None
+            else (
+                f" on the image stamped {message.header.stamp.sec}.{message.header.stamp.nanosec:09d}, box "
+                f"({message.x:.1f}, {message.y:.1f}, {message.width:.1f}, {message.height:.1f})"
+            )
+        )
         self.logger.info(f"operator: {selection.command.upper()} target {selection.target_id}{where}")
         return web.json_response({"published": published}, status=202)
 
@@ -305,10 +336,18 @@ class ConsoleServer:
     async def _send_loop(self, socket: web.WebSocketResponse, client: _Client) -> None:
         loop = asyncio.get_running_loop()
         frames = self.bridge.frames
-        await socket.send_str(json.dumps({
-            "type": "hello", "quality": client.quality, "width": client.width, "max_fps": self.settings.max_fps,
-            "topics": self.bridge.topic_names(), "token_required": bool(self.settings.token),
-        }))
+        await socket.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "quality": client.quality,
+                    "width": client.width,
+                    "max_fps": self.settings.max_fps,
+                    "topics": self.bridge.topic_names(),
+                    "token_required": bool(self.settings.token),
+                }
+            )
+        )
         state_version, state_sent_at = -1, -1e9
         min_frame_interval = 1.0 / self.settings.max_fps
         while not socket.closed:
@@ -341,7 +380,8 @@ class ConsoleServer:
         frames = self.bridge.frames
         try:
             encoded = await loop.run_in_executor(
-                self._encoder, frames.encoded, client.quality, client.width, client.last_sequence)
+                self._encoder, frames.encoded, client.quality, client.width, client.last_sequence
+            )
         except ValueError as error:
             self._warn("decode", f"cannot show a camera image: {error}")
             client.last_sequence = frames.newest_sequence  # skip it; wait for the next one

@@ -3,6 +3,7 @@
 All of them are read-only (read once at start). ``ros2 param describe /operator_console
 <name>`` shows the descriptions and ranges.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -72,45 +73,86 @@ class _Parameter:
 
     def descriptor(self) -> ParameterDescriptor:
         default = self.default
-        kind = (ParameterType.PARAMETER_BOOL if isinstance(default, bool)
-                else ParameterType.PARAMETER_INTEGER if isinstance(default, int)
-                else ParameterType.PARAMETER_DOUBLE if isinstance(default, float)
-                else ParameterType.PARAMETER_STRING)
-        descriptor = ParameterDescriptor(name=self.name, type=kind, description=self.description,
-                                         read_only=True, additional_constraints=self.constraints)
+        kind = (
+            ParameterType.PARAMETER_BOOL
+            if isinstance(default, bool)
+            else ParameterType.PARAMETER_INTEGER
+            if isinstance(default, int)
+            else ParameterType.PARAMETER_DOUBLE
+            if isinstance(default, float)
+            else ParameterType.PARAMETER_STRING
+        )
+        descriptor = ParameterDescriptor(
+            name=self.name,
+            type=kind,
+            description=self.description,
+            read_only=True,
+            additional_constraints=self.constraints,
+        )
         if self.int_range is not None:
             descriptor.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
         if self.float_range is not None:
             descriptor.floating_point_range = [
-                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)]
+                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)
+            ]
         return descriptor
 
 
 PARAMETERS: tuple[_Parameter, ...] = (
-    _Parameter("host", "Address the web server binds to. 127.0.0.1 (default) serves this machine only (use SSH "
-               "port forwarding from elsewhere); any other address lets everyone who can reach it steer the "
-               "robot: set a token.", constraints="an IP address or localhost"),
+    _Parameter(
+        "host",
+        "Address the web server binds to. 127.0.0.1 (default) serves this machine only (use SSH "
+        "port forwarding from elsewhere); any other address lets everyone who can reach it steer the "
+        "robot: set a token.",
+        constraints="an IP address or localhost",
+    ),
     _Parameter("port", "TCP port of the web server; 0 = any free port (logged at start).", int_range=(0, 65535)),
-    _Parameter("token", "Access token required on every request when not empty (the page is then opened as "
-               f"http://host:port/?token=...). Empty: the environment variable {TOKEN_ENVIRONMENT_VARIABLE}, "
-               "if set, else no token.", constraints="printable ASCII without spaces, at most 256 characters"),
-    _Parameter("image_topic", "Camera topic (sensor_msgs/Image); relative names resolve in the console's "
-               "namespace, as the tracker's 'image'."),
+    _Parameter(
+        "token",
+        "Access token required on every request when not empty (the page is then opened as "
+        f"http://host:port/?token=...). Empty: the environment variable {TOKEN_ENVIRONMENT_VARIABLE}, "
+        "if set, else no token.",
+        constraints="printable ASCII without spaces, at most 256 characters",
+    ),
+    _Parameter(
+        "image_topic",
+        "Camera topic (sensor_msgs/Image); relative names resolve in the console's "
+        "namespace, as the tracker's 'image'.",
+    ),
     _Parameter("compressed", "Subscribe to sensor_msgs/CompressedImage on '<image_topic>/compressed' instead."),
-    _Parameter("image_qos", "Camera subscription QoS: sensor_data (best effort) or reliable.",
-               constraints="one of " + ", ".join(IMAGE_QOS_CHOICES)),
-    _Parameter("jpeg_quality", "JPEG quality of the stream for a browser that does not choose one.",
-               int_range=(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY)),
-    _Parameter("width", "Width in pixels the stream is downscaled to for a browser that does not choose one "
-               "(never upscaled).", int_range=(MIN_STREAM_WIDTH, MAX_STREAM_WIDTH)),
-    _Parameter("max_fps", "Most frames per second sent to one browser; encoding runs in one thread, so this "
-               "bounds the console's CPU use.", float_range=(1.0, 60.0)),
-    _Parameter("max_clients", "Most browsers streaming at once; more are refused with HTTP 503.",
-               int_range=(1, 64)),
-    _Parameter("tracker_name", "Name of the tracker node in the console's namespace: what it logs (a selection "
-               "accepted or refused, a target LOST) is shown on the page."),
-    _Parameter("nice", "CPU niceness added to the console's threads (0 = none), so that on a shared CPU the "
-               "tracker keeps priority over serving browsers.", int_range=(0, 19)),
+    _Parameter(
+        "image_qos",
+        "Camera subscription QoS: sensor_data (best effort) or reliable.",
+        constraints="one of " + ", ".join(IMAGE_QOS_CHOICES),
+    ),
+    _Parameter(
+        "jpeg_quality",
+        "JPEG quality of the stream for a browser that does not choose one.",
+        int_range=(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY),
+    ),
+    _Parameter(
+        "width",
+        "Width in pixels the stream is downscaled to for a browser that does not choose one (never upscaled).",
+        int_range=(MIN_STREAM_WIDTH, MAX_STREAM_WIDTH),
+    ),
+    _Parameter(
+        "max_fps",
+        "Most frames per second sent to one browser; encoding runs in one thread, so this "
+        "bounds the console's CPU use.",
+        float_range=(1.0, 60.0),
+    ),
+    _Parameter("max_clients", "Most browsers streaming at once; more are refused with HTTP 503.", int_range=(1, 64)),
+    _Parameter(
+        "tracker_name",
+        "Name of the tracker node in the console's namespace: what it logs (a selection "
+        "accepted or refused, a target LOST) is shown on the page.",
+    ),
+    _Parameter(
+        "nice",
+        "CPU niceness added to the console's threads (0 = none), so that on a shared CPU the "
+        "tracker keeps priority over serving browsers.",
+        int_range=(0, 19),
+    ),
 )
 
 
@@ -134,8 +176,12 @@ def check_settings(values: dict[str, Any]) -> ConsoleSettings:
     if not image_topic:
         raise ValueError("parameter image_topic must not be empty")
     settings = ConsoleSettings(
-        host=host.strip("[]"), port=int(values.get("port", ConsoleSettings.port)), token=token,
-        image_topic=image_topic, compressed=bool(values.get("compressed", False)), image_qos=image_qos,
+        host=host.strip("[]"),
+        port=int(values.get("port", ConsoleSettings.port)),
+        token=token,
+        image_topic=image_topic,
+        compressed=bool(values.get("compressed", False)),
+        image_qos=image_qos,
         jpeg_quality=int(values.get("jpeg_quality", ConsoleSettings.jpeg_quality)),
         width=int(values.get("width", ConsoleSettings.width)),
         max_fps=float(values.get("max_fps", ConsoleSettings.max_fps)),

@@ -4,6 +4,7 @@ what the tracker logged lately (so the operator sees a selection refused, a targ
 No ROS imports: the bridge hands in ``TargetUpdate`` values. Thread-safe (updated in the ROS
 thread, read by the web server).
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,7 +27,8 @@ TRACKER_MESSAGES_SHOWN_S = 60.0
 class TargetUpdate:
     """One ``TrackedBox``: box as top-left ``x, y, width, height`` in source-image pixels;
     ``latency`` is the node's ``processing_latency`` in seconds; ``received`` the monotonic
-    time it reached the console."""
+    time it reached the console.
+    """
 
     target_id: int
     status: str
@@ -51,10 +53,14 @@ def _smooth(average: float | None, value: float) -> float:
 
 
 class TargetBoard:
-    def __init__(self, received_at: Callable[[int], float | None] = lambda stamp: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        received_at: Callable[[int], float | None] = lambda stamp: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``received_at(stamp_ns)``: when the console received the camera frame of that stamp
-        (for the delay from a frame's arrival to its box's arrival), or None."""
+        (for the delay from a frame's arrival to its box's arrival), or None.
+        """
         self._received_at = received_at
         self._clock = clock
         self._lock = threading.Lock()
@@ -109,10 +115,17 @@ class TargetBoard:
             return {
                 "targets": [
                     {
-                        "id": t.target_id, "status": t.status, "x": t.x, "y": t.y, "width": t.width,
-                        "height": t.height, "score": t.score, "age": t.age,
+                        "id": t.target_id,
+                        "status": t.status,
+                        "x": t.x,
+                        "y": t.y,
+                        "width": t.width,
+                        "height": t.height,
+                        "score": t.score,
+                        "age": t.age,
                         "stamp": {"sec": t.stamp_sec, "nanosec": t.stamp_nanosec},
-                        "latency_ms": 1000.0 * t.latency, "seconds_since_update": max(0.0, now - t.received),
+                        "latency_ms": 1000.0 * t.latency,
+                        "seconds_since_update": max(0.0, now - t.received),
                     }
                     for t in sorted(self._targets.values(), key=lambda t: t.target_id)
                 ],

@@ -14,6 +14,7 @@ Selection body (``POST /api/select``, ``Content-Type: application/json``)::
      "box": {"x": .., "y": .., "width": .., "height": ..}}        (top-left, source-image pixels)
     {"command": "cancel", "target_id": 0..4294967295}              (0: every target)
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,8 @@ class RequestError(ValueError):
 @dataclass(frozen=True)
 class Selection:
     """A checked selection: ``frame`` and ``box`` (top-left x, y, width, height in the
-    frame's own pixels) are None for ``cancel``."""
+    frame's own pixels) are None for ``cancel``.
+    """
 
     command: str
     target_id: int
@@ -118,10 +120,10 @@ def parse_selection(body: bytes, shown: Callable[[int], ShownFrame | None]) -> S
         raise RequestError(409, f"frame {sequence} is not among the frames shown lately; draw the box again")
     if width < MIN_BOX_SIDE or height < MIN_BOX_SIDE:
         raise RequestError(422, f"box must be at least {MIN_BOX_SIDE:g} pixel wide and high, got {width:g}x{height:g}")
-    if (x < 0 or y < 0 or x + width > frame.width + EDGE_TOLERANCE
-            or y + height > frame.height + EDGE_TOLERANCE):
+    if x < 0 or y < 0 or x + width > frame.width + EDGE_TOLERANCE or y + height > frame.height + EDGE_TOLERANCE:
         raise RequestError(
-            422, f"box ({x:g}, {y:g}, {width:g}, {height:g}) must lie inside the {frame.width}x{frame.height} image")
+            422, f"box ({x:g}, {y:g}, {width:g}, {height:g}) must lie inside the {frame.width}x{frame.height} image"
+        )
     return Selection(command, target_id, frame, (x, y, min(width, frame.width - x), min(height, frame.height - y)))
 
 
