@@ -61,6 +61,7 @@ class ImageLayout:
 
     @property
     def pixel_count(self) -> int:
+        """Pixels in the image: ``height * width``."""
         return self.height * self.width
 
 

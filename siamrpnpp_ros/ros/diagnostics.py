@@ -46,11 +46,13 @@ class NodeStats:
         self._step_sum = 0.0
 
     def image_received(self, when: float) -> None:
+        """Count one image arriving at monotonic time ``when``."""
         with self._lock:
             self.received += 1
             self._last_received = when
 
     def image_rejected(self) -> None:
+        """Count one image refused as invalid (failed its checks or its decoding)."""
         with self._lock:
             self.rejected += 1
 

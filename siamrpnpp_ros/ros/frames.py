@@ -35,6 +35,7 @@ class ReceivedFrame:
 
     @property
     def header(self) -> Any:
+        """The image message's header."""
         return self.message.header
 
 
@@ -67,6 +68,7 @@ class FrameCache:
         return None
 
     def newest(self) -> ReceivedFrame | None:
+        """The last frame added, or None when empty."""
         with self._lock:
             return self._frames[-1] if self._frames else None
 
@@ -76,6 +78,7 @@ class FrameCache:
             return [frame for frame in self._frames if frame.sequence > sequence]
 
     def clear(self) -> None:
+        """Drop every frame."""
         with self._lock:
             self._frames.clear()
             self._bytes = 0
@@ -86,6 +89,7 @@ class FrameCache:
 
     @property
     def nbytes(self) -> int:
+        """Payload bytes of the frames held."""
         with self._lock:
             return self._bytes
 
@@ -108,6 +112,7 @@ class WorkSlot:
         return replaced
 
     def put_command(self, command: Any) -> None:
+        """Queue ``command`` for the worker; when full, the oldest queued command is dropped."""
         with self._condition:
             self._commands.append(command)
             self._condition.notify()
@@ -136,4 +141,5 @@ class WorkSlot:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close`` was called."""
         return self._closed

@@ -58,6 +58,7 @@ _NUMBERS = re.compile(r"[-+]?\d[\d.]*")
 
 
 def stamp_to_ns(stamp: Any) -> int:
+    """A ROS ``builtin_interfaces/Time`` as integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 

@@ -4,9 +4,10 @@
     python tools/demo.py --weights model.pth --model r50 --video clip.mp4 --init x,y,w,h
 
 Three processes on a private ROS domain (localhost discovery, the Fast DDS large-image
-profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player (``tools.player``) and this one, which selects
-the target on the first image it sees (``tools.selector.AutoSelector``, echoing the image's
-stamp, sent once the node reports images of its own), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
+profile, sensor-data QoS as a camera driver uses): the tracker node, a camera player
+(``tools.player``) and this one, which selects the target on the first image it sees
+(``tools.selector.AutoSelector``, echoing the image's stamp, sent once the node reports images
+of its own), prints every TrackedBox as it arrives and writes an annotated video of the boxes it
 received. It stops the node at the end of the video and exits 0 with a summary line.
 
 Without ``--weights`` it runs the package's bundled default model (``DEFAULT_MODEL``, trained
@@ -83,11 +84,13 @@ class AnnotatedVideoWriter:
         self.written = 0
 
     def add_frame(self, stamp_ns: int, frame) -> None:
+        """Queue ``frame`` for its box; past ``MAX_PENDING_FRAMES`` queued, the oldest is written without waiting."""
         self._pending.append((stamp_ns, frame))
         while len(self._pending) > MAX_PENDING_FRAMES:
             self._write(*self._pending.popleft(), own_box=False)
 
     def add_box(self, stamp_ns: int, box) -> None:
+        """Write the queued frames up to ``stamp_ns``: that frame with ``box``, earlier ones as not processed."""
         while self._pending and self._pending[0][0] <= stamp_ns:
             frame_stamp, frame = self._pending.popleft()
             if frame_stamp == stamp_ns:
@@ -97,6 +100,7 @@ class AnnotatedVideoWriter:
                 self._write(frame_stamp, frame, own_box=False)
 
     def close(self) -> None:
+        """Write the frames still queued (as not processed) and finish the video file."""
         while self._pending:
             self._write(*self._pending.popleft(), own_box=False)
         if self._writer is not None:
@@ -130,6 +134,7 @@ class AnnotatedVideoWriter:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The demo's command-line options."""
     parser = argparse.ArgumentParser(prog="demo", description="SiamRPN++ ROS 2 tracking demo (no ROS install needed).")
     parser.add_argument("--video", help="video file or image folder (default: Debian's vtest.avi)")
     parser.add_argument("--init", help="x,y,w,h of the target on the first frame (default: first groundtruth.txt line)")
@@ -168,10 +173,10 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit status."""
     args = build_parser().parse_args(argv)
-    os.environ.update(
-        isolated_ros_environment(1 + (os.getpid() + 50) % 100)
-    )  # before rclpy starts, and inherited by the children
+    # Before rclpy starts, and inherited by the children.
+    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
     from siamrpnpp_ros.sequences import SequenceError, open_sequence

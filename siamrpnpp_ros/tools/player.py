@@ -46,6 +46,7 @@ class CameraPlayer(Node):
         self.published = 0
 
     def wait_for_subscribers(self, count: int, timeout: float) -> bool:
+        """Spin until ``count`` subscribers are matched; False if ``timeout`` seconds pass first."""
         deadline = time.monotonic() + timeout
         while self.publisher.get_subscription_count() < count:
             if time.monotonic() > deadline:
@@ -88,6 +89,7 @@ class CameraPlayer(Node):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The player's command-line options (``main`` passes unknown ones to ROS)."""
     parser = argparse.ArgumentParser(prog="player", description=__doc__.split("\n")[0])
     parser.add_argument("--video", required=True, help="video file or image folder")
     parser.add_argument(
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Play the video; returns the exit status (2 for an unreadable video or a bad rate, 1 without subscribers)."""
     args, ros_args = build_parser().parse_known_args(argv)
     try:
         sequence = open_sequence(args.video)

@@ -55,6 +55,7 @@ class AutoSelector:
 
     @property
     def tracker_listening(self) -> bool:
+        """Whether a tracker subscribes to ``select_target``."""
         return self.publisher.get_subscription_count() > 0
 
     def _diagnostics_received(self, message: DiagnosticArray) -> None:
@@ -87,6 +88,7 @@ class AutoSelector:
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``x,y,w,h`` as four floats; raises ``argparse.ArgumentTypeError`` otherwise."""
     parts = [p for p in text.replace(" ", "").split(",") if p]
     if len(parts) != 4:
         raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}")
@@ -97,6 +99,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Wait for a listening tracker with images of its own, select once and return 0 (also on Ctrl-C)."""
     parser = argparse.ArgumentParser(prog="selector", description=__doc__.split("\n")[0])
     parser.add_argument("--box", type=parse_box, required=True, help="x,y,w,h in pixels (top-left corner)")
     parser.add_argument("--target-id", type=int, default=1)

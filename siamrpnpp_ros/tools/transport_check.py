@@ -69,6 +69,7 @@ def _publish(qos: str, frames: int, rate: float, width: int, height: int) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the check (or, with the hidden ``--subscriber-seconds``, be its subscriber); returns 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--builtin",

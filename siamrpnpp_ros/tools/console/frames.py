@@ -45,6 +45,7 @@ class CameraFrame:
 
     @property
     def stamp_ns(self) -> int:
+        """The header stamp in nanoseconds."""
         return self.stamp_sec * 1_000_000_000 + self.stamp_nanosec
 
 
@@ -140,6 +141,7 @@ class FrameStore:
 
     @property
     def count(self) -> int:
+        """How many camera frames were received."""
         with self._lock:
             return self._count
 

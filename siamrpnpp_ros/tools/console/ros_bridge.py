@@ -49,6 +49,8 @@ ROSOUT_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, durabi
 
 
 class ConsoleNode(Node):
+    """The console's rclpy node: camera, ``tracked_box`` and ``/rosout`` in, ``select_target`` out."""
+
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         # May raise (bad parameter): main() reports it.
@@ -140,6 +142,7 @@ class ConsoleNode(Node):
         return msg
 
     def topic_names(self) -> dict[str, str]:
+        """The resolved names of the camera, ``tracked_box`` and ``select_target`` topics."""
         return {
             "camera": self.camera.topic_name,
             "tracked_box": self.boxes.topic_name,
@@ -162,8 +165,10 @@ class SpinThread:
             pass
 
     def start(self) -> None:
+        """Start spinning in the thread."""
         self.thread.start()
 
     def stop(self) -> None:
+        """Shut the executor down and wait (up to 5 s) for the thread to end."""
         self.executor.shutdown(timeout_sec=2.0)
         self.thread.join(timeout=5.0)

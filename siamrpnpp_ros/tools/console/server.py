@@ -242,6 +242,7 @@ class ConsoleServer:
 
     # ------------------------------------------------------------------ API
     def state_message(self) -> dict[str, Any]:
+        """The ``state`` message for pages: the targets' snapshot plus camera, tracker and browser counts."""
         state = self.bridge.targets.snapshot()
         state.update(
             type="state",
@@ -410,6 +411,7 @@ class ConsoleServer:
         return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
+        """Stop serving and shut the encoder thread down (pending encodings are cancelled)."""
         if self._runner is not None:
             await self._runner.cleanup()
         self._loop = None

@@ -46,6 +46,7 @@ class ConsoleSettings:
 
     @property
     def is_loopback(self) -> bool:
+        """Whether ``host`` is reachable from this machine only (see ``is_loopback_host``)."""
         return is_loopback_host(self.host)
 
 

@@ -45,6 +45,7 @@ class TargetUpdate:
 
     @property
     def stamp_ns(self) -> int:
+        """The header stamp in nanoseconds."""
         return self.stamp_sec * 1_000_000_000 + self.stamp_nanosec
 
 
@@ -53,6 +54,10 @@ def _smooth(average: float | None, value: float) -> float:
 
 
 class TargetBoard:
+    """The newest box of each target, the smoothed box rate, latency and delay, and the tracker's
+    recent log lines. Thread-safe: updated from the ROS thread, read by the web server.
+    """
+
     def __init__(
         self,
         received_at: Callable[[int], float | None] = lambda stamp: None,
@@ -80,6 +85,7 @@ class TargetBoard:
             return self._version
 
     def update(self, target: TargetUpdate) -> None:
+        """Store ``target`` as its id's newest box and update the rate, latency and delay."""
         with self._lock:
             self._targets[target.target_id] = target
             self._version += 1

@@ -39,6 +39,8 @@ _BOX_FIELDS = ("x", "y", "width", "height")
 
 
 class RequestError(ValueError):
+    """A request that fails a check; ``status`` is the HTTP status to answer with."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -129,6 +131,8 @@ def parse_selection(body: bytes, shown: Callable[[int], ShownFrame | None]) -> S
 
 @dataclass(frozen=True)
 class StreamOptions:
+    """A stream's checked options: JPEG ``quality`` and image ``width`` in pixels."""
+
     quality: int
     width: int
 
