@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from siamrpnpp_ros.models import CheckpointError, build_model, load_checkpoint, read_state_dict, save_checkpoint
+from siamrpnpp_ros.models.compat import load_weights_only
 from siamrpnpp_ros.tracking import SiamRPNTracker, build_tracker, preset_for
 from siamrpnpp_ros.training import (
     AnchorTargetAssigner,
@@ -454,7 +455,7 @@ def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     # The weights file is a plain pysot state dict; optimizer state lives beside it.
     raw = torch.load(weights, map_location="cpu", weights_only=True)
     assert list(raw) == ["state_dict"] and all(isinstance(v, torch.Tensor) for v in raw["state_dict"].values())
-    state = torch.load(state_path_for(weights), map_location="cpu", weights_only=True)
+    state = load_weights_only(state_path_for(weights), map_location="cpu")  # floats: torch 1.13 needs the shim
     assert state["epoch"] == 2 and state["global_step"] == 4
     model = build_training_model("alex", 0.125)
     load_checkpoint(model, out / "model.pth")
