@@ -33,8 +33,9 @@ TEST_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(TEST_DIR))
 sys.path.insert(0, str(TEST_DIR.parent))
 
-from browser_support import free_port, open_browser, require_browser, wait_for_http
-from ros_support import InProcessNode, PeerProcess, isolated_ros_environment
+# After the sys.path set-up above: these helper modules live beside this script.
+from browser_support import free_port, open_browser, require_browser, wait_for_http  # noqa: E402
+from ros_support import InProcessNode, PeerProcess, isolated_ros_environment  # noqa: E402
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)
@@ -213,7 +214,7 @@ def main() -> int:
                     "latency": statistics.mean(latencies) if latencies else float("nan"),
                     "step": statistics.mean(step) if step else float("nan"),
                     "console_cpu": 100.0 * console_cpu,
-                    "browser_fps": [(a - b) / (end - start) for a, b in zip(drawn_after, drawn_before)],
+                    "browser_fps": [(a - b) / (end - start) for a, b in zip(drawn_after, drawn_before, strict=True)],
                 }
             )
             row = results[-1]

@@ -22,8 +22,9 @@ TEST_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(TEST_DIR))
 sys.path.insert(0, str(TEST_DIR.parent))
 
-from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http
-from ros_support import InProcessNode, PeerProcess, isolated_ros_environment
+# After the sys.path set-up above: these helper modules live beside this script.
+from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http  # noqa: E402
+from ros_support import InProcessNode, PeerProcess, isolated_ros_environment  # noqa: E402
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)  # tools/demo.py's VTEST_TARGET

@@ -386,7 +386,7 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
         "command": "start",
         "target_id": 4,
         "frame": header["sequence"],
-        "box": dict(zip(("x", "y", "width", "height"), known_box)),
+        "box": dict(zip(("x", "y", "width", "height"), known_box, strict=True)),
     }
     status, answer = http("POST", f"{base}/api/select", json.dumps(body).encode(), {"Content-Type": "application/json"})
     assert status == 202, answer

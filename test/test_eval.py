@@ -143,7 +143,7 @@ def test_builder_groundtruth_is_where_the_object_is():
         if plan.background != "image_00":
             continue  # the object came from the grey image: nothing to see
         shapes.add(plan.kind)
-        for frame, (x, y, w, h) in zip(frames, groundtruth):
+        for frame, (x, y, w, h) in zip(frames, groundtruth, strict=True):
             ys, xs = np.nonzero(_nearer(frame, red, background))
             assert abs(xs.min() - x) <= 1.5 and abs(ys.min() - y) <= 1.5
             assert abs(xs.max() - (x + w - 1)) <= 1.5 and abs(ys.max() - (y + h - 1)) <= 1.5
@@ -171,7 +171,7 @@ def test_builder_window_groundtruth_follows_the_camera():
     for index in range(config.sequences):
         frames, groundtruth, plan = render_sequence(pool, config, index)
         rx, ry, rw, rh = plan.target_region
-        for frame, (x, y, w, h) in zip(frames, groundtruth):
+        for frame, (x, y, w, h) in zip(frames, groundtruth, strict=True):
             if x < 1 or y < 1 or x + w > 191 or y + h > 143:
                 continue  # clipped at the frame border
             top_left = frame[int(round(y)), int(round(x))]

@@ -58,7 +58,7 @@ def test_absences_have_nan_groundtruth_exactly_where_the_target_is_invisible(kin
 
     # The target's own pixels: where the frames with and without it differ.
     area = groundtruth[0, 2] * groundtruth[0, 3]  # whole and unscaled in frame 0
-    for t, (frame, without) in enumerate(zip(frames, bare)):
+    for t, (frame, without) in enumerate(zip(frames, bare, strict=True)):
         changed = np.abs(frame.astype(np.int16) - without.astype(np.int16)).max(axis=2) > 12
         if absent[t]:
             assert changed.sum() <= config.visibility_threshold * area, t

@@ -207,7 +207,7 @@ def test_cached_kernels_are_reusable(parity_model, parity_dump):
         copies = tuple(k.clone() for k in kernels)
         first = model(torch.from_numpy(dump["x_crop_f1"]), kernels)
         second = model(torch.from_numpy(dump["x_crop_f1"]), kernels)
-    for kept, original in zip(kernels, copies):
+    for kept, original in zip(kernels, copies, strict=True):
         assert torch.equal(kept, original)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
 

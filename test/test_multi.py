@@ -122,7 +122,7 @@ def test_batched_heads_correlate_each_crop_with_its_own_kernels(model, parity_mo
     for network in (source, fuse_for_inference(source, fold_bn=False)):
         with torch.inference_mode():
             kernels = [network.template(exemplars[i : i + 1]) for i in range(3)]
-            stacked = tuple(torch.cat(parts) for parts in zip(*kernels))
+            stacked = tuple(torch.cat(parts) for parts in zip(*kernels, strict=True))
             cls, loc = network(crops, stacked)
             for i in range(3):
                 one_cls, one_loc = network(crops[i : i + 1], kernels[i])
@@ -210,7 +210,7 @@ def test_frame_indices_and_catching_up_alone(default_tracker, clip):
     alone.init(frames[2], (40, 30, 80, 100))
     expected = [alone.track(frames[i]) for i in range(3, 7)]
     got = [results[0] for results in caught_up] + [both[1]]
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         assert np.allclose(e.box, g.box, atol=BOX_TOLERANCE_PX, rtol=0)
         assert abs(e.score - g.score) <= SCORE_TOLERANCE
 

@@ -18,10 +18,11 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 
-from diagnostic_msgs.msg import DiagnosticStatus
-from rcl_interfaces.msg import Log
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from test_node_ros import (
+# After the skip: without rclpy this module is skipped rather than failing to import.
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from test_node_ros import (  # noqa: E402
     FRAME_TIMEOUT_S,
     IDLE,
     INITIALIZING,
@@ -34,7 +35,7 @@ from test_node_ros import (
     stop_cleanly,
 )
 
-from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray
+from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray  # noqa: E402
 
 BOX_TOLERANCE_PX = 0.01
 SCORE_TOLERANCE = 1e-4
@@ -132,7 +133,7 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
         if index == cancel_at:
             before_cancel = len(client.arrays)
             client.select(2, (0, 0, 0, 0), command=SelectTarget.COMMAND_CANCEL)
-            client.spin_until(lambda: len(client.arrays) > before_cancel, FRAME_TIMEOUT_S, "the IDLE array")
+            client.spin_until(lambda n=before_cancel: len(client.arrays) > n, FRAME_TIMEOUT_S, "the IDLE array")
             idle_array = client.arrays[-1]
             assert [(b.target_id, b.status) for b in idle_array.boxes] == [(2, IDLE)]
         assert array.boxes, f"frame {index}: empty array"

@@ -510,7 +510,7 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
         "image_qos",
     ]
     values = client.parameter_call(GetParameters, "get_parameters", GetParameters.Request(names=names)).values
-    by_name = dict(zip(names, values))
+    by_name = dict(zip(names, values, strict=True))
     assert by_name["model"].string_value == "alex" and by_name["device"].string_value == "cpu"
     assert by_name["fp16"].bool_value is False and by_name["use_compressed"].bool_value is True
     assert by_name["tracker.penalty_k"].double_value == pytest.approx(0.16)

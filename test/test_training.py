@@ -110,7 +110,7 @@ def test_anchor_targets_hand_computed_positives():
     targets = assigner(np.array([0.0, 0.0, 64.0, 64.0]), np.random.default_rng(0))
     A, S = 5, 17
     assert targets.cls.shape == (A, S, S) and targets.delta.shape == (4, A, S, S)
-    positives = set(zip(*np.nonzero(targets.cls == POSITIVE)))
+    positives = set(zip(*np.nonzero(targets.cls == POSITIVE), strict=True))
     square = 2  # ratio 1.0 is the third anchor shape (64x64)
     expected = {(square, 8 + di, 8 + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)}
     assert positives == expected
