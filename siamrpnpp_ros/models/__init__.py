@@ -1,10 +1,12 @@
 """SiamRPN++ networks (pure PyTorch, no ROS): presets, model, checkpoint I/O.
 
-from siamrpnpp_ros.models import build_model, load_checkpoint
-model = build_model("r50")            # eval mode
-load_checkpoint(model, "model.pth")   # pysot layout, weights_only
-kernels = model.template(z_crop)      # (1,3,127,127) BGR 0..255
-cls, loc = model(x_crop, kernels)     # (1,10,25,25), (1,20,25,25)
+Usage::
+
+    from siamrpnpp_ros.models import build_model, load_checkpoint
+    model = build_model("r50")            # eval mode
+    load_checkpoint(model, "model.pth")   # pysot layout, weights_only
+    kernels = model.template(z_crop)      # (1,3,127,127) BGR 0..255
+    cls, loc = model(x_crop, kernels)     # (1,10,25,25), (1,20,25,25)
 """
 
 from .checkpoints import (

@@ -50,7 +50,7 @@ def meta_device() -> AbstractContextManager[Any]:
 
 
 class _MetaFactories(torch.overrides.TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func in _FACTORIES and kwargs.get("device") is None:
             kwargs["device"] = "meta"

@@ -17,7 +17,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 BackboneName = Literal["resnet50", "mobilenetv2", "alexnet"]
 _BACKBONE_NAMES: tuple[str, ...] = ("resnet50", "mobilenetv2", "alexnet")
@@ -31,10 +31,14 @@ _VALID_LAYERS: dict[str, tuple[int, ...]] = {
 }
 
 
-def _as_int_tuple(value: object, what: str, positive: bool = True) -> tuple[int, ...]:
-    """Normalise a list/tuple of ints to a tuple, so configs stay hashable and frozen."""
+def _as_int_tuple(value: Any, what: str, positive: bool = True) -> tuple[int, ...]:
+    """Normalise a list/tuple of ints to a tuple, so configs stay hashable and frozen.
+
+    ``value`` is unchecked input (a config field, a YAML list): whatever is not a sequence of
+    ints raises TypeError here.
+    """
     try:
-        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
+        out = tuple(int(v) for v in value)
     except TypeError as exc:
         raise TypeError(f"{what} must be a sequence of ints, got {value!r}") from exc
     if positive and any(v <= 0 for v in out):

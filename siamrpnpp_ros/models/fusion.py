@@ -39,7 +39,7 @@ folded variant is opt-in. :meth:`FusedSiamRPN.set_channels_last` and
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -95,16 +95,16 @@ def fuse_backbone_bn(module: nn.Module) -> nn.Module:
     for child in list(module.modules()):
         if isinstance(child, nn.Sequential):
             names = list(child._modules.keys())
-            for first, second in zip(names, names[1:]):
+            for first, second in zip(names, names[1:], strict=False):
                 conv, bn = child._modules[first], child._modules[second]
                 if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                     child._modules[first] = fold_conv_bn(conv, bn)
                     child._modules[second] = nn.Identity()
         for index in range(1, 10):
-            conv = getattr(child, f"conv{index}", None)
-            bn = getattr(child, f"bn{index}", None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(child, f"conv{index}", fold_conv_bn(conv, bn))
+            conv_n = getattr(child, f"conv{index}", None)
+            bn_n = getattr(child, f"bn{index}", None)
+            if isinstance(conv_n, nn.Conv2d) and isinstance(bn_n, nn.BatchNorm2d):
+                setattr(child, f"conv{index}", fold_conv_bn(conv_n, bn_n))
                 setattr(child, f"bn{index}", nn.Identity())
     return module
 
@@ -121,13 +121,15 @@ class NnpackConv2d(nn.Conv2d):
     use_nnpack: bool = True
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - nn.Conv2d's argument name
+        """The convolution, through NNPACK on CPU float32 when enabled and available, else ``Conv2d``'s."""
         if self.use_nnpack and input.device.type == "cpu" and input.dtype == torch.float32 and _NNPACK:
             return torch._nnpack_spatial_convolution(
                 input.contiguous(),
                 self.weight,
                 self.bias,
-                list(self.padding),
-                list(self.stride),  # type: ignore[arg-type]
+                # enable_nnpack swaps only convs with tuple padding (_nnpack_eligible).
+                list(cast(tuple[int, ...], self.padding)),
+                list(self.stride),
             )
         return super().forward(input)
 
@@ -152,7 +154,7 @@ def _nnpack_eligible(conv: nn.Module) -> bool:
         and isinstance(conv.padding, tuple)
         and 1 < conv.kernel_size[0] <= 16
         and 1 < conv.kernel_size[1] <= 16
-        and all(p < k for p, k in zip(conv.padding, conv.kernel_size))  # NNPACK's limit
+        and all(p < k for p, k in zip(conv.padding, conv.kernel_size, strict=True))  # NNPACK's limit
     )
 
 
@@ -180,8 +182,15 @@ def _fused_neck_conv(model: SiamRPN, level: int) -> Optional[nn.Conv2d]:
     if model.neck is None:
         return None
     adjust = getattr(model.neck, model.neck.level_names()[level])
-    conv, bn = adjust.downsample[0], adjust.downsample[1]
-    return fold_conv_bn(conv, bn)
+    return fold_conv_bn(*_conv_and_bn(adjust.downsample))
+
+
+def _conv_and_bn(block: nn.Sequential) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """The ``Conv2d`` and ``BatchNorm2d`` that open a ``conv -> BN [-> ...]`` ``nn.Sequential``."""
+    conv, bn = block[0], block[1]
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError(f"expected Conv2d then BatchNorm2d, got {type(conv).__name__}, {type(bn).__name__}")
+    return conv, bn
 
 
 def _compose_1x1_then_conv(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
@@ -193,7 +202,7 @@ def _compose_1x1_then_conv(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
     """
     if first.kernel_size != (1, 1) or first.stride != (1, 1) or first.groups != 1:
         raise ValueError("the first conv must be a plain 1x1 conv")
-    if any(p != 0 for p in second.padding) or second.groups != 1:  # type: ignore[union-attr]
+    if any(p != 0 for p in second.padding) or second.groups != 1:
         raise ValueError("the second conv must be unpadded and ungrouped")
     w1 = first.weight.detach().double()[:, :, 0, 0]  # (mid, in)
     b1 = first.bias.detach().double() if first.bias is not None else torch.zeros(w1.shape[0], dtype=torch.float64)
@@ -258,7 +267,7 @@ def _grouped_1x1(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
 
 def _conv_flops(conv: nn.Conv2d, out_hw: int) -> int:
     """Multiply-adds x2 of ``conv`` for an ``out_hw`` x ``out_hw`` output (a cost model only)."""
-    kh, kw = conv.kernel_size  # type: ignore[misc]
+    kh, kw = conv.kernel_size
     return 2 * out_hw * out_hw * conv.out_channels * (conv.in_channels // conv.groups) * kh * kw
 
 
@@ -266,15 +275,24 @@ def _cat_batchnorms(bns: Sequence[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     """One eval-mode BatchNorm over the concatenated channels of ``bns`` (per channel identical)."""
     if len({bn.eps for bn in bns}) != 1:
         raise ValueError("cannot merge BatchNorms with different eps")
+    means: list[Tensor] = []
+    variances: list[Tensor] = []
+    for bn in bns:
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError("cannot merge BatchNorms without running statistics")
+        means.append(bn.running_mean)
+        variances.append(bn.running_var)
     merged = nn.BatchNorm2d(sum(bn.num_features for bn in bns), eps=bns[0].eps).to(
-        device=bns[0].running_mean.device,
-        dtype=bns[0].running_mean.dtype,  # type: ignore[union-attr]
+        device=means[0].device,
+        dtype=means[0].dtype,
     )
+    # A new BatchNorm2d tracks running statistics (track_running_stats defaults to True).
+    assert merged.running_mean is not None and merged.running_var is not None
     with torch.no_grad():
-        merged.weight.copy_(torch.cat([bn.weight for bn in bns]))  # type: ignore[misc]
-        merged.bias.copy_(torch.cat([bn.bias for bn in bns]))  # type: ignore[misc]
-        merged.running_mean.copy_(torch.cat([bn.running_mean for bn in bns]))  # type: ignore[union-attr,misc]
-        merged.running_var.copy_(torch.cat([bn.running_var for bn in bns]))  # type: ignore[union-attr,misc]
+        merged.weight.copy_(torch.cat([bn.weight for bn in bns]))
+        merged.bias.copy_(torch.cat([bn.bias for bn in bns]))
+        merged.running_mean.copy_(torch.cat(means))
+        merged.running_var.copy_(torch.cat(variances))
     merged.requires_grad_(False)
     return merged.eval()
 
@@ -336,8 +354,8 @@ def _exact_level(source: SiamRPN, index: int, rpn: DepthwiseRPN) -> _SearchLevel
     neck = None
     if source.neck is not None:
         neck = copy.deepcopy(getattr(source.neck, source.neck.level_names()[index]).downsample)
-    convs = [rpn.cls.conv_search[0], rpn.loc.conv_search[0]]
-    bns = [rpn.cls.conv_search[1], rpn.loc.conv_search[1]]
+    (cls_conv, cls_bn), (loc_conv, loc_bn) = _conv_and_bn(rpn.cls.conv_search), _conv_and_bn(rpn.loc.conv_search)
+    convs, bns = [cls_conv, loc_conv], [cls_bn, loc_bn]
     merged_conv = nn.Conv2d(
         convs[0].in_channels,
         convs[0].out_channels + convs[1].out_channels,
@@ -364,7 +382,7 @@ def _exact_level(source: SiamRPN, index: int, rpn: DepthwiseRPN) -> _SearchLevel
 
 def _folded_level(source: SiamRPN, index: int, rpn: DepthwiseRPN, fold_neck: bool, search_side: int) -> _SearchLevel:
     """Level ``index`` with BatchNorms folded, the neck folded in where cheaper, heads grouped."""
-    search_convs = [fold_conv_bn(b.conv_search[0], b.conv_search[1]) for b in (rpn.cls, rpn.loc)]
+    search_convs = [fold_conv_bn(*_conv_and_bn(b.conv_search)) for b in (rpn.cls, rpn.loc)]
     merged = _cat_convs(search_convs)
     neck = _fused_neck_conv(source, index)
     if neck is not None and fold_neck:
@@ -372,7 +390,7 @@ def _folded_level(source: SiamRPN, index: int, rpn: DepthwiseRPN, fold_neck: boo
         separate = _conv_flops(neck, search_side) + _conv_flops(merged, search_side - 2)
         if _conv_flops(composed, search_side - 2) < separate:
             neck, merged = None, composed
-    hidden = _grouped_1x1([fold_conv_bn(b.head[0], b.head[1]) for b in (rpn.cls, rpn.loc)])
+    hidden = _grouped_1x1([fold_conv_bn(*_conv_and_bn(b.head)) for b in (rpn.cls, rpn.loc)])
     return _SearchLevel(
         neck,
         nn.Sequential(merged, nn.ReLU(inplace=True)),
@@ -393,6 +411,10 @@ class FusedSiamRPN(nn.Module):
     Not meant for training or for loading checkpoints.
     """
 
+    # Buffers registered in __init__ when the source fuses its levels with weights (``weighted``).
+    cls_weight: Tensor
+    loc_weight: Tensor
+
     def __init__(self, source: SiamRPN, fold_bn: bool = True, fold_neck: bool = True) -> None:
         super().__init__()
         self.config = source.config
@@ -404,7 +426,7 @@ class FusedSiamRPN(nn.Module):
         # Template branch (once per target): copies of the neck and the RPN kernel convs.
         self.template_neck = fuse(copy.deepcopy(source.neck)).eval() if source.neck is not None else None
         head = source.rpn_head
-        levels: list[DepthwiseRPN] = head._levels() if isinstance(head, MultiRPN) else [head]  # type: ignore[list-item]
+        levels: list[DepthwiseRPN] = head._levels() if isinstance(head, MultiRPN) else [head]
         self.kernel_convs = nn.ModuleList()
         self.levels = nn.ModuleList()
         # Cost model for the neck fold: the search feature side at the default instance size
@@ -419,7 +441,7 @@ class FusedSiamRPN(nn.Module):
                 self.levels.append(_exact_level(source, index, rpn))
         # Level fusion weights: the same float32 softmax pysot evaluates every frame, done once.
         self.weighted = isinstance(head, MultiRPN) and head.weighted
-        if self.weighted:
+        if isinstance(head, MultiRPN) and head.weighted:
             self.register_buffer("cls_weight", F.softmax(head.cls_weight.detach(), dim=0).clone())
             self.register_buffer("loc_weight", F.softmax(head.loc_weight.detach(), dim=0).clone())
         self.channels_last = False
@@ -445,7 +467,9 @@ class FusedSiamRPN(nn.Module):
         outputs move by float rounding like BN folding does.
         """
         self.channels_last = bool(enabled)
-        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        # Module.to converts in place and returns self; the stubs lack its memory_format overload.
+        self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)  # type: ignore[call-overload]
+        return self
 
     def set_nnpack(self, enabled: bool = True) -> "FusedSiamRPN":
         """Route eligible convs through NNPACK on CPU (see :class:`NnpackConv2d`); returns self.
@@ -470,7 +494,8 @@ class FusedSiamRPN(nn.Module):
 
     def features(self, image: Tensor) -> list[Tensor]:
         """Backbone features of a search crop ``(B, 3, I, I)`` (no neck), per level."""
-        return self.backbone(self._input(image))
+        features: list[Tensor] = self.backbone(self._input(image))
+        return features
 
     def template(self, z: Tensor) -> TemplateKernels:
         """Exemplar ``(B, 3, 127, 127)`` -> the flat per-level ``(cls, loc)`` kernel tuple."""
@@ -489,7 +514,7 @@ class FusedSiamRPN(nn.Module):
             raise ValueError(f"expected {2 * len(self.levels)} template kernels, got {len(kernels)}")
         cls_list: list[Tensor] = []
         loc_list: list[Tensor] = []
-        for index, (level, feature) in enumerate(zip(self.levels, features)):
+        for index, (level, feature) in enumerate(zip(self.levels, features, strict=True)):
             cls, loc = level(feature, kernels[2 * index], kernels[2 * index + 1])
             cls_list.append(cls)
             loc_list.append(loc)
@@ -509,7 +534,7 @@ class FusedSiamRPN(nn.Module):
 
 
 def _fuse_levels(outputs: list[Tensor], weights: Optional[Tensor]) -> Tensor:
-    """pysot's MultiRPN level fusion with precomputed softmax ``weights`` (None: plain mean).
+    """The level fusion of pysot's MultiRPN with precomputed softmax ``weights`` (None: plain mean).
 
     Accumulates left to right like ``MultiRPN._fuse`` so the float rounding is the same.
     """

@@ -62,7 +62,7 @@ class AdjustAllLayer(nn.Module):
             raise ValueError("in_channels and out_channels must have the same length")
         self.num_levels = len(in_channels)
         self.out_channels: tuple[int, ...] = tuple(out_channels)
-        for name, cin, cout in zip(self.level_names(), in_channels, out_channels):
+        for name, cin, cout in zip(self.level_names(), in_channels, out_channels, strict=True):
             self.add_module(name, AdjustLayer(cin, cout, center_size, crop_below))
 
     def level_names(self) -> list[str]:
@@ -78,7 +78,7 @@ class AdjustAllLayer(nn.Module):
         """
         if len(features) != self.num_levels:
             raise ValueError(f"neck expects {self.num_levels} feature levels, got {len(features)}")
-        return [getattr(self, name)(feat, crop) for name, feat in zip(self.level_names(), features)]
+        return [getattr(self, name)(feat, crop) for name, feat in zip(self.level_names(), features, strict=True)]
 
 
 def build_neck(cfg: NeckConfig) -> AdjustAllLayer:

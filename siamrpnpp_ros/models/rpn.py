@@ -83,11 +83,13 @@ class DepthwiseXCorr(nn.Module):
 
     def template_kernel(self, z_f: Tensor) -> Tensor:
         """Template branch: ``(B, C_in, h, w)`` -> correlation kernel ``(B, hidden, h-2, w-2)``."""
-        return self.conv_kernel(z_f)
+        kernel: Tensor = self.conv_kernel(z_f)
+        return kernel
 
     def track(self, x_f: Tensor, kernel: Tensor) -> Tensor:
         """Search branch with a cached kernel: ``(B, C_in, H, W)`` -> ``(B, out, S, S)``."""
-        return self.head(xcorr_depthwise(self.conv_search(x_f), kernel))
+        out: Tensor = self.head(xcorr_depthwise(self.conv_search(x_f), kernel))
+        return out
 
     def forward(self, z_f: Tensor, x_f: Tensor) -> Tensor:
         """pysot-style one-shot forward (template and search together)."""
@@ -152,7 +154,7 @@ class MultiRPN(nn.Module):
             raise ValueError("in_channels and hidden_channels must have the same length")
         self.num_levels = len(in_channels)
         self.weighted = weighted
-        for name, cin, hidden in zip(self.level_names(), in_channels, hidden_channels):
+        for name, cin, hidden in zip(self.level_names(), in_channels, hidden_channels, strict=True):
             self.add_module(name, DepthwiseRPN(anchor_num, cin, hidden))
         if weighted:
             # ones -> equal weights after the softmax until trained.
@@ -174,7 +176,7 @@ class MultiRPN(nn.Module):
         if len(z_fs) != self.num_levels:
             raise ValueError(f"expected {self.num_levels} template features, got {len(z_fs)}")
         kernels: list[Tensor] = []
-        for rpn, z_f in zip(self._levels(), z_fs):
+        for rpn, z_f in zip(self._levels(), z_fs, strict=True):
             kernels.extend(rpn.template_kernels([z_f]))
         return tuple(kernels)
 
@@ -189,10 +191,10 @@ class MultiRPN(nn.Module):
             raise ValueError(f"expected {2 * self.num_levels} template kernels, got {len(kernels)}")
         cls_list: list[Tensor] = []
         loc_list: list[Tensor] = []
-        for i, (rpn, x_f) in enumerate(zip(self._levels(), x_fs)):
-            c, l = rpn.track([x_f], kernels[2 * i : 2 * i + 2])
+        for i, (rpn, x_f) in enumerate(zip(self._levels(), x_fs, strict=True)):
+            c, loc = rpn.track([x_f], kernels[2 * i : 2 * i + 2])
             cls_list.append(c)
-            loc_list.append(l)
+            loc_list.append(loc)
         return self._fuse(cls_list, self.cls_weight if self.weighted else None), self._fuse(
             loc_list, self.loc_weight if self.weighted else None
         )
@@ -216,7 +218,7 @@ class MultiRPN(nn.Module):
         return total
 
 
-def build_rpn_head(cfg: RPNConfig) -> nn.Module:
+def build_rpn_head(cfg: RPNConfig) -> MultiRPN | DepthwiseRPN:
     """``MultiRPN`` for multi-level configs, a single ``DepthwiseRPN`` otherwise."""
     if cfg.multi:
         return MultiRPN(cfg.anchor_num, cfg.in_channels, cfg.hidden_channels, cfg.weighted)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .backbones import build_backbone
 from .config import ModelConfig, model_config
-from .neck import build_neck
+from .neck import AdjustAllLayer, build_neck
 from .rpn import build_rpn_head
 
 #: Cached RPN template-branch outputs, flat and ordered by level:
@@ -56,7 +56,7 @@ class SiamRPN(nn.Module):
         self.config: ModelConfig = cfg
         self.backbone = build_backbone(cfg.backbone)
         features = tuple(self.backbone.out_channels)
-        self.neck: Optional[nn.Module]
+        self.neck: Optional[AdjustAllLayer]
         if cfg.neck is not None:
             if features != cfg.neck.in_channels:
                 raise ValueError(
@@ -97,7 +97,7 @@ class SiamRPN(nn.Module):
             raise ValueError(f"expected a (B, 3, H, W) image tensor, got shape {tuple(image.shape)}")
         param = next(self.parameters())
         image = image.to(device=param.device, dtype=param.dtype)
-        features = self.backbone(image)
+        features: list[Tensor] = self.backbone(image)
         if self.neck is not None:
             # Template: pysot's width rule (crops the 15x15 exemplar feature to
             # 7x7). Search: never crop. pysot applies the width rule to both,

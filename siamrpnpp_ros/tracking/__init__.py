@@ -1,9 +1,11 @@
 """SiamRPN++ tracking logic on top of ``siamrpnpp_ros.models`` (plain NumPy/PyTorch, no ROS).
 
-from siamrpnpp_ros.tracking import build_tracker
-tracker = build_tracker("r50", "model.pth", device="auto")
-tracker.init(first_frame, (x, y, w, h))   # top-left box, pixels
-result = tracker.track(next_frame)         # result.box, result.score
+Usage::
+
+    from siamrpnpp_ros.tracking import build_tracker
+    tracker = build_tracker("r50", "model.pth", device="auto")
+    tracker.init(first_frame, (x, y, w, h))   # top-left box, pixels
+    result = tracker.track(next_frame)         # result.box, result.score
 """
 
 from .anchors import anchor_shapes, cosine_window, generate_anchors

@@ -256,7 +256,7 @@ class OnnxRuntimeModel:
             raise ValueError(f"expected a (B, 3, I, I) search crop, got shape {tuple(x.shape)}")
         session = self.session(int(x.shape[-1]), int(x.shape[0]))
         feed = {"search": _as_numpy(x)}
-        for name, kernel in zip(self.kernel_names, kernels):
+        for name, kernel in zip(self.kernel_names, kernels, strict=True):
             feed[name] = _as_numpy(kernel)
         cls, loc = session.run(["cls", "loc"], feed)
         return torch.from_numpy(cls), torch.from_numpy(loc)

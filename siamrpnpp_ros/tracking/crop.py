@@ -20,7 +20,8 @@ def channel_average(frame: np.ndarray) -> np.ndarray:
     Computed exactly like pysot (``np.mean`` over rows and columns) because the padding colour
     derived from it must match to the last bit.
     """
-    return np.mean(frame, axis=(0, 1))
+    mean: np.ndarray = np.mean(frame, axis=(0, 1))
+    return mean
 
 
 def padding_color(average: Sequence[float] | np.ndarray) -> np.ndarray:

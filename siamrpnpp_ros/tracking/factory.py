@@ -152,7 +152,7 @@ def build_tracker(
             network.session(tracker_config.lost_instance_size)
     if compile and isinstance(network, torch.nn.Module):
         mode = "reduce-overhead" if resolved_device.type == "cuda" else None
-        network.forward = torch.compile(network.forward, mode=mode, dynamic=False)  # type: ignore[method-assign]
+        network.forward = torch.compile(network.forward, mode=mode, dynamic=False)
     tracker_class = LongTermTracker if long_term else SiamRPNTracker
     return tracker_class(network, tracker_config, device=resolved_device, fp16=fp16)
 

@@ -81,18 +81,22 @@ class Target:
 
     @property
     def target_id(self) -> int:
+        """The target's id (its session's)."""
         return self.session.target_id
 
     @property
     def tracker(self) -> SiamRPNTracker:
+        """The target's own tracker, a copy of the prototype that shares its network."""
         return self.session.tracker  # type: ignore[return-value]
 
     @property
     def status(self) -> TrackStatus:
+        """The target's current status (its session's)."""
         return self.session.status
 
     @property
     def age(self) -> int:
+        """Frames since the target was started, its init frame counting as 1 (its session's)."""
         return self.session.age
 
 
@@ -130,9 +134,11 @@ class MultiTargetTracker:
 
     @property
     def target_ids(self) -> tuple[int, ...]:
+        """The ids of the targets, in the order they were added."""
         return tuple(self._targets)
 
     def get(self, target_id: int) -> Target | None:
+        """The target with ``target_id``, or None when there is none."""
         return self._targets.get(int(target_id))
 
     def __contains__(self, target_id: object) -> bool:
@@ -143,6 +149,7 @@ class MultiTargetTracker:
 
     @property
     def is_full(self) -> bool:
+        """True when ``max_targets`` targets are tracked and no other can be added."""
         return len(self._targets) >= self.max_targets
 
     # ------------------------------------------------------------------ settings
@@ -260,7 +267,7 @@ class MultiTargetTracker:
         requests = [target.tracker.prepare_search(frame) for target in chosen]
         outputs = self._run_network(chosen, requests)
         results = []
-        for target, request, (cls, loc) in zip(chosen, requests, outputs):
+        for target, request, (cls, loc) in zip(chosen, requests, outputs, strict=True):
             tracked = target.tracker.finish_search(request, cls, loc)
             result = target.session.update(tracked)
             target.last_frame = index
@@ -297,7 +304,7 @@ class MultiTargetTracker:
         if stacked is None:
             per_target = [target.tracker.template_kernels for target in targets]
             assert all(kernels is not None for kernels in per_target)
-            stacked = tuple(torch.cat(parts, dim=0) for parts in zip(*per_target))  # type: ignore[arg-type]
+            stacked = tuple(torch.cat(parts, dim=0) for parts in zip(*per_target, strict=True))
             if len(self._stacked_kernels) >= _KERNEL_CACHE_LIMIT:
                 self._stacked_kernels.clear()
             self._stacked_kernels[key] = stacked
@@ -314,7 +321,7 @@ class MultiTargetTracker:
         exemplar = tracker.config.exemplar_size
         blank = torch.full((1, 3, exemplar, exemplar), 114.0, device=tracker.device, dtype=tracker.input_dtype)
         with torch.inference_mode():
-            kernels = tracker.model.template(blank)  # type: ignore[operator]
+            kernels = tracker.model.template(blank)
         kernels = tuple(kernels) if isinstance(kernels, (list, tuple)) else (kernels,)
         for batch in batch_sizes or range(1, self.max_targets + 1):
             crops = torch.full((int(batch), 3, size, size), 114.0, device=tracker.device, dtype=tracker.input_dtype)

@@ -44,10 +44,12 @@ class PresenceFeatures:
     spread: float
 
     def as_array(self) -> np.ndarray:
+        """The features as ``(logit_score, peak_ratio, spread)``, float64, in ``FEATURE_NAMES`` order."""
         return np.array([self.logit_score, self.peak_ratio, self.spread], dtype=np.float64)
 
 
 def logit(probability: float) -> float:
+    """``log(p / (1 - p))`` of ``probability``, clipped to ``[1e-6, 1 - 1e-6]`` first so it stays finite."""
     p = min(max(float(probability), _EPSILON), 1.0 - _EPSILON)
     return math.log(p / (1.0 - p))
 

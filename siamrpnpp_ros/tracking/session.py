@@ -62,11 +62,17 @@ class TrackStatus(enum.IntEnum):
 class Tracker(Protocol):
     """What the session needs from a tracker (``SiamRPNTracker`` and ``LongTermTracker`` fit)."""
 
-    def init(self, frame: np.ndarray, box: Sequence[float]) -> None: ...
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Initialise on ``frame`` with the top-left ``(x, y, w, h)`` pixel ``box``."""
+        ...
 
-    def track(self, frame: np.ndarray) -> TrackResult: ...
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Track the target in ``frame``; the result carries the box, score and presence."""
+        ...
 
-    def reset(self) -> None: ...
+    def reset(self) -> None:
+        """Forget the target."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class SessionResult:
 
     @property
     def center(self) -> tuple[float, float]:
+        """The box's centre ``(cx, cy)`` in pixels."""
         x, y, w, h = self.box
         return x + w / 2.0, y + h / 2.0
 
@@ -179,14 +186,17 @@ class TrackingSession:
 
     @property
     def status(self) -> TrackStatus:
+        """The current status (IDLE until ``start``)."""
         return self._status
 
     @property
     def target_id(self) -> int:
+        """The id of the current target, as given to ``start``."""
         return self._target_id
 
     @property
     def age(self) -> int:
+        """Frames processed for the current target, the init frame counting as 1 (0 when IDLE)."""
         return self._age
 
     @property

@@ -159,7 +159,8 @@ class SiamRPNTracker:
             if self.fp16:
                 raise ValueError(f"fp16 applies to PyTorch models only, not {type(model).__name__}")
             self.device = torch.device(getattr(model, "device", "cpu"))
-        self.model = model
+        # A SiamRPN, a FusedSiamRPN or a non-PyTorch back-end: used through ``template`` and a call.
+        self.model: Any = model
         self._anchor_cache: dict[int, np.ndarray] = {}
         self._window_cache: dict[int, np.ndarray] = {}
         self.reset()
@@ -292,7 +293,7 @@ class SiamRPNTracker:
         return self.config.instance_size, self.config.window_influence, False
 
     def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
-        """pysot's short-term update from the best proposal; returns the clipped box."""
+        """The short-term update of pysot from the best proposal; returns the clipped box."""
         frame = request.frame
         lr = candidate.lr
         cx = self._center[0] + candidate.offset_x
@@ -411,7 +412,8 @@ class SiamRPNTracker:
 def _padded_extent(width: np.ndarray, height: np.ndarray) -> np.ndarray:
     # sqrt((w + p)(h + p)), p = (w + h)/2: the context-padded side pysot compares sizes with.
     pad = (width + height) * 0.5
-    return np.sqrt((width + pad) * (height + pad))
+    extent: np.ndarray = np.sqrt((width + pad) * (height + pad))
+    return extent
 
 
 def _padded_extent_scalar(width: float, height: float) -> float:
@@ -421,13 +423,14 @@ def _padded_extent_scalar(width: float, height: float) -> float:
 
 def _symmetric_ratio(ratio: np.ndarray) -> np.ndarray:
     # max(r, 1/r): a change by a factor k costs the same as a change by 1/k.
-    return np.maximum(ratio, 1.0 / ratio)
+    symmetric: np.ndarray = np.maximum(ratio, 1.0 / ratio)
+    return symmetric
 
 
 def clip_state(
     cx: float, cy: float, width: float, height: float, frame_width: int, frame_height: int
 ) -> tuple[float, float, float, float]:
-    """pysot's clip of a centre/size state, all in frame pixels.
+    """The clip of a centre/size state as pysot does it, all in frame pixels.
 
     Centre to ``[0, W]`` x ``[0, H]`` (W, H = frame size, not W-1), size to ``[10, W]`` x ``[10, H]``.
     """

@@ -6,8 +6,6 @@ Every backbone exposes ``out_channels`` (channels of each returned feature, in
 
 from __future__ import annotations
 
-from torch import nn
-
 from ..config import BackboneConfig
 from .alexnet import AlexNetLegacy
 from .mobilenet_v2 import InvertedResidual, MobileNetV2
@@ -23,7 +21,7 @@ __all__ = [
 ]
 
 
-def build_backbone(cfg: BackboneConfig) -> nn.Module:
+def build_backbone(cfg: BackboneConfig) -> ResNet50 | MobileNetV2 | AlexNetLegacy:
     """Instantiate the backbone described by ``cfg`` (untrained weights)."""
     if cfg.name == "resnet50":
         return ResNet50(used_layers=cfg.used_layers)

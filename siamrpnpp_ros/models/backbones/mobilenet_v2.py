@@ -65,7 +65,8 @@ class InvertedResidual(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv(x)
+        """The block's output; the input is added back when ``use_residual``."""
+        out: Tensor = self.conv(x)
         return x + out if self.use_residual else out
 
 
