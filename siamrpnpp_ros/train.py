@@ -1,6 +1,6 @@
-"""``siamrpnpp-train``: train or fine-tune SiamRPN++ (ROS-free), pysot-compatible checkpoints out.
+r"""``siamrpnpp-train``: train or fine-tune SiamRPN++ (ROS-free), pysot-compatible checkpoints out.
 
-    siamrpnpp-train --data my_sequences/ --data video:walk.mp4,boxes=walk.txt \\
+    siamrpnpp-train --data my_sequences/ --data video:walk.mp4,boxes=walk.txt \
         --data unlabeled:photos/ --model alex --epochs 20 --out runs/alex
     siamrpnpp-train --config train.yaml --resume runs/alex        # continue after the last saved epoch
     siamrpnpp-train --config train.yaml --shift 0 --out runs/centred   # the centred-sampling baseline
@@ -32,6 +32,7 @@ PROGRAM = "siamrpnpp-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``siamrpnpp-train`` argument parser (flags override ``--config``)."""
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Train or fine-tune a SiamRPN++ model on sequences, videos and still images.",
@@ -147,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``siamrpnpp-train`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     require_supported_versions()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -164,7 +166,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         trainer = Trainer(config)
         print(
             f"{PROGRAM}: {trainer.model.config.name} on {trainer.device}, {len(trainer.sources)} source(s), "
-            f"{trainer.steps_per_epoch} steps/epoch x {config.epochs} epochs, score map {trainer.score_size}x{trainer.score_size}, "
+            f"{trainer.steps_per_epoch} steps/epoch x {config.epochs} epochs, "
+            f"score map {trainer.score_size}x{trainer.score_size}, "
             f"search shift {config.search_augment.shift:g} px -> {config.out}",
             file=sys.stderr,
         )

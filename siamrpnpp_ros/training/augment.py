@@ -90,10 +90,12 @@ class TrainingCrop:
 
     @property
     def size(self) -> int:
+        """The crop's side ``n`` in pixels."""
         return int(self.image.shape[0])
 
     @property
     def offset(self) -> np.ndarray:
+        """Target centre minus crop centre ``(dx, dy)``, crop pixels."""
         return self.box[:2] - (self.size - 1) / 2
 
     @property
@@ -183,7 +185,8 @@ def pca_lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """AlexNet-style PCA lighting: add one random RGB offset (a few grey levels) to every pixel."""
     alpha = rng.normal(0.0, _PCA_ALPHA_STD, size=3)
     offset_rgb = _PCA_EIGENVECTORS @ (alpha * _PCA_EIGENVALUES) * 255.0
-    return image + offset_rgb[::-1].astype(np.float32)  # RGB -> BGR
+    lit: np.ndarray = image + offset_rgb[::-1].astype(np.float32)  # RGB -> BGR
+    return lit
 
 
 def random_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -199,7 +202,7 @@ def random_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def motion_blur_kernel(length: int, angle_degrees: float) -> np.ndarray:
     """Normalised line kernel of ``length`` pixels (odd) at ``angle_degrees`` (0 = horizontal)."""
     length = max(1, int(length) | 1)
-    kernel = np.zeros((length, length), dtype=np.float32)
+    kernel: np.ndarray = np.zeros((length, length), dtype=np.float32)
     kernel[length // 2, :] = 1.0
     rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle_degrees, 1.0)
     kernel = cv2.warpAffine(kernel, rotation, (length, length), flags=cv2.INTER_LINEAR)
@@ -207,7 +210,8 @@ def motion_blur_kernel(length: int, angle_degrees: float) -> np.ndarray:
     if total <= 0:  # pragma: no cover - a 1-pixel kernel cannot vanish, kept for safety
         kernel[length // 2, length // 2] = 1.0
         total = 1.0
-    return kernel / total
+    normalised: np.ndarray = kernel / total
+    return normalised
 
 
 # ---------------------------------------------------------------- self-supervised views

@@ -20,7 +20,7 @@ import numpy as np
 def xywh_to_center(box: np.ndarray) -> np.ndarray:
     """``(x, y, w, h)`` (pixels, covering ``x..x+w-1``) -> ``(cx, cy, w, h)``, centre ``x + (w-1)/2``."""
     box = np.asarray(box, dtype=np.float64)
-    out = box.copy()
+    out: np.ndarray = box.copy()
     out[..., 0] = box[..., 0] + (box[..., 2] - 1) / 2
     out[..., 1] = box[..., 1] + (box[..., 3] - 1) / 2
     return out
@@ -29,7 +29,7 @@ def xywh_to_center(box: np.ndarray) -> np.ndarray:
 def center_to_xywh(box: np.ndarray) -> np.ndarray:
     """Inverse of :func:`xywh_to_center`."""
     box = np.asarray(box, dtype=np.float64)
-    out = box.copy()
+    out: np.ndarray = box.copy()
     out[..., 0] = box[..., 0] - (box[..., 2] - 1) / 2
     out[..., 1] = box[..., 1] - (box[..., 3] - 1) / 2
     return out
@@ -65,4 +65,5 @@ def corner_iou(boxes: np.ndarray, target: np.ndarray) -> np.ndarray:
 def valid_xywh(boxes: np.ndarray) -> np.ndarray:
     """Boolean mask of rows with finite values and positive width and height."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    valid: np.ndarray = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    return valid

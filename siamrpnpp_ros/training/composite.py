@@ -98,7 +98,7 @@ class _Placement:
 
 
 def _affine(
-    rgba: np.ndarray, centre: Sequence[float], side: float, aspect: float, angle: float, flip: bool
+    rgba: np.ndarray, centre: Sequence[float] | np.ndarray, side: float, aspect: float, angle: float, flip: bool
 ) -> np.ndarray:
     """Map a stamp so that its centre lands on ``centre`` with side ``sqrt(w*h) = side``."""
     h, w = rgba.shape[:2]
@@ -140,14 +140,14 @@ def _paste(frame: np.ndarray, placement: _Placement) -> None:
 def _hue_shifted(rgba: np.ndarray, degrees: float) -> np.ndarray:
     hsv = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_BGR2HSV)
     hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(degrees / 2))) % 180).astype(np.uint8)
-    shifted = rgba.copy()
+    shifted: np.ndarray = rgba.copy()
     shifted[..., :3] = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
     return shifted
 
 
 def _relit(rgba: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
     gains = (1.0 + rng.uniform(-strength, strength)) * rng.uniform(0.92, 1.08, size=3)
-    out = rgba.copy()
+    out: np.ndarray = rgba.copy()
     out[..., :3] = np.clip(rgba[..., :3].astype(np.float32) * gains.astype(np.float32), 0, 255).astype(np.uint8)
     return out
 
@@ -287,8 +287,9 @@ class CompositeSource:
         in_front = [bool(rng.random() < 0.3) for _ in clutter]
 
         def layers(moved: bool, target_layer: Optional[_Placement]) -> list[_Placement]:
-            behind, front = [], []
-            for (image, c, s, a), before in zip(clutter, in_front):
+            behind: list[_Placement] = []
+            front: list[_Placement] = []
+            for (image, c, s, a), before in zip(clutter, in_front, strict=True):
                 if moved:  # the scene follows the camera; each cut-out also drifts a little
                     c, s = factor * c + shift + rng.normal(0, 0.08 * s, size=2), factor * s
                 placement = _Placement(image, _affine(image, c, s, 1.0, a, False))
@@ -311,7 +312,7 @@ class CompositeSource:
 
         draw = rng.random()
         thresholds = np.cumsum(cfg.negative_probs)
-        negative_kind = next((k for k, t in zip(NEGATIVE_KINDS, thresholds) if draw < t), None)
+        negative_kind = next((k for k, t in zip(NEGATIVE_KINDS, thresholds, strict=True) if draw < t), None)
         would_be = _Placement(
             target_image, _affine(target_image, search_centre, search_side, search_aspect, search_angle, flip)
         )

@@ -101,8 +101,9 @@ class TrainConfig:
     Optimisation:
         optimizer 'sgd' (momentum) | 'adamw'; lr: base learning rate; lr_schedule 'log'
         (geometric decay to final_lr) | 'cosine' | 'constant'; warmup_epochs of linear
-        warm-up from warmup_start_lr (None: a quarter of the epochs, pysot's 5 of 20). freeze_backbone_epochs: epochs with the backbone
-        frozen (None: half the epochs when the backbone starts pretrained, else 0);
+        warm-up from warmup_start_lr (None: a quarter of the epochs, pysot's 5 of 20).
+        freeze_backbone_epochs: epochs with the backbone frozen (None: half the epochs when
+        the backbone starts pretrained, else 0);
         backbone_train_layers: stages unfrozen afterwards (None: pysot's choice, ['all']:
         everything); backbone_lr_mult: their lr factor (pysot 0.1) when pretrained.
         grad_clip: max gradient norm (0 disables). amp: float16 autocast on CUDA.
@@ -200,7 +201,8 @@ class TrainConfig:
             problems.append("need 1 <= exemplar_size <= search_size")
         elif (self.search_size - self.exemplar_size) % 8:
             problems.append(
-                f"search_size - exemplar_size must be a multiple of the anchor stride 8, got {self.search_size - self.exemplar_size}"
+                "search_size - exemplar_size must be a multiple of the anchor stride 8, "
+                f"got {self.search_size - self.exemplar_size}"
             )
         for name in ("negative_prob", "gray_prob"):
             if not 0 <= getattr(self, name) <= 1:
@@ -310,7 +312,7 @@ def load_train_config(path: str | os.PathLike[str], base: TrainConfig | None = N
         resolved = []
         for entry in document["data"] or ():
             spec = _data_spec(entry)
-            updates = {}
+            updates: dict[str, Any] = {}
             for key in ("path", "boxes", "annotations"):
                 value = getattr(spec, key)
                 if value and not os.path.isabs(os.path.expanduser(value)):

@@ -160,6 +160,7 @@ class Track:
 
     @property
     def labeled(self) -> bool:
+        """True when the track has boxes (False for self-supervised stills)."""
         return self.boxes is not None
 
     def read(self, index: int) -> np.ndarray:
@@ -193,6 +194,7 @@ class TrainingSource:
 
     @property
     def frame_count(self) -> int:
+        """Usable frames (with a valid box) over all tracks."""
         return int(sum(len(t.valid) for t in self.tracks))
 
 

@@ -1,4 +1,4 @@
-"""Recipe for the package's default model: data -> training -> OPE report, in one resumable command.
+r"""Recipe for the package's default model: data -> training -> OPE report, in one resumable command.
 
 No public weights or datasets can be downloaded here, so the default model is trained
 from scratch on material from Debian packages (``training/sources.py``): about 500
@@ -27,7 +27,7 @@ interrupted run continues where it stopped::
 
     python -m siamrpnpp_ros.training.default_model --out runs/default_v2 --model alex \
         --width-mult 0.25 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
-        --epochs 16 --samples-per-epoch 40000 --threads 2 --workers 1
+        --epochs 40 --samples-per-epoch 16000 --threads 2 --workers 1
 
 (the command that trains the bundled ``alex-w0.25``; see the README). A run whose
 machine was lost resumes from a weights-only checkpoint with ``--init-weights FILE``
@@ -60,6 +60,7 @@ def best_epoch(run_dir: Path) -> Optional[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The recipe's argument parser."""
     parser = argparse.ArgumentParser(
         prog="python -m siamrpnpp_ros.training.default_model",
         description="Build data from real photos, train the default SiamRPN++ model, evaluate it against CSRT/KCF.",
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the recipe with ``argv`` (default ``sys.argv[1:]``), skipping finished steps; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import dataclasses

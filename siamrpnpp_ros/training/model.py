@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from siamrpnpp_ros.models import ModelConfig, SiamRPN, build_model, model_config, read_state_dict
+from siamrpnpp_ros.models.backbones import AlexNetLegacy
 from siamrpnpp_ros.models.compat import meta_device
 from siamrpnpp_ros.models.config import thinner_model_config
 
@@ -86,8 +87,9 @@ def backbone_layer_modules(model: SiamRPN, layer: str) -> list[nn.Module]:
     if kind == "alexnet":
         if layer not in _ALEXNET_BLOCKS:
             raise ValueError(f"alexnet has no layer {layer!r}; valid: {', '.join(_ALEXNET_BLOCKS)}")
-        features = model.backbone.features
-        return [features[i] for i in _ALEXNET_BLOCKS[layer]]
+        backbone = model.backbone
+        assert isinstance(backbone, AlexNetLegacy), "build_backbone makes AlexNetLegacy for alexnet"
+        return [backbone.features[i] for i in _ALEXNET_BLOCKS[layer]]
     module = getattr(model.backbone, layer, None)
     if not isinstance(module, nn.Module):
         raise ValueError(f"{kind} has no layer {layer!r}; valid: {', '.join(backbone_layer_names(model))}")
@@ -138,7 +140,7 @@ def load_backbone_weights(model: SiamRPN, path: str | os.PathLike[str]) -> tuple
     ``module.`` prefixes are stripped. Read with ``weights_only`` (safe). Returns
     ``(loaded, skipped)`` tensor counts; raises ValueError if nothing matched.
     """
-    state = read_state_dict(path)
+    state: dict[str, torch.Tensor] = read_state_dict(path)
     if any(k.startswith("backbone.") for k in state):
         state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     target = model.backbone.state_dict()

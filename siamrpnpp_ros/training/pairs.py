@@ -42,7 +42,9 @@ class PairGenerator(Protocol):
     name: str
     weight: float
 
-    def sample_pair(self, rng: np.random.Generator) -> PairSample: ...
+    def sample_pair(self, rng: np.random.Generator) -> PairSample:
+        """One template/search pair drawn with ``rng``."""
+        ...
 
 
 class PairDataset(Dataset):
@@ -167,7 +169,7 @@ class PairDataset(Dataset):
         )
 
     # ------------------------------------------------------------ items
-    def make_item(self, pair: PairSample, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def make_item(self, pair: PairSample, rng: np.random.Generator) -> dict[str, np.ndarray | np.bool_]:
         """Crop, augment and label one pair (see the class docstring for the item layout)."""
         gray = self.gray_prob > 0 and rng.random() < self.gray_prob
         template = training_crop(
@@ -201,7 +203,7 @@ class PairDataset(Dataset):
             "negative": np.bool_(pair.negative),
         }
 
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+    def __getitem__(self, index: int) -> dict[str, np.ndarray | np.bool_]:
         """Global sample ``index`` (``epoch * samples_per_epoch + i``)."""
         if index < 0:
             raise IndexError(index)
@@ -220,6 +222,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Yield the indices of ``epoch`` from now on."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

@@ -28,6 +28,7 @@ class LRSchedule:
     warmup_start_lr: float = 0.001
 
     def __call__(self, progress: float) -> float:
+        """The learning rate at ``progress`` epochs (clamped to ``[0, epochs]``)."""
         progress = min(max(float(progress), 0.0), float(self.epochs))
         if self.warmup_epochs > 0 and progress < self.warmup_epochs:
             t = progress / self.warmup_epochs
@@ -39,5 +40,5 @@ class LRSchedule:
         if self.kind == "cosine":
             return self.final_lr + (self.base_lr - self.final_lr) * 0.5 * (1 + math.cos(math.pi * t))
         if self.kind == "log":
-            return self.base_lr * (self.final_lr / self.base_lr) ** t
+            return float(self.base_lr * (self.final_lr / self.base_lr) ** t)
         raise ValueError(f"unknown lr schedule {self.kind!r}")

@@ -122,6 +122,7 @@ class TrainingMaterial:
     packages: dict[str, str]
 
     def select(self, split: str) -> "TrainingMaterial":
+        """The entries of one split (``train`` or ``val``), same packages."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return TrainingMaterial(
@@ -131,6 +132,7 @@ class TrainingMaterial:
         )
 
     def counts(self) -> dict[str, int]:
+        """How many stamps and backgrounds there are, photographic or not."""
         return {
             "stamps_photographic": sum(s.photographic for s in self.stamps),
             "stamps_cartoon": sum(not s.photographic for s in self.stamps),
@@ -151,6 +153,7 @@ class TrainingMaterial:
 
     @classmethod
     def load(cls, path: Path) -> "TrainingMaterial":
+        """Read a manifest written by :meth:`save`."""
         document = json.loads(Path(path).read_text())
         return cls(
             tuple(ImageEntry(**s) for s in document["stamps"]),

@@ -86,10 +86,12 @@ class AnchorTargets:
 
     @property
     def num_positives(self) -> int:
+        """Anchors labelled positive."""
         return int((self.cls == POSITIVE).sum())
 
     @property
     def num_negatives(self) -> int:
+        """Anchors labelled negative."""
         return int((self.cls == NEGATIVE).sum())
 
 

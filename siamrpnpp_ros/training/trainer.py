@@ -504,6 +504,7 @@ class CsvLog:
         self.fields = tuple(fields)
 
     def rows(self) -> list[dict[str, Any]]:
+        """The rows written so far, as dicts of strings (none before the file exists)."""
         if not self.path.is_file():
             return []
         with self.path.open(newline="", encoding="utf-8") as handle:
@@ -520,6 +521,7 @@ class CsvLog:
             writer.writerows({k: r.get(k, "") for k in self.fields} for r in rows)
 
     def append(self, row: dict[str, Any]) -> None:
+        """Append ``row`` (fields not in the header are dropped, missing ones left empty), writing the header first."""
         new = not self.path.is_file()
         with self.path.open("a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.fields)
