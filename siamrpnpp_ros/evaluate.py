@@ -1,7 +1,7 @@
-"""``siamrpnpp-eval``: one-pass evaluation of trackers on an OTB-format benchmark, with a report.
+r"""``siamrpnpp-eval``: one-pass evaluation of trackers on an OTB-format benchmark, with a report.
 
-    siamrpnpp-eval --benchmark bench/ --out report/ \\
-        --tracker alex:runs/alex/model.pth --tracker "shift0=alex:runs/s0/model.pth" \\
+    siamrpnpp-eval --benchmark bench/ --out report/ \
+        --tracker alex:runs/alex/model.pth --tracker "shift0=alex:runs/s0/model.pth" \
         --tracker csrt --tracker kcf [--device auto] [--max-frames N] [--reuse]
 
 Tracker specs: ``csrt``, ``kcf``, ``mil`` (OpenCV baselines) or ``[LABEL=]MODEL:WEIGHTS`` with
@@ -76,6 +76,7 @@ def parse_tracker_spec(text: str) -> TrackerSpec:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``siamrpnpp-eval`` argument parser."""
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="One-pass evaluation (success AUC, precision@20px, normalised precision, FPS) "
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``siamrpnpp-eval`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     require_supported_versions()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -207,26 +207,35 @@ class PysotReference:
         self._zf: list[Any] | None = None
 
     def to(self, *args: Any, **kwargs: Any) -> PysotReference:
+        """Move or cast the wrapped model (``nn.Module.to`` arguments); returns self."""
         self.model = self.model.to(*args, **kwargs)
         return self
 
     def eval(self) -> PysotReference:
+        """Put the wrapped model in eval mode; returns self."""
         self.model.eval()
         return self
 
     def half(self) -> PysotReference:
+        """Make the wrapped model float16; returns self."""
         self.model = self.model.half()
         return self
 
     @property
     def device(self) -> Any:
+        """The device of the wrapped model's parameters."""
         return next(self.model.parameters()).device
 
     def template(self, z: Any) -> tuple[Any, ...]:
+        """Keep the exemplar features of ``z`` for later searches and return its kernels."""
         self._zf = self.model._features(z, is_template=True)
         return tuple(self.model.rpn_head.template_kernels(self._zf))
 
     def __call__(self, x: Any, kernels: Any) -> tuple[Any, Any]:
+        """Raw ``(cls, loc)`` of search crop ``x``: the whole RPN on the kept exemplar features.
+
+        ``kernels`` is not used; pysot recomputes them every frame.
+        """
         from siamrpnpp_ros.models.rpn import MultiRPN
 
         assert self._zf is not None, "template() first"
@@ -240,7 +249,7 @@ class PysotReference:
 
 
 def nominal_flops(model: Any, instance_size: int) -> dict[str, float]:
-    """pysot's FLOPs (2 x multiply-adds of every conv and correlation) per ``track()`` and per
+    """FLOPs as pysot counts them (2 x multiply-adds of every conv and correlation) per ``track()`` and per
     template, for a ``SiamRPN`` at ``instance_size``; counted by running it once.
     """
     import torch
@@ -465,7 +474,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         progress.update(1)
     progress.close()
     if teacher is not None:  # teacher-forced pass: each frame from the reference run's state
-        for frame, state in zip(frames[1:], teacher):
+        for frame, state in zip(frames[1:], teacher, strict=True):
             tracker._center = (float(state[0]), float(state[1]))  # noqa: SLF001
             tracker._size = (float(state[2]), float(state[3]))  # noqa: SLF001
             tf_boxes.append(list(tracker.track(frame).box))

@@ -1,4 +1,4 @@
-"""Shift-range ablation: SiamRPN++'s spatial-aware sampling, measured on a generated benchmark.
+r"""Shift-range ablation: SiamRPN++'s spatial-aware sampling, measured on a generated benchmark.
 
 The paper's central observation: a deep, padded backbone trained with the target
 always at the centre of the search crop learns a centre bias, and randomly
@@ -17,7 +17,7 @@ benchmark, and writes:
 Without training data it first builds disjoint train/test benchmarks from the
 train/test photo splits (``OUT/data/train``, ``OUT/data/test``)::
 
-    python -m siamrpnpp_ros.eval.ablation --out ablation --model mobilev2 --epochs 20 \\
+    python -m siamrpnpp_ros.eval.ablation --out ablation --model mobilev2 --epochs 20 \
         --samples-per-epoch 4000 --train-sequences 60 --test-sequences 20
 """
 
@@ -53,6 +53,7 @@ class AblationRow:
 
 
 def run_label(shift: float) -> str:
+    """The label of a shift setting in tables and plots, e.g. ``shift 64px``."""
     return f"shift {shift:g}px"
 
 
@@ -191,7 +192,8 @@ def write_ablation_outputs(
         "shifted uniformly by up to *shift* pixels (per axis) in the 255 px search crop; shift 0 is the "
         "always-centred baseline.",
         "",
-        "| Max search shift (px) | Success AUC | Precision @20px | Norm. precision @0.2 | Final train loss | Train time (min) |",
+        "| Max search shift (px) | Success AUC | Precision @20px | Norm. precision @0.2 "
+        "| Final train loss | Train time (min) |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -239,6 +241,7 @@ def write_ablation_outputs(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ablation's argument parser."""
     parser = argparse.ArgumentParser(
         prog="python -m siamrpnpp_ros.eval.ablation",
         description="Train one SiamRPN++ per maximum search shift (same budget) and compare them with OPE.",
@@ -282,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ablation with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from siamrpnpp_ros.training.config import TrainConfig, load_train_config

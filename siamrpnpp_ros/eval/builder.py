@@ -167,7 +167,11 @@ def smooth_path(rng: np.random.Generator, frames: int, low: float, high: float, 
 
 
 def similarity(
-    center: Sequence[float], angle_degrees: float, scale_x: float, scale_y: float, anchor: Sequence[float]
+    center: Sequence[float],
+    angle_degrees: float,
+    scale_x: float,
+    scale_y: float,
+    anchor: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """2x3 affine: move ``anchor`` (source px) to ``center`` (frame px), scaled then rotated."""
     theta = math.radians(angle_degrees)
@@ -458,7 +462,7 @@ def render_sequence(
     frames: list[np.ndarray] = []
     groundtruth = np.zeros((F, 4), dtype=np.float64)
     for t in range(F):
-        canvas = cv2.warpAffine(
+        canvas: np.ndarray = cv2.warpAffine(
             background, background_affines[t], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         ).astype(np.float32)
         for layer, placements in distractors:
@@ -491,7 +495,8 @@ def render_sequence(
             # for the price of a slice.
             oy, ox = int(rng.integers(NOISE_PAD + 1)), int(rng.integers(NOISE_PAD + 1))
             canvas += noise_field[oy : oy + H, ox : ox + W]
-        frames.append(cv2.add(canvas, 0.0, dtype=cv2.CV_8U))  # rounds and saturates to 0..255
+        # Rounds and saturates to 0..255. cv2.add takes a scalar src2; its stubs do not say so.
+        frames.append(cv2.add(canvas, 0.0, dtype=cv2.CV_8U))  # type: ignore[call-overload]
 
         if kind == "object":
             extent = extent_box(target.shape, target.size, target_affines[t])
@@ -520,10 +525,14 @@ class ImageSettings(Protocol):
     """How frames are written (``BuilderConfig`` and ``LongTermConfig`` both have it)."""
 
     @property
-    def image_format(self) -> str: ...
+    def image_format(self) -> str:
+        """Image file format of the frames, ``jpg`` or ``png``."""
+        ...
 
     @property
-    def jpeg_quality(self) -> int: ...
+    def jpeg_quality(self) -> int:
+        """JPEG quality when the format is ``jpg``."""
+        ...
 
 
 def write_sequence(folder: Path, frames: list[np.ndarray], groundtruth: np.ndarray, config: ImageSettings) -> None:
@@ -588,6 +597,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The builder's argument parser (short-term, or long-term with ``--long-term``)."""
     from .longterm_builder import ABSENCE_KINDS, LONG_TERM_ATTRIBUTES
 
     parser = argparse.ArgumentParser(
@@ -707,6 +717,7 @@ def _long_term_config(args: argparse.Namespace) -> LongTermConfig:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Build the benchmark described by ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         if args.long_term:

@@ -170,6 +170,7 @@ class LongTermConfig:
             raise ValueError("invalid long-term benchmark config: " + "; ".join(problems))
 
     def seconds_to_frames(self, seconds: float) -> int:
+        """``seconds`` at the config's ``fps``, rounded to whole frames."""
         return round(seconds * self.fps)
 
     @property
@@ -240,7 +241,7 @@ def _plan_events(rng: np.random.Generator, config: LongTermConfig) -> list[_Even
     lookalikes = [bool(rng.random() < config.lookalike_prob) for _ in range(count)]
     lead, gap, tail = (config.seconds_to_frames(s) for s in (LEAD_SECONDS, GAP_SECONDS, TAIL_SECONDS))
     while True:
-        needed = lead + tail + gap * (len(holds) - 1) + sum(a + h + b for (a, b), h in zip(ramps, holds))
+        needed = lead + tail + gap * (len(holds) - 1) + sum(a + h + b for (a, b), h in zip(ramps, holds, strict=True))
         if needed <= F:
             break
         if any(h > shortest for h in holds):
@@ -656,7 +657,7 @@ def _render(
         frames=F,
         absences=[
             Absence(start, end, end - start + 1, event.kind, event.lookalike)
-            for (start, end), event in zip(runs, events)
+            for (start, end), event in zip(runs, events, strict=True)
         ],
         extra_photos=[occluder_source] if occluder_source else [],
         target_region=[float(v) for v in region],
@@ -674,7 +675,7 @@ def _check_absences(absent: np.ndarray, visible: np.ndarray, events: list[_Event
         raise _Rejected
     shortest = config.seconds_to_frames(config.absence_seconds[0])
     longest = config.seconds_to_frames(config.absence_seconds[1])
-    for (start, end), event in zip(runs, events):
+    for (start, end), event in zip(runs, events, strict=True):
         if not (event.begin <= start <= event.hold_start and event.hold_end <= end <= event.finish):
             raise _Rejected
         if not shortest <= end - start + 1 <= longest:

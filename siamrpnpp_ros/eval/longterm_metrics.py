@@ -171,6 +171,7 @@ class LongTermSummary:
 
     @cached_property
     def thresholds(self) -> np.ndarray:
+        """The confidence thresholds the curves are evaluated at (see :func:`confidence_thresholds`)."""
         return confidence_thresholds(self.sequences)
 
     @cached_property
@@ -190,10 +191,12 @@ class LongTermSummary:
 
     @property
     def recall_curve(self) -> np.ndarray:
+        """Tracking recall at each of :attr:`thresholds`."""
         return self._curves[1]
 
     @property
     def f_curve(self) -> np.ndarray:
+        """F-score of :attr:`precision_curve` and :attr:`recall_curve` at each threshold (NaN where undefined)."""
         return self._curves[2]
 
     @cached_property
@@ -223,10 +226,12 @@ class LongTermSummary:
 
     @property
     def absent_frames(self) -> int:
+        """Frames with the target absent, all sequences."""
         return int(sum((~s.present).sum() for s in self.sequences))
 
     @property
     def present_frames(self) -> int:
+        """Frames with the target present, all sequences."""
         return int(sum(s.present.sum() for s in self.sequences))
 
     @property
@@ -243,6 +248,7 @@ class LongTermSummary:
 
     @property
     def delays(self) -> list[tuple[int, bool]]:
+        """``(delay, re-acquired)`` for every return of the target, all sequences."""
         return [d for s in self.sequences for d in s.delays]
 
     @property
@@ -252,6 +258,7 @@ class LongTermSummary:
 
     @property
     def not_reacquired(self) -> int:
+        """Returns of the target that the tracker never re-acquired."""
         return sum(1 for _, found in self.delays if not found)
 
     @property
@@ -261,6 +268,7 @@ class LongTermSummary:
 
     @property
     def median_delay(self) -> float:
+        """Median re-acquisition delay in frames (never re-acquired: the remaining length); NaN without returns."""
         return float(np.median([d for d, _ in self.delays])) if self.delays else float("nan")
 
     @cached_property
@@ -275,6 +283,7 @@ class LongTermSummary:
 
     @property
     def fps(self) -> float:
+        """Tracking speed over all sequences, frames per second (see ``TrackerSummary.fps``)."""
         return self.success.fps
 
     @property

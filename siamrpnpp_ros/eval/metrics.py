@@ -23,6 +23,7 @@ the same), as in OTB.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,7 +44,8 @@ def _as_boxes(boxes: np.ndarray) -> np.ndarray:
 def valid_groundtruth(groundtruth: np.ndarray) -> np.ndarray:
     """Mask of frames with a usable ground truth (finite, positive width and height)."""
     gt = _as_boxes(groundtruth)
-    return np.all(np.isfinite(gt), axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    valid: np.ndarray = np.all(np.isfinite(gt), axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    return valid
 
 
 def overlap_ratio(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -62,7 +64,8 @@ def overlap_ratio(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = intersection / union
     # Clipped: float rounding of x + w - x can push identical boxes a hair above 1.
-    return np.clip(np.nan_to_num(np.where(union > 0, iou, 0.0), nan=0.0), 0.0, 1.0)
+    clipped: np.ndarray = np.clip(np.nan_to_num(np.where(union > 0, iou, 0.0), nan=0.0), 0.0, 1.0)
+    return clipped
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
@@ -101,7 +104,8 @@ def success_curve(
     if len(gt) == 0:
         return np.zeros(len(thresholds))
     iou = overlap_ratio(gt, pred)
-    return (iou[None, :] > np.asarray(thresholds)[:, None]).mean(axis=1)
+    curve: np.ndarray = (iou[None, :] > np.asarray(thresholds)[:, None]).mean(axis=1)
+    return curve
 
 
 def precision_curve(
@@ -112,7 +116,8 @@ def precision_curve(
     if len(gt) == 0:
         return np.zeros(len(thresholds))
     errors = center_errors(gt, pred)
-    return (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
+    curve: np.ndarray = (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
+    return curve
 
 
 def normalized_precision_curve(
@@ -123,7 +128,8 @@ def normalized_precision_curve(
     if len(gt) == 0:
         return np.zeros(len(thresholds))
     errors = normalized_center_errors(gt, pred)
-    return (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
+    curve: np.ndarray = (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
+    return curve
 
 
 def area_under_curve(curve: np.ndarray) -> float:
@@ -145,9 +151,15 @@ class _CurveSummaries:
     mean of the per-sequence AUCs).
     """
 
-    success: np.ndarray
-    precision: np.ndarray
-    norm_precision: np.ndarray
+    if TYPE_CHECKING:
+        # Provided by the subclasses, as dataclass fields (SequenceScore) or properties
+        # (TrackerSummary); declared read-only here so that both may.
+        @property
+        def success(self) -> np.ndarray: ...
+        @property
+        def precision(self) -> np.ndarray: ...
+        @property
+        def norm_precision(self) -> np.ndarray: ...
 
     @property
     def auc(self) -> float:
@@ -213,6 +225,7 @@ class TrackerSummary(_CurveSummaries):
 
     @property
     def success(self) -> np.ndarray:
+        """Mean success curve over the sequences (zeros without sequences)."""
         return (
             np.mean([s.success for s in self.sequences], axis=0)
             if self.sequences
@@ -221,6 +234,7 @@ class TrackerSummary(_CurveSummaries):
 
     @property
     def precision(self) -> np.ndarray:
+        """Mean precision curve over the sequences (zeros without sequences)."""
         return (
             np.mean([s.precision for s in self.sequences], axis=0)
             if self.sequences
@@ -229,16 +243,20 @@ class TrackerSummary(_CurveSummaries):
 
     @property
     def norm_precision(self) -> np.ndarray:
+        """Mean normalised precision curve over the sequences (zeros without sequences)."""
         if not self.sequences:
             return np.zeros(len(NORM_PRECISION_THRESHOLDS))
-        return np.mean([s.norm_precision for s in self.sequences], axis=0)
+        mean: np.ndarray = np.mean([s.norm_precision for s in self.sequences], axis=0)
+        return mean
 
     @property
     def frames(self) -> int:
+        """Frames scored, all sequences."""
         return int(sum(s.frames for s in self.sequences))
 
     @property
     def fps(self) -> float:
+        """All tracked frames over all tracking time, frames per second (timed sequences only; NaN without any)."""
         timed = [s for s in self.sequences if np.isfinite(s.seconds) and s.seconds > 0]
         if not timed:
             return float("nan")

@@ -155,6 +155,7 @@ class RunResult:
 
     @property
     def seconds(self) -> float:
+        """Total tracking time, seconds."""
         return float(np.sum(self.frame_seconds))
 
 
@@ -163,7 +164,9 @@ class SequenceRunner(Protocol):
 
     name: str
 
-    def run(self, sequence: BenchmarkSequence) -> RunResult: ...
+    def run(self, sequence: BenchmarkSequence) -> RunResult:
+        """Track ``sequence`` from its first ground-truth box."""
+        ...
 
 
 def track_sequence(tracker: FrameTracker, sequence: BenchmarkSequence) -> RunResult:
@@ -195,6 +198,7 @@ class FrameTrackerRunner:
         self.factory = factory
 
     def run(self, sequence: BenchmarkSequence) -> RunResult:
+        """Track ``sequence`` with a fresh tracker from the factory."""
         return track_sequence(self.factory(), sequence)
 
 
@@ -208,6 +212,7 @@ class OpenCVSubprocessRunner:
         self.timeout_s = timeout_s
 
     def run(self, sequence: BenchmarkSequence) -> RunResult:
+        """Track ``sequence`` in a child process (see ``eval/opencv_worker.py``) and read back its result."""
         package_root = Path(__file__).resolve().parents[2]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -300,6 +305,7 @@ def safe_name(name: str) -> str:
 
 
 def result_paths(results_dir: Path, tracker: str, sequence: str) -> tuple[Path, Path]:
+    """``<sequence>.txt`` (boxes) and ``<sequence>_time.txt`` (seconds per frame) under the tracker's folder."""
     folder = Path(results_dir) / safe_name(tracker)
     return folder / f"{sequence}.txt", folder / f"{sequence}_time.txt"
 

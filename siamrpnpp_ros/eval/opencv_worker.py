@@ -13,6 +13,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the worker with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kind", required=True)
     parser.add_argument("--sequence", required=True)

@@ -15,13 +15,14 @@ is evaluated on backgrounds and objects it never saw.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -95,6 +96,7 @@ class Photo:
     loader: Callable[[], np.ndarray]
 
     def load(self) -> np.ndarray:
+        """The photo as HxWx3 uint8 BGR (grey and BGRA converted)."""
         image = self.loader()
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -182,7 +184,7 @@ def skimage_photos() -> list[Photo]:
         if function is None:
             continue
 
-        def load(function=function) -> np.ndarray:  # noqa: ANN001 - bind the loop variable
+        def load(function: Callable[[], Any] = function) -> np.ndarray:  # default binds the loop variable
             image = np.asarray(function())
             if image.dtype != np.uint8:
                 image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
@@ -213,7 +215,7 @@ def generated_textures(count: int = 24, size: int = 512, seed: int = 12345) -> l
         image *= 255.0 / max(float(image.max()), 1e-6)
         return image.astype(np.uint8)
 
-    return [Photo(f"texture_{i:02d}", lambda i=i: make(i)) for i in range(count)]
+    return [Photo(f"texture_{i:02d}", functools.partial(make, i)) for i in range(count)]
 
 
 def find_photos(folders: Sequence[str | os.PathLike[str]] = (), allow_generated: bool = True) -> PhotoPool:
@@ -239,7 +241,12 @@ def find_photos(folders: Sequence[str | os.PathLike[str]] = (), allow_generated:
 
 def pool_from_images(images: Sequence[np.ndarray], origin: str = "in-memory images") -> PhotoPool:
     """A pool of in-memory BGR images (tests, custom generators)."""
-    return PhotoPool(tuple(Photo(f"image_{i:02d}", lambda im=im: im) for i, im in enumerate(images)), origin)
+    return PhotoPool(tuple(Photo(f"image_{i:02d}", _constant(im)) for i, im in enumerate(images)), origin)
+
+
+def _constant(image: np.ndarray) -> Callable[[], np.ndarray]:
+    """A loader that returns ``image`` itself."""
+    return lambda: image
 
 
 def default_photo_origin() -> Optional[str]:

@@ -83,7 +83,7 @@ def collect_samples(
         session: TrackingSession = tracker_factory()
         frames = iter(sequence.frames())
         session.start(next(frames), sequence.groundtruth[0], target_id=1)
-        for truth, frame in zip(sequence.groundtruth[1:], frames):
+        for truth, frame in zip(sequence.groundtruth[1:], frames, strict=True):
             tracked = session.step(frame).tracker_result
             assert tracked is not None and tracked.features is not None
             gone = not np.all(np.isfinite(truth))
@@ -109,6 +109,7 @@ def operating_point(presence: np.ndarray, samples: PresenceSamples, threshold: f
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The presence calibration's argument parser."""
     parser = argparse.ArgumentParser(prog="python -m siamrpnpp_ros.eval.presence", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--benchmark", required=True, help="validation benchmark folder (never the test set)")
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Fit presence weights as ``argv`` (default ``sys.argv[1:]``) says; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from siamrpnpp_ros.eval.ope import load_benchmark

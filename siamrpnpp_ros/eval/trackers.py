@@ -28,10 +28,13 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:  # not imported at run time: it would load torch with this module
+    from siamrpnpp_ros.tracking.tracker import SiamRPNTracker
 
 #: Classic baselines: name -> OpenCV class name (``cv2.<Class>_create`` or ``cv2.<Class>.create``).
 OPENCV_TRACKERS: dict[str, str] = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
@@ -45,9 +48,13 @@ CONTRIB_INSTALL_HINT = (
 class FrameTracker(Protocol):
     """What the OPE runner drives."""
 
-    def init(self, frame: np.ndarray, box: Sequence[float]) -> None: ...
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking the top-left ``(x, y, w, h)`` pixel ``box`` in ``frame``."""
+        ...
 
-    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]: ...
+    def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        """The box in ``frame``, top-left ``(x, y, w, h)`` pixels."""
+        ...
 
 
 @runtime_checkable
@@ -57,7 +64,9 @@ class PresenceReporter(Protocol):
     target, and ``present`` False when it reports the target absent (lost).
     """
 
-    def presence(self) -> tuple[float, bool]: ...
+    def presence(self) -> tuple[float, bool]:
+        """``(confidence, present)`` for the frame of the last ``init`` or ``update``."""
+        ...
 
 
 class SiamRPNFrameTracker:
@@ -66,20 +75,23 @@ class SiamRPNFrameTracker:
     never reports the target absent.
     """
 
-    def __init__(self, tracker) -> None:  # noqa: ANN001 - avoid importing torch at module load
+    def __init__(self, tracker: SiamRPNTracker) -> None:
         self.tracker = tracker
         self._report: tuple[float, bool] = (1.0, True)
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Initialise the tracker on ``frame`` with ``box`` (top-left ``x, y, w, h`` pixels)."""
         self.tracker.init(frame, box)
         self._report = (1.0, True)
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        """The tracker's box in ``frame`` (top-left ``x, y, w, h`` pixels)."""
         result = self.tracker.track(frame)
         self._report = (float(result.score), True)
         return tuple(float(v) for v in result.box)  # type: ignore[return-value]
 
     def presence(self) -> tuple[float, bool]:
+        """``(raw score, True)``: the target is never reported absent (``(1.0, True)`` after ``init``)."""
         return self._report
 
 
@@ -98,10 +110,12 @@ class SessionFrameTracker:
         self._report: tuple[float, bool] = (1.0, True)
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Start the session on ``frame`` with ``box`` (top-left ``x, y, w, h`` pixels), target id 1."""
         self.session.start(frame, box, target_id=1)
         self._report = (1.0, True)
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        """The session's box in ``frame`` (its last confident box while LOST)."""
         from siamrpnpp_ros.tracking.session import TrackStatus
 
         result = self.session.step(frame)
@@ -110,10 +124,11 @@ class SessionFrameTracker:
         return tuple(float(v) for v in result.box)  # type: ignore[return-value]
 
     def presence(self) -> tuple[float, bool]:
+        """``(presence clipped to [0, 1], status is not LOST)`` (``(1.0, True)`` after ``init``)."""
         return self._report
 
 
-def _opencv_constructor(kind: str, module=cv2):  # noqa: ANN001, ANN202
+def _opencv_constructor(kind: str, module: Any = cv2) -> Optional[Callable[[], cv2.Tracker]]:
     class_name = OPENCV_TRACKERS[kind]
     factory = getattr(module, f"{class_name}_create", None)
     if factory is None:
@@ -140,11 +155,12 @@ class OpenCVFrameTracker:
             raise RuntimeError(f"this OpenCV ({cv2.__version__}) has no {OPENCV_TRACKERS[kind]}")
         self.kind = kind
         self._factory = factory
-        self._tracker = None
+        self._tracker: Optional[cv2.Tracker] = None
         self._last: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
         self._ok = True
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Create a fresh OpenCV tracker and initialise it with ``box`` rounded to whole pixels."""
         x, y, w, h = (float(v) for v in box)
         self._tracker = self._factory()
         rect = (int(round(x)), int(round(y)), max(1, int(round(w))), max(1, int(round(h))))
@@ -153,6 +169,7 @@ class OpenCVFrameTracker:
         self._ok = True
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
+        """OpenCV's box in ``frame``; the previous box when its update fails."""
         if self._tracker is None:
             raise RuntimeError("update() before init()")
         ok, rect = self._tracker.update(frame)
@@ -179,6 +196,7 @@ class OpenCVAvailability:
 
     @property
     def available(self) -> bool:
+        """True when the baseline can run here (in process or from ``contrib_dir``)."""
         return self.in_process or self.contrib_dir is not None
 
 
@@ -224,7 +242,8 @@ def opencv_availability(kind: str) -> OpenCVAvailability:
         kind,
         False,
         None,
-        f"{kind.upper()} needs OpenCV's contrib modules, which this cv2 ({cv2.__version__}) lacks; install them with: {hint}",
+        f"{kind.upper()} needs OpenCV's contrib modules, which this cv2 ({cv2.__version__}) lacks; "
+        f"install them with: {hint}",
     )
 
 

@@ -1,7 +1,7 @@
-"""Grid search of the tracker's post-processing settings for one set of weights.
+r"""Grid search of the tracker's post-processing settings for one set of weights.
 
-    python -m siamrpnpp_ros.eval.tune --model alex-w0.5 --weights model.pth --benchmark data/val \\
-        --penalty-k 0.05 0.1 0.16 0.25 --window-influence 0.25 0.4 0.5 --lr 0.3 0.5 \\
+    python -m siamrpnpp_ros.eval.tune --model alex-w0.5 --weights model.pth --benchmark data/val \
+        --penalty-k 0.05 0.1 0.16 0.25 --window-influence 0.25 0.4 0.5 --lr 0.3 0.5 \
         --max-sequences 12 --max-frames 80 --out reports/tune
 
 pysot tunes ``penalty_k`` (scale/aspect change penalty), ``window_influence`` (cosine window
@@ -31,6 +31,7 @@ FIELDS = ("penalty_k", "window_influence", "lr", "auc", "precision_20", "norm_pr
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The tuner's argument parser."""
     parser = argparse.ArgumentParser(prog="python -m siamrpnpp_ros.eval.tune", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--model", required=True, type=model_name_argument, help=f"network of --weights: {THIN_NAME_HELP}")
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the grid search as ``argv`` (default ``sys.argv[1:]``) says; returns the exit status."""
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 

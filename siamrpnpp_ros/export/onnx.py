@@ -46,6 +46,7 @@ class SearchGraph(nn.Module):
         self.model = model
 
     def forward(self, search: Tensor, *kernels: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cls, loc)`` of ``search`` against the template ``kernels``, passed as separate graph inputs."""
         return self.model(search, tuple(kernels))
 
 
@@ -57,6 +58,7 @@ class TemplateGraph(nn.Module):
         self.model = model
 
     def forward(self, template: Tensor) -> tuple[Tensor, ...]:
+        """The kernel tuple of exemplar ``template``."""
         return tuple(self.model.template(template))
 
 
@@ -230,6 +232,6 @@ def verify_search_onnx(model: nn.Module, path: str | Path, instance_size: int, s
         kernels = model.template(z)
         expected = model(x, kernels)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {"search": x.numpy(), **{n: k.numpy() for n, k in zip(model.kernel_names, kernels)}}
+    feed = {"search": x.numpy(), **{n: k.numpy() for n, k in zip(model.kernel_names, kernels, strict=True)}}
     got = session.run(["cls", "loc"], feed)
-    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
+    return max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected, strict=True))
