@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,9 @@ class StatsSnapshot:
     wait_sum: float = 0.0
     decode_sum: float = 0.0
     step_sum: float = 0.0
+    # Frames never tracked because no target was active; tracker steps that searched wide.
+    idle: int = 0
+    wide_searches: int = 0
 
 
 class NodeStats:
@@ -44,6 +49,8 @@ class NodeStats:
         self._wait_sum = 0.0
         self._decode_sum = 0.0
         self._step_sum = 0.0
+        self.idle = 0
+        self.wide_searches = 0
 
     def image_received(self, when: float) -> None:
         """Count one image arriving at monotonic time ``when``."""
@@ -56,15 +63,36 @@ class NodeStats:
         with self._lock:
             self.rejected += 1
 
+    def frames_skipped(self, dropped: int = 0, idle: int = 0) -> None:
+        """Count accepted frames that will never be tracked: ``dropped`` while a target was
+        active (replaced in the slot), ``idle`` while none was.
+        """
+        with self._lock:
+            self.dropped += dropped
+            self.idle += idle
+
     def frame_processed(
-        self, latency: float, dropped_before: int = 0, wait: float = 0.0, decode: float = 0.0, step: float = 0.0
+        self,
+        latency: float,
+        dropped_before: int = 0,
+        wait: float = 0.0,
+        decode: float = 0.0,
+        step: float = 0.0,
+        idle_before: int = 0,
+        wide_searches: int = 0,
     ) -> None:
         """One published box: ``latency`` from the image's arrival, of which ``wait`` in the
         slot, ``decode`` converting the message and ``step`` in the tracker (seconds).
+
+        ``dropped_before`` / ``idle_before``: frames accepted since the last processed one and
+        never tracked, while a target was active / while none was; ``wide_searches``: targets
+        this step searched with the long-term tracker's wide crop.
         """
         with self._lock:
             self.processed += 1
             self.dropped += dropped_before
+            self.idle += idle_before
+            self.wide_searches += wide_searches
             self._latency_sum += latency
             self._latency_max = max(self._latency_max, latency)
             self._wait_sum += wait
@@ -86,9 +114,66 @@ class NodeStats:
                 self._wait_sum,
                 self._decode_sum,
                 self._step_sum,
+                self.idle,
+                self.wide_searches,
             )
             self._latency_max = 0.0
             return snapshot
+
+
+class RuntimeMonitor:
+    """The interpreter's share of a long run, for ``/diagnostics``.
+
+    Times every garbage collection (``gc.callbacks``): a collection holds the GIL, so it
+    pauses the tracking worker and the executor alike. Reports the count, the full (oldest
+    generation) ones, the total and the longest pause since the last report, the objects
+    frozen out of collection (``gc.freeze``, done by ``tracker_node`` after start-up), and,
+    while ``tracemalloc`` runs (``SIAMRPNPP_TRACEMALLOC=1``), the Python heap it traces.
+    Costs two clock reads per collection.
+    """
+
+    def __init__(self) -> None:
+        self.collections = 0
+        self.full_collections = 0
+        self.pause_total = 0.0
+        self._pause_max = 0.0  # since the last values()
+        self._started: float | None = None
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        # Runs in whichever thread triggered the collection, holding the GIL.
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        if self._started is None:
+            return
+        pause = time.perf_counter() - self._started
+        self._started = None
+        self.collections += 1
+        self.full_collections += info.get("generation") == 2
+        self.pause_total += pause
+        self._pause_max = max(self._pause_max, pause)
+
+    def values(self) -> dict[str, str]:
+        """``gc_*`` (and ``python_traced_*`` while tracing) values; resets the longest pause."""
+        pause_max, self._pause_max = self._pause_max, 0.0
+        values = {
+            "gc_collections": str(self.collections),
+            "gc_full_collections": str(self.full_collections),
+            "gc_pause_total_ms": f"{1000.0 * self.pause_total:.1f}",
+            "gc_pause_max_ms": f"{1000.0 * pause_max:.1f}",
+            "gc_frozen_objects": str(gc.get_freeze_count()),
+        }
+        if tracemalloc.is_tracing():
+            current, peak = tracemalloc.get_traced_memory()
+            values["python_traced_mb"] = f"{current / 2**20:.1f}"
+            values["python_traced_peak_mb"] = f"{peak / 2**20:.1f}"
+        return values
+
+    def close(self) -> None:
+        """Stop timing collections."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
 
 def tracker_status(
@@ -155,6 +240,9 @@ def tracker_status(
         "dropped_frames": str(current.dropped),
         "dropped_frames_in_period": str(current.dropped - previous.dropped),
         "rejected_images": str(current.rejected),
+        # received = processed + dropped + rejected + idle, once the newest frame is processed.
+        "idle_frames": str(current.idle),
+        "wide_searches": str(current.wide_searches),
         "seconds_since_last_image": "" if silence is None else f"{silence:.2f}",
         "overloaded": "true" if overloaded else "false",
         "targets": str(len(targets)),

@@ -39,7 +39,7 @@ from std_srvs.srv import Trigger
 
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox, TrackedBoxArray
 from siamrpnpp_ros.ros.conversions import bgr_to_image, check_image, compressed_to_bgr, image_to_bgr
-from siamrpnpp_ros.ros.diagnostics import NodeStats, tracker_status
+from siamrpnpp_ros.ros.diagnostics import NodeStats, RuntimeMonitor, tracker_status
 from siamrpnpp_ros.ros.drawing import draw_targets_overlay
 from siamrpnpp_ros.ros.frames import FrameCache, ReceivedFrame, WorkSlot
 from siamrpnpp_ros.ros.parameters import NodeSettings, apply_changes, build_tracker_for, declare_node_parameters
@@ -103,11 +103,11 @@ class TrackerNode(Node):
         self._targets = MultiTargetTracker(
             self._build_tracker(self.settings), self.settings.policy, self.settings.max_targets
         )
-        self._warm_up()
 
         self._cache = FrameCache(self.settings.frame_cache_size, self.settings.frame_cache_max_mb * 1024 * 1024)
         self._slot = WorkSlot()
         self._stats = NodeStats()
+        self._runtime = RuntimeMonitor()
         self._last_warning: dict[str, float] = {}
         # Executor-thread state.
         self._sequence = 0
@@ -144,7 +144,13 @@ class TrackerNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._worker = threading.Thread(target=self._work, name="siamrpnpp_tracking", daemon=True)
-        self._worker.start()
+        self._warm_up_done = threading.Event()
+        self._warm_up_error: BaseException | None = None
+        self._worker.start()  # it warms the tracker up first (see _warm_up)
+        self._warm_up_done.wait()
+        if self._warm_up_error is not None:
+            self._runtime.close()
+            raise self._warm_up_error
         self.get_logger().info(
             f"ready: model {self.settings.model} on {self._device_name}"
             f"{' (long-term)' if self.settings.long_term else ''}, up to {self.settings.max_targets} "
@@ -162,7 +168,10 @@ class TrackerNode(Node):
 
     def _warm_up(self) -> None:
         # The first inference pays for kernel selection and allocations; pay it now rather
-        # than on the first frame a controller waits for. reset() leaves no trace.
+        # than on the first frame a controller waits for. reset() leaves no trace. It runs in
+        # the worker thread, before the node takes any message: glibc serves each thread from
+        # its own malloc arena, and the tuned allocator (tracking.backends.tune_allocator)
+        # keeps freed blocks there, so the worker's arena reaches its working size now.
         tracker = self._targets.network_tracker
         frame = np.full((256, 256, 3), 114, np.uint8)
         tracker.init(frame, (100.0, 100.0, 40.0, 40.0))
@@ -171,9 +180,16 @@ class TrackerNode(Node):
         if self.settings.max_targets > 1:
             # Every batch size the targets can form (ONNX Runtime: exports its graphs now).
             self._targets.warm_up(range(2, self.settings.max_targets + 1))
+        if self.settings.long_term:
+            # The wide search of a lost target (tracker.lost_instance_size, 831 px by default)
+            # needs ~10x the normal search's memory; without this, the first target lost
+            # minutes into a run raised RSS by ~35-55 MB in one step (README "Long runs").
+            lost_size = tracker.config.lost_instance_size
+            self._targets.warm_up(range(1, self.settings.max_targets + 1), instance_size=lost_size)
 
     def destroy_node(self) -> None:
         """Stop the worker before the node's publishers go away."""
+        self._runtime.close()
         self._slot.close()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=10.0)
@@ -286,6 +302,13 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _work(self) -> None:
+        try:
+            self._warm_up()
+        except BaseException as error:  # noqa: BLE001 - handed to __init__, which raises it
+            self._warm_up_error = error
+            return
+        finally:
+            self._warm_up_done.set()
         while not self._slot.closed:
             commands, frame = self._slot.take(timeout=0.5)
             try:
@@ -358,6 +381,7 @@ class TrackerNode(Node):
         frame = self._frame_for_selection(msg)
         if frame is None:
             return
+        was_idle = not targets  # the frames since the last processed one arrived with no target
         started = time.monotonic()
         try:
             image = frame.decode()
@@ -383,7 +407,10 @@ class TrackerNode(Node):
         self.get_logger().info(
             f"tracking target {target_id}{switched} from the image stamped {frame.stamp_ns / 1e9:.3f} s"
         )
-        self._publish([result], frame, image, timing)
+        skipped = max(0, frame.sequence - self._last_sequence - 1)
+        self._publish(
+            [result], frame, image, timing, dropped=0 if was_idle else skipped, idle=skipped if was_idle else 0
+        )
         self._catch_up(frame.sequence)
 
     def _frame_for_selection(self, msg: SelectTarget) -> ReceivedFrame | None:
@@ -438,6 +465,9 @@ class TrackerNode(Node):
             image = frame.decode()
         except ValueError as error:
             self._stats.image_rejected()
+            # Counted once, as rejected: the frames before it were dropped, and it is no gap.
+            self._stats.frames_skipped(dropped=max(0, frame.sequence - self._last_sequence - 1))
+            self._last_sequence = max(self._last_sequence, frame.sequence)
             self._warn(f"dropped image: {error}")
             return
         decoded = time.monotonic()
@@ -455,7 +485,8 @@ class TrackerNode(Node):
                 self.get_logger().info(
                     f"target {result.target_id} {result.status.name} (presence {result.presence:.2f})"
                 )
-        self._publish(results, frame, image, timing, dropped)
+        wide = sum(1 for result in results if result.search_wide)
+        self._publish(results, frame, image, timing, dropped, wide_searches=wide)
 
     def _cancel(self, reason: str, target_id: int = 0) -> list[int]:
         """End ``target_id`` (0: every target); publish their IDLE boxes. Returns the ids ended."""
@@ -503,9 +534,12 @@ class TrackerNode(Node):
         image: np.ndarray,
         timing: _FrameTiming,
         dropped: int = 0,
+        idle: int = 0,
+        wide_searches: int = 0,
     ) -> None:
         """Publish the boxes ``results`` gave for ``frame`` on tracked_box at once, and keep them
-        for the frame's tracked_boxes array (sent at the end of the worker cycle).
+        for the frame's tracked_boxes array (sent at the end of the worker cycle). ``dropped``,
+        ``idle``, ``wide_searches``: counted in the statistics (``NodeStats.frame_processed``).
         """
         now = time.monotonic()
         if self._last_processed_at is not None and now > self._last_processed_at:
@@ -521,7 +555,13 @@ class TrackerNode(Node):
         if frame.sequence > self._last_array_sequence:
             self._pending_arrays.setdefault(frame.sequence, (frame.header, []))[1].extend(boxes)
         self._stats.frame_processed(
-            time.monotonic() - frame.received, dropped, wait=timing.wait, decode=timing.decode, step=timing.step
+            time.monotonic() - frame.received,
+            dropped,
+            wait=timing.wait,
+            decode=timing.decode,
+            step=timing.step,
+            idle_before=idle,
+            wide_searches=wide_searches,
         )
         self._results_for_diagnostics = tuple(target.last_result for target in self._targets.targets)
         # Drawn and converted only while someone watches: otherwise it costs nothing.
@@ -571,6 +611,7 @@ class TrackerNode(Node):
                     "max_targets": str(self.settings.max_targets),
                     "cached_frames": str(len(self._cache)),
                     "cached_mb": f"{self._cache.nbytes / 2**20:.1f}",
+                    **self._runtime.values(),
                 },
                 worker_alive=self._worker.is_alive(),
                 targets=results,
