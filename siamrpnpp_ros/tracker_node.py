@@ -8,11 +8,25 @@ A start-up problem is reported as one error line, without a traceback, and the e
 says which kind: 1 = the weights (missing file, not a checkpoint, another model's keys),
 2 = a parameter (wrong type or range, unknown model, fp16 without CUDA, ...). Ctrl-C
 (SIGINT) or SIGTERM stops the node cleanly with exit code 0.
+
+Process settings for hours of running (the README's "Long runs"): once the node is built
+(modules imported, model loaded, warm-up done) everything allocated so far is collected and
+frozen (``gc.freeze``), so the garbage collector's full passes no longer walk the ~200,000
+objects of torch, rclpy and the model while the tracker waits (a full pass over them took
+180-220 ms on the 2-core test machine at load average ~8, and it stops every Python thread).
+``SIAMRPNPP_NO_GC_FREEZE=1`` leaves the collector as it is (for comparisons).
+``SIAMRPNPP_TRACEMALLOC=1`` (or a traceback depth) starts ``tracemalloc`` before anything
+else, so ``/diagnostics`` can report the Python heap (``python_traced_mb``); it slows
+allocations, so it is off by default.
 """
+
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import sys
+import tracemalloc
 from collections.abc import Iterator, Sequence
 
 from siamrpnpp_ros.requirements_check import require_supported_versions
@@ -20,6 +34,34 @@ from siamrpnpp_ros.requirements_check import require_supported_versions
 EXIT_OK = 0
 EXIT_WEIGHTS = 1
 EXIT_PARAMETERS = 2
+TRACEMALLOC_VARIABLE = "SIAMRPNPP_TRACEMALLOC"
+NO_GC_FREEZE_VARIABLE = "SIAMRPNPP_NO_GC_FREEZE"
+
+
+def prepare_process() -> None:
+    """Settings made before ROS or torch start any thread.
+
+    ``tracemalloc`` when ``SIAMRPNPP_TRACEMALLOC`` asks for it (its value, if a number, is
+    the traceback depth).
+    """
+    depth = os.environ.get(TRACEMALLOC_VARIABLE, "").strip()
+    if depth and depth != "0" and not tracemalloc.is_tracing():
+        tracemalloc.start(int(depth) if depth.isdigit() else 1)
+
+
+def freeze_startup_objects() -> bool:
+    """Collect, then move every object alive now out of the garbage collector's generations.
+
+    Called once the node is built: what start-up made (modules, the model, caches) lives as
+    long as the process, and walking it again in every full collection only pauses the
+    tracker. Later objects are collected as before. Returns False when
+    ``SIAMRPNPP_NO_GC_FREEZE`` is set (nothing done).
+    """
+    if os.environ.get(NO_GC_FREEZE_VARIABLE, "").strip() not in ("", "0"):
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 @contextlib.contextmanager
@@ -61,6 +103,7 @@ def _startup_error(error: BaseException) -> tuple[int, str]:
 
 def main(args: Sequence[str] | None = None) -> int:
     """Run the node until shut down; returns the process exit code."""
+    prepare_process()
     require_supported_versions()
     import rclpy
 
@@ -81,6 +124,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 code, message = _startup_error(error)
                 rclpy.logging.get_logger(NODE_NAME).fatal(message)
                 return code
+            freeze_startup_objects()
             try:
                 rclpy.spin(node)
             except (KeyboardInterrupt, ExternalShutdownException):
