@@ -110,6 +110,7 @@ def test_three_targets_match_single_target_runs(case, parity_checkpoint, parity_
 
 
 @pytest.mark.parametrize("model", ["alex", "mobilev2"])
+@pytest.mark.slow
 def test_batched_heads_correlate_each_crop_with_its_own_kernels(model, parity_model):
     """One batch of crops with per-sample kernels equals one call per crop (plain and fused)."""
     from siamrpnpp_ros.models.fusion import fuse_for_inference
@@ -189,6 +190,7 @@ def test_ids_limits_replace_and_remove(default_tracker, clip):
     assert len(multi) == 0 and multi.step(frames[4], 4) == []
 
 
+@pytest.mark.slow
 def test_frame_indices_and_catching_up_alone(default_tracker, clip):
     """A target is never tracked on its init frame nor twice on one frame; a late target can
     catch up through frames the others have passed, alone, and equals a single tracker."""

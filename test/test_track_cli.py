@@ -266,6 +266,7 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
     assert "only 5 frames" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_default_runs_the_nodes_default_session(parity_checkpoint, parity_video, tmp_path, capsys):
     """Without --short-term the CLI tracks as the node does by default (``build_session``: the
     long-term tracker with the LOST thresholds driving its wide search), so both agree. A
