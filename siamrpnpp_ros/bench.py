@@ -3,9 +3,11 @@
     python -m siamrpnpp_ros.bench --models r50,mobilev2,alex --device cpu --frames 50
     python -m siamrpnpp_ros.bench --models mobilev2 --weights mobilev2=model.pth \\
         --video seq/ --modes reference,exact,fused,onnxruntime,fast --accuracy --json out.json
+    python -m siamrpnpp_ros.bench --targets 1,2,4,8     # the bundled model, N targets at once
 
 The command line only; the modes, what is measured and how are described in
-``siamrpnpp_ros/benchmark/speed.py``, the table and chart in ``benchmark/report.py``.
+``siamrpnpp_ros/benchmark/speed.py``, the table and chart in ``benchmark/report.py``;
+``--targets`` (the marginal cost of each extra target) in ``benchmark/targets.py``.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from siamrpnpp_ros.benchmark.report import format_table, save_plot
 from siamrpnpp_ros.benchmark.speed import DEFAULT_MODES, MODES, PROGRAM, run_all, run_one
+from siamrpnpp_ros.benchmark.targets import format_targets_table, run_targets
 from siamrpnpp_ros.requirements_check import require_supported_versions
 
 
@@ -24,8 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROGRAM, description="Benchmark SiamRPN++ track() per model and mode.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="modes: " + ", ".join(MODES))
-    parser.add_argument("--models", default="r50,mobilev2,alex", help="comma-separated (default all three)")
-    parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated, see above")
+    parser.add_argument("--models", help="comma-separated (default all three; with --targets the bundled model)")
+    parser.add_argument("--modes", help=f"comma-separated, see above (default {','.join(DEFAULT_MODES)}; "
+                                        "with --targets: exact)")
+    parser.add_argument("--targets", metavar="N,N,...",
+                        help="multi-target mode: time one step of N targets at once for each N (e.g. 1,2,4,8), "
+                             "side by side in this process, and the cost of each extra target")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--frames", type=int, default=30, help="timed track() calls per run (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed track() calls first (default 3)")
@@ -53,7 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0:
         parser.error("--frames must be >= 1 and --warmup >= 0")
+    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+
     try:
+        if args.targets:
+            args.models = args.models or DEFAULT_MODEL
+            args.modes = args.modes or "exact"
+            report = run_targets(args)
+            print(format_targets_table(report), flush=True)
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+            return 0
+        args.models = args.models or "r50,mobilev2,alex"
+        args.modes = args.modes or ",".join(DEFAULT_MODES)
         if args._child:
             record = run_one(args)
             print(json.dumps(record))

@@ -260,3 +260,31 @@ def test_bench_smoke(capsys, tmp_path):
     fused = report["results"][1]
     assert set(fused["split_ms"]) == {"net", *SPLIT_KEYS} and 0.0 <= fused["iou_teacher"] <= 1.0
     assert report["peaks"]["matmul_gflops"] > 0 and fused["nominal_gflop"] == pytest.approx(12.9, abs=0.2)
+
+
+@pytest.mark.slow
+def test_bench_targets_smoke(capsys, tmp_path):
+    """siamrpnpp-bench --targets: one row per target count, the marginal cost against one target."""
+    from siamrpnpp_ros import bench
+    from siamrpnpp_ros.benchmark.targets import HEADER, parse_counts, target_boxes
+
+    assert parse_counts("4,2") == [1, 2, 4] and parse_counts("1,1,8") == [1, 8]
+    with pytest.raises(ValueError):
+        parse_counts("0,2")
+    boxes = target_boxes((10.0, 20.0, 30.0, 40.0), 8, 640, 480)
+    assert boxes[0] == (10.0, 20.0, 30.0, 40.0) and len(set(boxes)) == 8
+    assert all(0 <= x and x + w <= 640 and 0 <= y and y + h <= 480 for x, y, w, h in boxes[1:])
+
+    out = tmp_path / "targets.json"
+    code = bench.main(["--targets", "1,3", "--frames", "2", "--warmup", "0", "--quiet", "--json", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "load average" in lines[1]
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    assert lines[header].split("|")[1:-1] == [f" {h} " for h in HEADER]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[header + 2 :]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("alex-w0.25", "exact", "1"), ("alex-w0.25", "exact", "3")]
+    assert rows[0][7] == "-" and float(rows[1][7]) == pytest.approx(
+        (float(rows[1][3]) - float(rows[0][3])) / 2, abs=0.06)
+    report = json.loads(out.read_text())
+    assert [r["targets"] for r in report["results"]] == [1, 3] and report["weights"]["alex-w0.25"].endswith(".pth")

@@ -42,6 +42,11 @@ that got a box; ``dropped`` counts the others. The columns (medians unless p90):
 ``decode`` (under the table) is ``image_to_bgr`` / ``compressed_to_bgr`` timed here on the
 same messages: the share of ``work`` that is conversion. Timings on a shared machine are
 not comparable; the load average is printed with them.
+
+``--targets N`` selects N targets (the node runs with ``max_targets:=N``): target 1 is the
+video's object, the others patches spread over the image (``benchmark.targets.target_boxes``).
+The figures are taken on target 1's boxes (all of an image's boxes go out together after one
+batched step), and ``model`` is then ``MultiTargetTracker.step()`` with the N targets.
 """
 from __future__ import annotations
 
@@ -62,11 +67,16 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import format_cell
-from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
-from siamrpnpp_ros.tools.demo import default_video, stop_process
-from siamrpnpp_ros.tools.environment import isolated_ros_environment
-from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+from siamrpnpp_ros.tracker_node import quiet_openmp_waits
+
+# The node's OpenMP wait policy also for the in-process model timing (before torch loads).
+quiet_openmp_waits()
+
+from siamrpnpp_ros.benchmark.report import format_cell  # noqa: E402
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument  # noqa: E402
+from siamrpnpp_ros.tools.demo import default_video, stop_process  # noqa: E402
+from siamrpnpp_ros.tools.environment import isolated_ros_environment  # noqa: E402
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL  # noqa: E402
 
 PROGRAM = "latency_bench"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -190,6 +200,7 @@ def node_parameters(args: argparse.Namespace, material: Material, transport: str
         f"image_qos:={args.qos}",
         # A selection's catch-up over cached frames is not what is measured here.
         "max_catch_up_frames:=0",
+        *([f"max_targets:={args.targets}"] if args.targets > 1 else []),
         f"diagnostics_period:={DIAGNOSTICS_PERIOD_S}",
         *args.param,
     ]
@@ -229,7 +240,7 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
     import rclpy
 
     from siamrpnpp_ros.ros.parameters import build_tracker_for, declare_node_parameters
-    from siamrpnpp_ros.tracking.session import TrackingSession
+    from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
     with ros_environment(domain_id):
         context = rclpy.Context()
@@ -243,17 +254,19 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
             node.destroy_node()
         finally:
             context.try_shutdown()
-    session = TrackingSession(build_tracker_for(settings), settings.policy)
+    # The node's core: one target is exactly TrackingSession.step(); N share a batched pass.
+    targets = MultiTargetTracker(build_tracker_for(settings), settings.policy, max(1, args.targets))
     count = len(material.frames)
-    session.start(material.frames[0], _box_for(material, 0), 1)
-    session.step(material.frames[pingpong_index(count, 1)])  # warm-up, as the node does
+    for target_id, box in enumerate(_boxes_for(material, 0, args.targets), start=1):
+        targets.add(material.frames[0], box, target_id, 0)
+    targets.step(material.frames[pingpong_index(count, 1)], 1)  # warm-up, as the node does
     samples, wide = [], 0
     for index in range(2, 2 + args.model_frames):
         frame = material.frames[pingpong_index(count, index)]
         start = time.perf_counter()
-        result = session.step(frame)
+        results = targets.step(frame, index)
         samples.append(time.perf_counter() - start)
-        wide += bool(result.search_wide)
+        wide += bool(results[0].search_wide)
     reference.update({
         "model_ms": 1e3 * statistics.median(samples),
         "model_p90_ms": 1e3 * float(np.percentile(samples, 90)),
@@ -261,6 +274,14 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
         "model_wide_searches": wide,
     })
     return reference
+
+
+def _boxes_for(material: Material, frame_index: int, count: int) -> list[tuple[float, ...]]:
+    """The target's box on that frame, then ``count - 1`` more spread over the image."""
+    from siamrpnpp_ros.benchmark.targets import target_boxes
+
+    height, width = material.frames[0].shape[:2]
+    return target_boxes(_box_for(material, frame_index), count, width, height)
 
 
 def _box_for(material: Material, frame_index: int) -> tuple[float, float, float, float]:
@@ -282,6 +303,8 @@ class RunRecord:
     # Every non-IDLE box in arrival order: (stamp_ns, arrival time, processing_latency s, status).
     boxes: list[tuple[int, float, float, int]] = field(default_factory=list)
     node_stats: dict[str, str] = field(default_factory=dict)  # the node's last /diagnostics values
+    # Every /diagnostics period of the node: (arrival time here, its values).
+    node_periods: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     startup_s: float = 0.0  # node start -> matched both ways
     window_publish_rate: float = math.nan  # Hz actually achieved over the measured frames
 
@@ -336,15 +359,20 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
             images = node.create_publisher(kind, topic, image_qos(args.qos, depth=2))
             selections = node.create_publisher(SelectTarget, "select_target", COMMAND_QOS)
             init_received: list[float] = []
+            initialized: set[int] = set()  # targets whose INITIALIZING box came back
 
             def on_box(box: TrackedBox) -> None:
                 arrived = time.monotonic()
                 if box.status == TrackedBox.STATUS_IDLE:
                     return
+                if box.status == TrackedBox.STATUS_INITIALIZING:
+                    initialized.add(box.target_id)
+                    if len(initialized) == args.targets and not init_received:
+                        init_received.append(arrived)
+                if box.target_id != 1:  # the figures are target 1's (see the module docstring)
+                    return
                 latency = box.processing_latency.sec + box.processing_latency.nanosec * 1e-9
                 record.boxes.append((_stamp_ns(box.header.stamp), arrived, latency, int(box.status)))
-                if box.status == TrackedBox.STATUS_INITIALIZING and not init_received:
-                    init_received.append(arrived)
                 if progress is not None:
                     progress.set_postfix(boxes=len(record.boxes), refresh=False)
 
@@ -352,6 +380,7 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
                 for status in array.status:
                     if "siamrpnpp_tracker" in status.name:
                         record.node_stats = {kv.key: kv.value for kv in status.values}
+                        record.node_periods.append((time.monotonic(), record.node_stats))
 
             box_subscription = node.create_subscription(TrackedBox, "tracked_box", on_box, RESULT_QOS)
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
@@ -411,14 +440,17 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
             def select() -> None:
                 nonlocal selected_at
                 frame_index, stamp_ns = headers[-1]
-                selection = SelectTarget()
-                selection.header.stamp.sec, selection.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-                selection.header.frame_id = FRAME_ID
-                selection.target_id = 1
-                selection.command = SelectTarget.COMMAND_START
-                box = _box_for(material, pingpong_index(count, frame_index))
-                selection.x, selection.y, selection.width, selection.height = box
-                selections.publish(selection)
+                boxes = _boxes_for(material, pingpong_index(count, frame_index), args.targets)
+                for target_id, box in enumerate(boxes, start=1):
+                    if target_id in initialized:
+                        continue
+                    selection = SelectTarget()
+                    selection.header.stamp.sec, selection.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+                    selection.header.frame_id = FRAME_ID
+                    selection.target_id = target_id
+                    selection.command = SelectTarget.COMMAND_START
+                    selection.x, selection.y, selection.width, selection.height = box
+                    selections.publish(selection)
                 selected_at = time.monotonic()
 
             next_due = time.monotonic()
@@ -496,6 +528,22 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         values = [f[key] for f in frames if math.isfinite(f[key])]
         return float(np.percentile(values, q)) if values else math.nan
 
+    # The node's own split (its /diagnostics means per period, over the measured window): the
+    # tracker step as it ran inside the node, so that e2e - wait - node step is what ROS adds
+    # around the step (transport, executors, decoding, publishing) whatever the machine's load,
+    # and node step - model is how much slower the step ran in the node than on its own.
+    window_start = record.window[0][1] if record.window else math.inf
+    window_end = max((arrived for _, arrived, _, _ in record.boxes), default=-math.inf)
+    periods = [values for arrived, values in record.node_periods
+               if window_start <= arrived <= window_end + DIAGNOSTICS_PERIOD_S
+               and float(values.get("tracker_step_mean_ms", "0") or 0) > 0]
+
+    def node_mean(key: str) -> float:
+        values = [float(v[key]) for v in periods if v.get(key)]
+        return float(np.median(values)) if values else math.nan
+
+    node_step_ms = node_mean("tracker_step_mean_ms")
+    around_step = [f["e2e_ms"] - f["wait_ms"] - node_step_ms for f in frames]
     stats = record.node_stats
     node_received = int(stats["frames_received"]) if "frames_received" in stats else None
     statuses = [f["status"] for f in frames]
@@ -518,6 +566,11 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         "model_p50_ms": reference.get("model_ms", math.nan),
         "overhead_p50_ms": p("overhead_ms"), "overhead_p90_ms": p("overhead_ms", 90),
         "decode_p50_ms": reference.get(f"decode_{record.transport}_ms", math.nan),
+        "node_step_ms": node_step_ms,
+        "node_decode_ms": node_mean("decode_mean_ms"),
+        "around_step_p50_ms": (
+            float(np.median(around_step)) if around_step and math.isfinite(node_step_ms) else math.nan
+        ),
         "frames": frames,
     }
 
@@ -525,7 +578,8 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
 def format_table(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
-        f"# {s['width']}x{s['height']} at {s['rate']:g} Hz, model {s['model']} on {s['device']}, image QoS {s['qos']}, "
+        f"# {s['width']}x{s['height']} at {s['rate']:g} Hz, {s['targets']} target{'s' if s['targets'] > 1 else ''}, "
+        f"model {s['model']} on {s['device']}, image QoS {s['qos']}, "
         f"{os.cpu_count()} cores, load average start {_load(report['loadavg_start'])}, end {_load(report['loadavg_end'])}",
         "# times in ms over the frames that got a box; e2e = publish() -> /tracked_box received; node = its "
         "processing_latency; wait = in the node's slot (est.); work = node - wait; model = step() timed "
@@ -547,6 +601,12 @@ def format_table(report: dict[str, Any]) -> str:
             f"{format_cell(received)} reached the node ({lost} lost in transport), {format_cell(r['node_skipped_in_run'])} "
             f"replaced in the slot, {format_cell(r['node_rejected_in_run'])} rejected; boxes TRACKING {r['tracking']}, "
             f"LOST {r['lost']}; node discovered {r['startup_s']:.1f} s after its start"
+        )
+        lines.append(
+            f"# {r['image']}: the node's own split (/diagnostics medians): tracker step "
+            f"{format_cell(r.get('node_step_ms'))} ms (model here {format_cell(r['model_p50_ms'])}), decode "
+            f"{format_cell(r.get('node_decode_ms'), 2)} ms; e2e - wait - node step (ROS around the step) p50 "
+            f"{format_cell(r.get('around_step_p50_ms'))} ms"
         )
     return "\n".join(lines)
 
@@ -593,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jpeg-quality", type=int, default=90)
     parser.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
                         help="image QoS of this camera and of the node (default sensor_data, as a driver)")
+    parser.add_argument("--targets", type=int, default=1, metavar="N",
+                        help="targets selected at once (node max_targets:=N; figures on target 1; default 1)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra node parameter, e.g. long_term:=false (repeatable; wins over the bench's)")
     parser.add_argument("--model-frames", type=int, default=30,
@@ -612,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{PROGRAM}: --transports takes {', '.join(TRANSPORTS)}, got {args.transports!r}")
     if args.rate <= 0 or args.frames < 1 or args.warmup < 0 or args.width < 16 or args.height < 16:
         raise SystemExit(f"{PROGRAM}: --rate, --frames, --width and --height must be positive")
+    if args.targets < 1:
+        raise SystemExit(f"{PROGRAM}: --targets must be >= 1")
 
     loadavg_start = _loadavg()
     material = load_material(args)
@@ -630,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "settings": {key: getattr(args, key) for key in
                      ("device", "rate", "frames", "warmup", "width", "height", "qos", "jpeg_quality", "param",
-                      "transports")}
+                      "transports", "targets")}
                     | {"model": material.model, "weights": material.weights or "bundled", "video": material.video},
         "reference": reference,
         "loadavg_start": loadavg_start,
