@@ -1,4 +1,4 @@
-"""``siamrpnpp-bench``: per-frame ``track()`` speed of the SiamRPN++ tracker, per model and mode.
+r"""``siamrpnpp-bench``: per-frame ``track()`` speed of the SiamRPN++ tracker, per model and mode.
 
     python -m siamrpnpp_ros.bench --models r50,mobilev2,alex --device cpu --frames 50
     python -m siamrpnpp_ros.bench --models mobilev2 --weights mobilev2=model.pth \\
@@ -9,6 +9,7 @@ The command line only; the modes, what is measured and how are described in
 ``siamrpnpp_ros/benchmark/speed.py``, the table and chart in ``benchmark/report.py``;
 ``--targets`` (the marginal cost of each extra target) in ``benchmark/targets.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,22 +25,31 @@ from siamrpnpp_ros.requirements_check import require_supported_versions
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``siamrpnpp-bench``."""
-    parser = argparse.ArgumentParser(prog=PROGRAM, description="Benchmark SiamRPN++ track() per model and mode.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="modes: " + ", ".join(MODES))
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Benchmark SiamRPN++ track() per model and mode.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="modes: " + ", ".join(MODES),
+    )
     parser.add_argument("--models", help="comma-separated (default all three; with --targets the bundled model)")
-    parser.add_argument("--modes", help=f"comma-separated, see above (default {','.join(DEFAULT_MODES)}; "
-                                        "with --targets: exact)")
-    parser.add_argument("--targets", metavar="N,N,...",
-                        help="multi-target mode: time one step of N targets at once for each N (e.g. 1,2,4,8), "
-                             "side by side in this process, and the cost of each extra target")
+    parser.add_argument(
+        "--modes", help=f"comma-separated, see above (default {','.join(DEFAULT_MODES)}; with --targets: exact)"
+    )
+    parser.add_argument(
+        "--targets",
+        metavar="N,N,...",
+        help="multi-target mode: time one step of N targets at once for each N (e.g. 1,2,4,8), "
+        "side by side in this process, and the cost of each extra target",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--frames", type=int, default=30, help="timed track() calls per run (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed track() calls first (default 3)")
     parser.add_argument("--weights", help="PATH | name=PATH,... | DIR with <name>.pth (default: seeded random)")
     parser.add_argument("--video", help="video file or image folder with groundtruth.txt (default: synthetic 640x480)")
     parser.add_argument("--threads", type=int, help="torch/ORT intra-op threads (default: torch's, = cores)")
-    parser.add_argument("--fast-size", help="search size of the fast modes: N or name=N,... (default r50/mobilev2 191, alex 255)")
+    parser.add_argument(
+        "--fast-size", help="search size of the fast modes: N or name=N,... (default r50/mobilev2 191, alex 255)"
+    )
     parser.add_argument("--accuracy", action="store_true", help="IoU of each mode against the exact mode")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     parser.add_argument("--json", help="write all results (incl. per-frame boxes) to this JSON file")

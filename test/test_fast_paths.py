@@ -4,6 +4,7 @@ The exact path must reproduce the plain model bit for bit (so pysot parity is un
 folded and ONNX Runtime paths are not bit-exact; their checks use the documented, looser
 tolerances (see tracking/backends.py and test/data/parity/README.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ def test_exact_path_is_bit_identical(name, parity_model, parity_dump):
         got = exact(x, kernels)
         swapped = exact(x, kernels_plain)  # kernels are interchangeable between the two
     assert len(kernels) == len(kernels_plain)
-    assert all(torch.equal(a, b) for a, b in zip(kernels, kernels_plain))
+    assert all(torch.equal(a, b) for a, b in zip(kernels, kernels_plain, strict=True))
     for out in (got, swapped):
         assert torch.equal(out[0], expected[0]) and torch.equal(out[1], expected[1])
 
@@ -109,7 +110,7 @@ def test_checkpoint_still_loads_after_fusion(parity_checkpoint):
         next(folded.parameters()).add_(1.0)  # the copy owns its tensors
     again = build_model("alex")
     load_checkpoint(again, parity_checkpoint("alex"))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
 
 
 @pytest.mark.slow
@@ -157,7 +158,7 @@ def test_onnx_export_matches_pytorch(name, parity_model, parity_dump, tmp_path):
     template = ort.InferenceSession(str(template_path), providers=["CPUExecutionProvider"])
     kernels = template.run(None, {"template": z.numpy()})
     search = ort.InferenceSession(str(search_path), providers=["CPUExecutionProvider"])
-    cls, loc = search.run(["cls", "loc"], {"search": x.numpy(), **dict(zip(folded.kernel_names, kernels))})
+    cls, loc = search.run(["cls", "loc"], {"search": x.numpy(), **dict(zip(folded.kernel_names, kernels, strict=True))})
     assert np.abs(cls - cls_expected).max() <= ORT_HEAD_TOLERANCE
     assert np.abs(loc - loc_expected).max() <= ORT_HEAD_TOLERANCE
 
@@ -240,8 +241,23 @@ def test_bench_smoke(capsys, tmp_path):
     from siamrpnpp_ros.benchmark.speed import SPLIT_KEYS
 
     out = tmp_path / "bench.json"
-    code = bench.main(["--models", "alex", "--modes", "exact,fused", "--frames", "2", "--warmup", "0",
-                       "--accuracy", "--in-process", "--quiet", "--json", str(out)])
+    code = bench.main(
+        [
+            "--models",
+            "alex",
+            "--modes",
+            "exact,fused",
+            "--frames",
+            "2",
+            "--warmup",
+            "0",
+            "--accuracy",
+            "--in-process",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("# ") and "torch" in lines[0]
@@ -285,6 +301,7 @@ def test_bench_targets_smoke(capsys, tmp_path):
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[header + 2 :]]
     assert [(r[0], r[1], r[2]) for r in rows] == [("alex-w0.25", "exact", "1"), ("alex-w0.25", "exact", "3")]
     assert rows[0][7] == "-" and float(rows[1][7]) == pytest.approx(
-        (float(rows[1][3]) - float(rows[0][3])) / 2, abs=0.06)
+        (float(rows[1][3]) - float(rows[0][3])) / 2, abs=0.06
+    )
     report = json.loads(out.read_text())
     assert [r["targets"] for r in report["results"]] == [1, 3] and report["weights"]["alex-w0.25"].endswith(".pth")

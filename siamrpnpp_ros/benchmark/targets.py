@@ -15,6 +15,7 @@ synthetic 640x480 clip); the others are patches spread over the frame, so the se
 differ. Weights: ``--weights``, else the bundled weights of the default model, else seeded
 random weights (timing only: the arithmetic does not depend on the weights).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,17 @@ from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frame
 
 #: Modes that batch (``reference`` keeps one template and cannot).
 TARGET_MODES = ("plain", "exact", "fused", "onnxruntime", "fast", "fast-ort")
-HEADER = ("model", "mode", "targets", "step_ms", "p90_ms", "network_ms", "per_target_rest_ms", "ms_per_extra_target",
-          "extra/single")
+HEADER = (
+    "model",
+    "mode",
+    "targets",
+    "step_ms",
+    "p90_ms",
+    "network_ms",
+    "per_target_rest_ms",
+    "ms_per_extra_target",
+    "extra/single",
+)
 
 
 def parse_counts(text: str) -> list[int]:
@@ -133,8 +143,14 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
                 multis[count] = multi
             step_s: dict[int, list[float]] = {count: [] for count in counts}
             network_s: dict[int, list[float]] = {count: [] for count in counts}
-            progress = tqdm(total=len(frames) - 1, desc=f"{model}/{mode}", unit="frame", file=sys.stderr,
-                            leave=False, disable=args.quiet)
+            progress = tqdm(
+                total=len(frames) - 1,
+                desc=f"{model}/{mode}",
+                unit="frame",
+                file=sys.stderr,
+                leave=False,
+                disable=args.quiet,
+            )
             for index, frame in enumerate(frames[1:], start=1):
                 shift = index % len(counts)
                 for count in counts[shift:] + counts[:shift]:  # rotating order: load drift hits all alike
@@ -152,16 +168,29 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
                 step = float(np.median(step_s[count]))
                 network = float(np.median(network_s[count]))
                 extra = None if count == 1 else (step - single) / (count - 1)
-                results.append({
-                    "model": model, "mode": mode, "targets": count, "device": str(tracker.device),
-                    "instance_size": tracker.config.instance_size, "frames": len(step_s[count]),
-                    "step_ms": step * 1e3, "p90_ms": float(np.percentile(step_s[count], 90)) * 1e3,
-                    "network_ms": network * 1e3, "per_target_rest_ms": (step - network) / count * 1e3,
-                    "ms_per_extra_target": None if extra is None else extra * 1e3,
-                    "extra_over_single": None if extra is None else extra / single,
-                })
-    return {"machine": info, "source": source, "weights": {m: _weights_for(args, m) for m in models},
-            "results": results, "loadavg_end": list(os.getloadavg())}
+                results.append(
+                    {
+                        "model": model,
+                        "mode": mode,
+                        "targets": count,
+                        "device": str(tracker.device),
+                        "instance_size": tracker.config.instance_size,
+                        "frames": len(step_s[count]),
+                        "step_ms": step * 1e3,
+                        "p90_ms": float(np.percentile(step_s[count], 90)) * 1e3,
+                        "network_ms": network * 1e3,
+                        "per_target_rest_ms": (step - network) / count * 1e3,
+                        "ms_per_extra_target": None if extra is None else extra * 1e3,
+                        "extra_over_single": None if extra is None else extra / single,
+                    }
+                )
+    return {
+        "machine": info,
+        "source": source,
+        "weights": {m: _weights_for(args, m) for m in models},
+        "results": results,
+        "loadavg_end": list(os.getloadavg()),
+    }
 
 
 def format_targets_table(report: dict[str, Any]) -> str:
@@ -179,8 +208,16 @@ def format_targets_table(report: dict[str, Any]) -> str:
         "|" + "---|" * len(HEADER),
     ]
     for r in report["results"]:
-        cells = [r["model"], r["mode"], r["targets"], format_cell(r["step_ms"]), format_cell(r["p90_ms"]),
-                 format_cell(r["network_ms"]), format_cell(r["per_target_rest_ms"], 2),
-                 format_cell(r["ms_per_extra_target"]), format_cell(r["extra_over_single"], 2)]
+        cells = [
+            r["model"],
+            r["mode"],
+            r["targets"],
+            format_cell(r["step_ms"]),
+            format_cell(r["p90_ms"]),
+            format_cell(r["network_ms"]),
+            format_cell(r["per_target_rest_ms"], 2),
+            format_cell(r["ms_per_extra_target"]),
+            format_cell(r["extra_over_single"], 2),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""End-to-end latency through ROS: an image's ``publish()`` to its ``/tracked_box``.
+r"""End-to-end latency through ROS: an image's ``publish()`` to its ``/tracked_box``.
 
     python -m siamrpnpp_ros.tools.latency_bench                # vtest.avi, default model, 640x480, 30 Hz
     python -m siamrpnpp_ros.tools.latency_bench --weights model.pth --model alex --video clip.mp4 \\
@@ -48,6 +48,7 @@ video's object, the others patches spread over the image (``benchmark.targets.ta
 The figures are taken on target 1's boxes (all of an image's boxes go out together after one
 batched step), and ``model`` is then ``MultiTargetTracker.step()`` with the N targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,20 @@ INIT_TIMEOUT_S = 90.0
 TAIL_TIMEOUT_S = 60.0  # after the last measured frame: until its box or a newer one arrives
 DIAGNOSTICS_PERIOD_S = 0.25
 NODE_LOG_TAIL_CHARS = 3000
-COLUMNS = ("image", "sent", "boxes", "dropped", "e2e p50", "e2e p90", "node p50", "e2e-node p50",
-           "wait p50", "work p50", "model p50", "overhead p50")
+COLUMNS = (
+    "image",
+    "sent",
+    "boxes",
+    "dropped",
+    "e2e p50",
+    "e2e p90",
+    "node p50",
+    "e2e-node p50",
+    "wait p50",
+    "work p50",
+    "model p50",
+    "overhead p50",
+)
 
 
 # ----------------------------------------------------------------------------- input frames
@@ -118,13 +131,15 @@ def pingpong_index(count: int, index: int) -> int:
 
 def resolve_model(args: argparse.Namespace) -> tuple[str, str | None]:
     """(model, weights) as the demo picks them: ``--weights`` (with ``--model``), else the
-    bundled weights of ``--model`` or of the default model."""
+    bundled weights of ``--model`` or of the default model.
+    """
     if args.weights and not args.model:
         raise SystemExit(f"{PROGRAM}: --weights needs --model (the network the checkpoint is for)")
     return args.model or DEFAULT_MODEL, args.weights or None
 
 
 def load_material(args: argparse.Namespace) -> Material:
+    """The frames, the selection box and the reference model the run plays (from ``--video``/``--init``)."""
     import cv2
 
     from siamrpnpp_ros.sequences import SequenceError, open_sequence
@@ -174,7 +189,8 @@ def build_messages(frames: Sequence[np.ndarray], transport: str, jpeg_quality: i
 @contextlib.contextmanager
 def ros_environment(domain_id: int) -> Iterator[dict[str, str]]:
     """This process's environment set for an isolated ROS domain (read when a context starts),
-    restored afterwards; yields the environment for child processes."""
+    restored afterwards; yields the environment for child processes.
+    """
     variables = isolated_ros_environment(domain_id)
     saved = {key: os.environ.get(key) for key in variables}
     os.environ.update(variables)
@@ -194,7 +210,8 @@ def ros_environment(domain_id: int) -> Iterator[dict[str, str]]:
 def node_parameters(args: argparse.Namespace, material: Material, transport: str) -> list[str]:
     """``name:=value`` for the node; ``--param`` entries come last and win."""
     return [
-        f"model:={material.model}", *([f"weights:={material.weights}"] if material.weights else []),
+        f"model:={material.model}",
+        *([f"weights:={material.weights}"] if material.weights else []),
         f"device:={args.device}",
         f"use_compressed:={'true' if transport == 'compressed' else 'false'}",
         f"image_qos:={args.qos}",
@@ -214,8 +231,13 @@ def _ros_args(parameters: Sequence[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- model reference
-def measure_reference(args: argparse.Namespace, material: Material, transports: Sequence[str],
-                      messages: dict[str, list[Any]], domain_id: int) -> dict[str, Any]:
+def measure_reference(
+    args: argparse.Namespace,
+    material: Material,
+    transports: Sequence[str],
+    messages: dict[str, list[Any]],
+    domain_id: int,
+) -> dict[str, Any]:
     """The tracker's step and the message decoding, timed in this process without ROS transport.
 
     The node's settings come from the node's own parameter code (``declare_node_parameters``
@@ -247,7 +269,9 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
         rclpy.init(context=context, domain_id=domain_id)
         try:
             node = rclpy.create_node(
-                "latency_bench_reference", context=context, use_global_arguments=False,
+                "latency_bench_reference",
+                context=context,
+                use_global_arguments=False,
                 cli_args=_ros_args(node_parameters(args, material, "raw")),
             )
             settings = declare_node_parameters(node)
@@ -267,12 +291,14 @@ def measure_reference(args: argparse.Namespace, material: Material, transports: 
         results = targets.step(frame, index)
         samples.append(time.perf_counter() - start)
         wide += bool(results[0].search_wide)
-    reference.update({
-        "model_ms": 1e3 * statistics.median(samples),
-        "model_p90_ms": 1e3 * float(np.percentile(samples, 90)),
-        "model_frames": len(samples),
-        "model_wide_searches": wide,
-    })
+    reference.update(
+        {
+            "model_ms": 1e3 * statistics.median(samples),
+            "model_p90_ms": 1e3 * float(np.percentile(samples, 90)),
+            "model_frames": len(samples),
+            "model_wide_searches": wide,
+        }
+    )
     return reference
 
 
@@ -320,8 +346,9 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def run_transport(args: argparse.Namespace, material: Material, transport: str, messages: list[Any],
-                  domain_id: int, log_dir: Path) -> RunRecord:
+def run_transport(
+    args: argparse.Namespace, material: Material, transport: str, messages: list[Any], domain_id: int, log_dir: Path
+) -> RunRecord:
     """Start a node for ``transport``, stream frames at ``args.rate`` and record every box."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -337,11 +364,18 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
     say = (lambda text: None) if args.quiet else (lambda text: tqdm.write(f"{PROGRAM}: {text}", file=sys.stderr))
 
     with ros_environment(domain_id) as env, open(log_path, "wb") as log:
-        command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node",
-                   *_ros_args(node_parameters(args, material, transport)), "--log-level", "warn"]
+        command = [
+            sys.executable,
+            "-m",
+            "siamrpnpp_ros.tracker_node",
+            *_ros_args(node_parameters(args, material, transport)),
+            "--log-level",
+            "warn",
+        ]
         started = time.monotonic()
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=domain_id)
         node = rclpy.create_node("latency_bench_camera", context=context)
@@ -386,8 +420,11 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
 
             def matched() -> bool:
-                return (images.get_subscription_count() > 0 and selections.get_subscription_count() > 0
-                        and box_subscription.get_publisher_count() > 0)
+                return (
+                    images.get_subscription_count() > 0
+                    and selections.get_subscription_count() > 0
+                    and box_subscription.get_publisher_count() > 0
+                )
 
             say(f"{transport}: starting the tracker node (domain {domain_id})")
             deadline = started + NODE_STARTUP_TIMEOUT_S
@@ -398,8 +435,10 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
                     raise fail(f"the tracker node was not discovered within {NODE_STARTUP_TIMEOUT_S:.0f} s")
                 executor.spin_once(timeout_sec=0.05)
             record.startup_s = time.monotonic() - started
-            say(f"{transport}: node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} "
-                f"at {args.rate:g} Hz")
+            say(
+                f"{transport}: node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} "
+                f"at {args.rate:g} Hz"
+            )
 
             period = 1.0 / args.rate
             count = len(messages)
@@ -409,8 +448,14 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
             selected_at: float | None = None
             window_index = 0  # frames published after the INITIALIZING box arrived
             last_measured: int | None = None
-            progress = tqdm(total=args.frames, desc=f"{transport} {args.width}x{args.height}@{args.rate:g}Hz",
-                            unit="frame", file=sys.stderr, leave=False, disable=args.quiet)
+            progress = tqdm(
+                total=args.frames,
+                desc=f"{transport} {args.width}x{args.height}@{args.rate:g}Hz",
+                unit="frame",
+                file=sys.stderr,
+                leave=False,
+                disable=args.quiet,
+            )
 
             def publish() -> None:
                 nonlocal last_stamp, window_index, last_measured
@@ -434,8 +479,11 @@ def run_transport(args: argparse.Namespace, material: Material, transport: str, 
 
             def resolved() -> bool:
                 """The last measured frame has its box, or a newer frame has one (it was dropped)."""
-                return last_measured is not None and len(record.window) == args.frames and any(
-                    stamp >= last_measured for stamp, *_ in record.boxes[-3:])
+                return (
+                    last_measured is not None
+                    and len(record.window) == args.frames
+                    and any(stamp >= last_measured for stamp, *_ in record.boxes[-3:])
+                )
 
             def select() -> None:
                 nonlocal selected_at
@@ -516,12 +564,18 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         if previous_arrival is not None and stamp_ns in publish_times and status in (tracking, lost):
             e2e = arrived - publish_times[stamp_ns]
             wait = max(0.0, latency - (arrived - previous_arrival))
-            frames.append({
-                "stamp_ns": stamp_ns, "status": status,
-                "e2e_ms": 1e3 * e2e, "node_ms": 1e3 * latency, "ros_ms": 1e3 * (e2e - latency),
-                "wait_ms": 1e3 * wait, "work_ms": 1e3 * (latency - wait),
-                "overhead_ms": 1e3 * (e2e - wait - model_s),
-            })
+            frames.append(
+                {
+                    "stamp_ns": stamp_ns,
+                    "status": status,
+                    "e2e_ms": 1e3 * e2e,
+                    "node_ms": 1e3 * latency,
+                    "ros_ms": 1e3 * (e2e - latency),
+                    "wait_ms": 1e3 * wait,
+                    "work_ms": 1e3 * (latency - wait),
+                    "overhead_ms": 1e3 * (e2e - wait - model_s),
+                }
+            )
         previous_arrival = arrived
 
     def p(key: str, q: float = 50) -> float:
@@ -534,9 +588,12 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
     # and node step - model is how much slower the step ran in the node than on its own.
     window_start = record.window[0][1] if record.window else math.inf
     window_end = max((arrived for _, arrived, _, _ in record.boxes), default=-math.inf)
-    periods = [values for arrived, values in record.node_periods
-               if window_start <= arrived <= window_end + DIAGNOSTICS_PERIOD_S
-               and float(values.get("tracker_step_mean_ms", "0") or 0) > 0]
+    periods = [
+        values
+        for arrived, values in record.node_periods
+        if window_start <= arrived <= window_end + DIAGNOSTICS_PERIOD_S
+        and float(values.get("tracker_step_mean_ms", "0") or 0) > 0
+    ]
 
     def node_mean(key: str) -> float:
         values = [float(v[key]) for v in periods if v.get(key)]
@@ -558,13 +615,20 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         "node_received_in_run": node_received,
         "node_skipped_in_run": int(stats["dropped_frames"]) if "dropped_frames" in stats else None,
         "node_rejected_in_run": int(stats["rejected_images"]) if "rejected_images" in stats else None,
-        "tracking": statuses.count(tracking), "lost": statuses.count(lost),
+        "tracking": statuses.count(tracking),
+        "lost": statuses.count(lost),
         "startup_s": record.startup_s,
-        "e2e_p50_ms": p("e2e_ms"), "e2e_p90_ms": p("e2e_ms", 90), "e2e_max_ms": p("e2e_ms", 100),
-        "node_p50_ms": p("node_ms"), "ros_p50_ms": p("ros_ms"), "ros_p90_ms": p("ros_ms", 90),
-        "wait_p50_ms": p("wait_ms"), "work_p50_ms": p("work_ms"),
+        "e2e_p50_ms": p("e2e_ms"),
+        "e2e_p90_ms": p("e2e_ms", 90),
+        "e2e_max_ms": p("e2e_ms", 100),
+        "node_p50_ms": p("node_ms"),
+        "ros_p50_ms": p("ros_ms"),
+        "ros_p90_ms": p("ros_ms", 90),
+        "wait_p50_ms": p("wait_ms"),
+        "work_p50_ms": p("work_ms"),
         "model_p50_ms": reference.get("model_ms", math.nan),
-        "overhead_p50_ms": p("overhead_ms"), "overhead_p90_ms": p("overhead_ms", 90),
+        "overhead_p50_ms": p("overhead_ms"),
+        "overhead_p90_ms": p("overhead_ms", 90),
         "decode_p50_ms": reference.get(f"decode_{record.transport}_ms", math.nan),
         "node_step_ms": node_step_ms,
         "node_decode_ms": node_mean("decode_mean_ms"),
@@ -576,11 +640,12 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_table(report: dict[str, Any]) -> str:
+    """The report as the printed table: a header of settings, one row per transport, notes under it."""
     s = report["settings"]
     lines = [
         f"# {s['width']}x{s['height']} at {s['rate']:g} Hz, {s['targets']} target{'s' if s['targets'] > 1 else ''}, "
-        f"model {s['model']} on {s['device']}, image QoS {s['qos']}, "
-        f"{os.cpu_count()} cores, load average start {_load(report['loadavg_start'])}, end {_load(report['loadavg_end'])}",
+        f"model {s['model']} on {s['device']}, image QoS {s['qos']}, {os.cpu_count()} cores, "
+        f"load average start {_load(report['loadavg_start'])}, end {_load(report['loadavg_end'])}",
         "# times in ms over the frames that got a box; e2e = publish() -> /tracked_box received; node = its "
         "processing_latency; wait = in the node's slot (est.); work = node - wait; model = step() timed "
         "without ROS; overhead = e2e - wait - model",
@@ -588,17 +653,29 @@ def format_table(report: dict[str, Any]) -> str:
         "|" + "---|" * len(COLUMNS),
     ]
     for r in report["runs"]:
-        cells = [r["image"], r["sent"], r["boxes"], r["dropped"], format_cell(r["e2e_p50_ms"]), format_cell(r["e2e_p90_ms"]),
-                 format_cell(r["node_p50_ms"]), format_cell(r["ros_p50_ms"]), format_cell(r["wait_p50_ms"]), format_cell(r["work_p50_ms"]),
-                 format_cell(r["model_p50_ms"]), format_cell(r["overhead_p50_ms"])]
+        cells = [
+            r["image"],
+            r["sent"],
+            r["boxes"],
+            r["dropped"],
+            format_cell(r["e2e_p50_ms"]),
+            format_cell(r["e2e_p90_ms"]),
+            format_cell(r["node_p50_ms"]),
+            format_cell(r["ros_p50_ms"]),
+            format_cell(r["wait_p50_ms"]),
+            format_cell(r["work_p50_ms"]),
+            format_cell(r["model_p50_ms"]),
+            format_cell(r["overhead_p50_ms"]),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for r in report["runs"]:
         received = r["node_received_in_run"]
         lost = "?" if received is None else r["published_in_run"] - received
         lines.append(
-            f"# {r['image']}: {r['message_kib']:.0f} KiB per message, decode {format_cell(r['decode_p50_ms'], 2)} ms; "
-            f"published at {format_cell(r['publish_rate_hz'])} Hz; whole run: {r['published_in_run']} frames published, "
-            f"{format_cell(received)} reached the node ({lost} lost in transport), {format_cell(r['node_skipped_in_run'])} "
+            f"# {r['image']}: {r['message_kib']:.0f} KiB per message, "
+            f"decode {format_cell(r['decode_p50_ms'], 2)} ms; published at {format_cell(r['publish_rate_hz'])} Hz; "
+            f"whole run: {r['published_in_run']} frames published, {format_cell(received)} reached the node "
+            f"({lost} lost in transport), {format_cell(r['node_skipped_in_run'])} "
             f"replaced in the slot, {format_cell(r['node_rejected_in_run'])} rejected; boxes TRACKING {r['tracking']}, "
             f"LOST {r['lost']}; node discovered {r['startup_s']:.1f} s after its start"
         )
@@ -632,41 +709,78 @@ def _loadavg() -> list[float] | None:
 
 # ----------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="See the module docstring (and the README's Speed section) for the columns.")
-    parser.add_argument("--model", type=model_name_argument,
-                        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL}, bundled)")
+    """The command line of ``python -m siamrpnpp_ros.tools.latency_bench``."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring (and the README's Speed section) for the columns.",
+    )
+    parser.add_argument(
+        "--model",
+        type=model_name_argument,
+        help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL}, bundled)",
+    )
     parser.add_argument("--weights", help="checkpoint for --model (default: the bundled weights, as the demo)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--video", help="video file or image folder (default: the demo's, vtest.avi)")
-    parser.add_argument("--init", help="x,y,w,h of the target in the video's own pixels (default: its "
-                                       "groundtruth.txt, else the middle of the image)")
+    parser.add_argument(
+        "--init",
+        help="x,y,w,h of the target in the video's own pixels (default: its "
+        "groundtruth.txt, else the middle of the image)",
+    )
     parser.add_argument("--frames", type=int, default=300, help="measured frames per transport (default 300)")
-    parser.add_argument("--warmup", type=int, default=5,
-                        help="frames after the selection that are not measured (default 5)")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="frames after the selection that are not measured (default 5)"
+    )
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (default 30)")
-    parser.add_argument("--transports", default="raw,compressed",
-                        help="comma-separated: raw (Image bgr8), compressed (CompressedImage jpeg)")
+    parser.add_argument(
+        "--transports",
+        default="raw,compressed",
+        help="comma-separated: raw (Image bgr8), compressed (CompressedImage jpeg)",
+    )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--jpeg-quality", type=int, default=90)
-    parser.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
-                        help="image QoS of this camera and of the node (default sensor_data, as a driver)")
-    parser.add_argument("--targets", type=int, default=1, metavar="N",
-                        help="targets selected at once (node max_targets:=N; figures on target 1; default 1)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra node parameter, e.g. long_term:=false (repeatable; wins over the bench's)")
-    parser.add_argument("--model-frames", type=int, default=30,
-                        help="frames for the in-process model timing before the runs; 0 = skip (default 30)")
-    parser.add_argument("--distinct-frames", type=int, default=120,
-                        help="frames read from the video (played forwards and backwards; default 120)")
+    parser.add_argument(
+        "--qos",
+        choices=("sensor_data", "reliable"),
+        default="sensor_data",
+        help="image QoS of this camera and of the node (default sensor_data, as a driver)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=int,
+        default=1,
+        metavar="N",
+        help="targets selected at once (node max_targets:=N; figures on target 1; default 1)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra node parameter, e.g. long_term:=false (repeatable; wins over the bench's)",
+    )
+    parser.add_argument(
+        "--model-frames",
+        type=int,
+        default=30,
+        help="frames for the in-process model timing before the runs; 0 = skip (default 30)",
+    )
+    parser.add_argument(
+        "--distinct-frames",
+        type=int,
+        default=120,
+        help="frames read from the video (played forwards and backwards; default 120)",
+    )
     parser.add_argument("--json", help="write the report (with per-frame figures) to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; prints the table, returns the exit code (2 on bad arguments or input)."""
     args = build_parser().parse_args(argv)
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     unknown = sorted(set(transports) - set(TRANSPORTS))
@@ -682,20 +796,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     messages = {t: build_messages(material.frames, t, args.jpeg_quality) for t in transports}
     base_domain = os.getpid() + 75
     if not args.quiet:
-        print(f"{PROGRAM}: {len(material.frames)} frames of {material.video}; model {material.model}, "
-              f"weights {material.weights or 'bundled'}", file=sys.stderr)
+        print(
+            f"{PROGRAM}: {len(material.frames)} frames of {material.video}; model {material.model}, "
+            f"weights {material.weights or 'bundled'}",
+            file=sys.stderr,
+        )
     reference = measure_reference(args, material, transports, messages, 1 + base_domain % 100)
     runs = []
     with tempfile.TemporaryDirectory(prefix="latency_bench_") as log_dir:
         for number, transport in enumerate(transports, start=1):
-            record = run_transport(args, material, transport, messages[transport],
-                                   1 + (base_domain + number) % 100, Path(log_dir))
+            record = run_transport(
+                args, material, transport, messages[transport], 1 + (base_domain + number) % 100, Path(log_dir)
+            )
             runs.append(analyse(record, reference))
     report = {
-        "settings": {key: getattr(args, key) for key in
-                     ("device", "rate", "frames", "warmup", "width", "height", "qos", "jpeg_quality", "param",
-                      "transports", "targets")}
-                    | {"model": material.model, "weights": material.weights or "bundled", "video": material.video},
+        "settings": {
+            key: getattr(args, key)
+            for key in (
+                "device",
+                "rate",
+                "frames",
+                "warmup",
+                "width",
+                "height",
+                "qos",
+                "jpeg_quality",
+                "param",
+                "transports",
+                "targets",
+            )
+        }
+        | {"model": material.model, "weights": material.weights or "bundled", "video": material.video},
         "reference": reference,
         "loadavg_start": loadavg_start,
         "loadavg_end": _loadavg(),
