@@ -151,6 +151,38 @@ def test_square_crop_matches_padded_canvas_reference():
         assert np.array_equal(got, expected), f"crop differs for centre {center}, side {side}, output {out}"
 
 
+def test_a_huge_window_is_scaled_from_the_frame_part_not_built(monkeypatch):
+    """Past MAX_WINDOW_BYTES a window reaching outside the frame is not built at frame
+    resolution: the frame's part lands in the same place within a pixel, the rest is padding."""
+    from siamrpnpp_ros.tracking import crop
+
+    rng = np.random.default_rng(5)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (97, 131, 3), dtype=np.uint8), (0, 0), 3)
+    pad = padding_color(channel_average(frame))
+    for center, side, out in [((65.5, 48.5), 1500, 127), ((10.0, 90.0), 900, 255), ((-300.0, 40.0), 800, 127)]:
+        exact = square_crop(frame, center, side, out, pad)  # 900-1500 px: built, as pysot does
+        monkeypatch.setattr(crop, "MAX_WINDOW_BYTES", 1000)
+        scaled = square_crop(frame, center, side, out, pad)
+        monkeypatch.undo()
+        assert scaled.dtype == np.uint8 and scaled.shape == exact.shape
+        shown_exact, shown_scaled = np.any(exact != pad, axis=2), np.any(scaled != pad, axis=2)
+        if not shown_exact.any():
+            assert not shown_scaled.any()
+            continue
+        for axis in (0, 1):
+            lines_exact = np.flatnonzero(shown_exact.any(axis=axis))
+            lines_scaled = np.flatnonzero(shown_scaled.any(axis=axis))
+            assert abs(int(lines_exact[0]) - int(lines_scaled[0])) <= 1
+            assert abs(int(lines_exact[-1]) - int(lines_scaled[-1])) <= 1
+        assert np.abs(exact.astype(int) - scaled.astype(int)).mean() < 2.0
+    # A window inside the frame is never scaled (nothing to build: a view is resized).
+    monkeypatch.setattr(crop, "MAX_WINDOW_BYTES", 1)
+    assert np.array_equal(
+        square_crop(frame, (65.0, 48.0), 41, 127, pad),
+        _reference_crop(frame, (65.0, 48.0), 41, 127, channel_average(frame)),
+    )
+
+
 def test_padding_colour_is_truncated_not_rounded():
     frame = np.zeros((2, 2, 3), np.uint8)
     frame[0, 0] = (255, 3, 2)  # means 63.75, 0.75, 0.5
