@@ -1,5 +1,6 @@
 """The node's OpenMP wait policy (tracker_node.quiet_openmp_waits), in fresh interpreters:
 libgomp reads it when torch loads, so it must be set before that and never over a user's choice."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ PROBE = (
 def probe(**environment: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     env.update(environment, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True,
-                          cwd=REPO_ROOT).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    ).stdout.strip()
 
 
 def test_passive_waits_unless_the_user_chose():
