@@ -50,6 +50,9 @@ from siamrpnpp_ros.tracking.session import SessionResult, TrackStatus, align_lon
 
 NODE_NAME = "siamrpnpp_tracker"
 WARNING_PERIOD_S = 2.0  # at most one warning per reason in this period
+# Long-term warm-up on a CPU: rounds of a few normal searches followed by a wide one (_warm_up).
+LONG_TERM_WARM_UP_ROUNDS = 3
+LONG_TERM_WARM_UP_NORMAL_STEPS = 3
 # This many older-stamped images in a row means the source restarted (a replayed bag, a
 # reset simulation), not a stray late packet: follow the new timeline.
 STAMP_RESET_AFTER = 30
@@ -182,10 +185,27 @@ class TrackerNode(Node):
             self._targets.warm_up(range(2, self.settings.max_targets + 1))
         if self.settings.long_term:
             # The wide search of a lost target (tracker.lost_instance_size, 831 px by default)
-            # needs ~10x the normal search's memory; without this, the first target lost
-            # minutes into a run raised RSS by ~35-55 MB in one step (README "Long runs").
+            # needs ~10x the normal search's memory: the first target lost minutes into a run
+            # raised RSS by ~35-55 MB in one step (README "Long runs"). On a CPU, where the tuned
+            # allocator keeps what it freed, one wide pass here is not enough (the normal searches
+            # after it carve up the blocks it freed): a few rounds of normal searches (a textured
+            # frame) and a wide one (the target gone: a blank frame makes it lost) bring the
+            # worker's arena to the size it keeps afterwards. Costs about 12 normal and 3 wide
+            # steps at start-up.
             lost_size = tracker.config.lost_instance_size
-            self._targets.warm_up(range(1, self.settings.max_targets + 1), instance_size=lost_size)
+            if tracker.device.type == "cpu":
+                texture = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+                blank = np.full_like(texture, 114)
+                for _ in range(LONG_TERM_WARM_UP_ROUNDS):
+                    tracker.init(texture, (296.0, 199.0, 48.0, 82.0))
+                    for _ in range(LONG_TERM_WARM_UP_NORMAL_STEPS):
+                        tracker.track(texture)
+                    tracker.track(blank)  # lost: the next search is the wide one
+                    tracker.track(blank)
+                tracker.reset()
+            batches = range(2 if tracker.device.type == "cpu" else 1, self.settings.max_targets + 1)
+            if len(batches) > 0:  # every batch size at the wide size (ONNX Runtime: its graphs)
+                self._targets.warm_up(batches, instance_size=lost_size)
 
     def destroy_node(self) -> None:
         """Stop the worker before the node's publishers go away."""
@@ -586,6 +606,8 @@ class TrackerNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
+        if not self.context.ok():  # shutting down (SIGINT): the publisher is gone with the context
+            return
         previous, current = self._diagnostics_snapshot, self._stats.snapshot()
         self._diagnostics_snapshot = current
         results = self._results_for_diagnostics
@@ -617,7 +639,14 @@ class TrackerNode(Node):
                 targets=results,
             )
         )
-        self._diagnostics_publisher.publish(diagnostics)
+        try:
+            self._diagnostics_publisher.publish(diagnostics)
+        except Exception:
+            # SIGINT may shut the context down while this timer callback runs; the exception
+            # would otherwise leave rclpy.spin and end the process with a traceback and exit code 1
+            # (seen once in a 5-minute soak). Only then is it dropped.
+            if self.context.ok():
+                raise
 
 
 def _overall_status(results: tuple[SessionResult, ...]) -> TrackStatus:
