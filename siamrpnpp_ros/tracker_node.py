@@ -13,7 +13,7 @@ Process settings for hours of running (the README's "Long runs"): once the node 
 (modules imported, model loaded, warm-up done) everything allocated so far is collected and
 frozen (``gc.freeze``), so the garbage collector's full passes no longer walk the ~200,000
 objects of torch, rclpy and the model while the tracker waits (a full pass over them took
-180-220 ms on the 2-core test machine at load average ~8, and it stops every Python thread).
+180-460 ms on the 2-core test machine at load averages 7-15, and it stops every Python thread).
 ``SIAMRPNPP_NO_GC_FREEZE=1`` leaves the collector as it is (for comparisons).
 ``SIAMRPNPP_TRACEMALLOC=1`` (or a traceback depth) starts ``tracemalloc`` before anything
 else, so ``/diagnostics`` can report the Python heap (``python_traced_mb``); it slows

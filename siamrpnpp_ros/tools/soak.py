@@ -85,6 +85,7 @@ PUBLISHED_KEEP_S = 30.0  # publish times older than this without a box are forgo
 ABSENT_GREY = 114  # the uniform frame sent while the target is away (pysot's padding grey)
 WORST_BOXES = 20
 RESTART_MATCH_TIMEOUT_S = 10.0  # a restarted camera waits this long at most for the node to match it
+FINAL_COUNTERS_TIMEOUT_S = 60.0  # after the stream: until the node's counters add up (a slow last step)
 RECOVERY_S = 3.0  # boxes this long after an absence or a stall still count as disturbed
 # Node diagnostics kept with each sample (numbers only); gc_* and python_* keys are kept too.
 DIAGNOSTIC_KEYS = (
@@ -93,6 +94,7 @@ DIAGNOSTIC_KEYS = (
     "dropped_frames",
     "rejected_images",
     "idle_frames",
+    "wide_searches",
     "processing_rate_hz",
     "input_rate_hz",
     "latency_mean_ms",
@@ -522,9 +524,11 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             end = time.monotonic() + LAST_BOX_TIMEOUT_S
             while time.monotonic() < end and not any(stamp >= last_stamp_sent for _, stamp, *_ in record.boxes[-3:]):
                 executor.spin_once(timeout_sec=0.05)
-            # The node's counters once the last frames are in: two diagnostics periods.
-            end = time.monotonic() + 2.5 * args.diagnostics_period
-            while time.monotonic() < end:
+            # The node's counters once the last frames are in: at least two diagnostics periods,
+            # and until every frame the node received is accounted for (its last step done).
+            settled = time.monotonic() + 2.5 * args.diagnostics_period
+            end = settled + FINAL_COUNTERS_TIMEOUT_S
+            while time.monotonic() < end and (time.monotonic() < settled or not _accounted(record.final_counters)):
                 executor.spin_once(timeout_sec=0.05)
             sampler.stop()
             record.memory = sampler.samples
@@ -540,6 +544,17 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             executor.shutdown()
             node.destroy_node()
             context.try_shutdown()
+
+
+def _accounted(counters: dict[str, str]) -> bool:
+    """Whether the node's diagnostics values add up: received = processed + dropped + rejected + idle."""
+    try:
+        received, processed, dropped, rejected = (
+            int(counters[key]) for key in ("frames_received", "frames_processed", "dropped_frames", "rejected_images")
+        )
+    except (KeyError, ValueError):
+        return False
+    return received == processed + dropped + rejected + int(counters.get("idle_frames", "0") or 0)
 
 
 def _progress_line(record: SoakRecord, sampler: MemorySampler, soak_t: float) -> str:
@@ -660,8 +675,10 @@ def analyse(record: SoakRecord, args: argparse.Namespace, schedule: Schedule) ->
         "undisturbed_e2e_p99_ms": 1e3 * _percentile(calm, 99),
         "undisturbed_e2e_max_ms": 1e3 * _percentile(calm, 100),
         # From the node's /diagnostics where it reports them (see the module docstring).
+        # From the selection on: the start-up collection before gc.freeze is not a pause of the run.
         "gc_pause_max_ms": max(
-            (d["gc_pause_max_ms"] for d in record.diagnostics if "gc_pause_max_ms" in d), default=None
+            (d["gc_pause_max_ms"] for d in record.diagnostics if "gc_pause_max_ms" in d and d["t"] > t0 + 1.0),
+            default=None,
         ),
         "gc_collections": record.diagnostics[-1].get("gc_collections") if record.diagnostics else None,
         "wide_searches": record.diagnostics[-1].get("wide_searches") if record.diagnostics else None,
@@ -745,7 +762,7 @@ def plot(report: dict[str, Any], record: SoakRecord, path: Path) -> None:
         times = np.array([(b[0] - t0) / 60 for b in stream])
         e2e = np.array([1e3 * b[2] for b in stream])
         colours = np.where(np.array([b[4] for b in stream]) == 3, "C3", "C0")
-        latency_axis.scatter(times, e2e, s=1, c=colours, alpha=0.3, rasterized=True, linewidths=0)
+        latency_axis.scatter(times, e2e, s=2, c=colours, alpha=0.5, rasterized=True, linewidths=0)
         edges = np.arange(0.0, times.max() + 0.5, 0.5)  # p99 per half minute
         centres, p99s = [], []
         for lo, hi in itertools.pairwise(edges):
