@@ -211,10 +211,6 @@ def test_limits_replace_and_overload(ros_peer, ros_node, parity_frames, parity_c
             "max_targets:=3",
             "-p",
             "frame_cache_size:=30",
-            # Short-term: the long-term warm-up (every batch size also at the wide search size)
-            # can outlast prime()'s wait on a busy 2-core machine.
-            "-p",
-            "long_term:=false",
         )
     )
     client = MultiClient(ros_node, node)  # sensor-data QoS, as a camera driver
