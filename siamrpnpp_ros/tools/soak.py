@@ -1,6 +1,7 @@
 r"""Soak benchmark: the tracker node fed by a camera for a long time; memory and latency over time.
 
-    python -m siamrpnpp_ros.tools.soak --duration 3600 --rate 60 --out out/soak/hour   # one hour, 60 Hz
+    python -m siamrpnpp_ros.tools.soak --duration 3600 --rate 60 --absent-every 300 --absent-for 10 \
+        --stall-every 420 --stall-for 5 --stall-restart --sample-period 5 --out out/soak/hour   # issue #16
     python -m siamrpnpp_ros.tools.soak --duration 240 --rate 60 --absent-every 60 --absent-for 6 \
         --stall-every 90 --stall-for 4 --stall-restart --out out/soak/short
 
@@ -17,12 +18,12 @@ target is selected. Two disturbances can be scheduled:
                                  found again when the footage returns.
 ``--stall-every/--stall-for``    the camera stalls: nothing is published for ``stall-for``
                                  seconds in the middle of every ``stall-every`` seconds; with
-                                 ``--stall-restart`` the image publisher is destroyed and a new
-                                 one created (a driver restart: the node's subscription matches
-                                 a new DDS writer).
+                                 ``--stall-restart`` the camera's DDS participant is destroyed
+                                 and a new one created (a driver restart: the node matches a new
+                                 participant, writer and shared-memory segment).
 
 Every ``--sample-period`` seconds it reads the node's memory from ``/proc/<pid>/status``
-(``VmRSS``, ``RssAnon``, ``RssFile``, threads) and ``/proc/<pid>/smaps`` (resident memory of
+(``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem``, threads) and ``/proc/<pid>/smaps`` (resident memory of
 the ``[heap]`` mapping, which holds glibc's main malloc arena, and of the other anonymous
 mappings: thread arenas, large blocks, library data). ``--tracemalloc`` starts the node with
 ``SIAMRPNPP_TRACEMALLOC=1``; a node that honours it reports the Python heap it traces in
