@@ -283,6 +283,59 @@ def _textured_region(
     return random_patch_box(image, rng, side_range=side_range, max_aspect=max_aspect, min_std=20.0, attempts=20)
 
 
+class Exposure:
+    """The lighting and sensor noise of one sequence: drawn once from ``rng``, applied per frame.
+
+    ``illumination``: a global gain (``gain_range``, knots every ``gain_knots`` frames) times a
+    shading ramp turning through the frame (knots every ``angle_knots`` frames, strength drawn
+    in ``strength_range``). ``noise_sigma``: Gaussian sensor noise, grey levels; each frame takes
+    a random window of one noise field, fresh-looking noise for the price of a slice.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        frames: int,
+        width: int,
+        height: int,
+        illumination: bool,
+        noise_sigma: float,
+        gain_range: tuple[float, float],
+        gain_knots: tuple[float, float],
+        angle_knots: tuple[float, float],
+        strength_range: tuple[float, float],
+    ) -> None:
+        self.illumination = illumination
+        if illumination:
+            self.gain_path = smooth_path(rng, frames, gain_range[0], gain_range[1], rng.uniform(*gain_knots))
+            self.ramp_angle = smooth_path(rng, frames, 0, 2 * math.pi, rng.uniform(*angle_knots))
+            self.ramp_strength = rng.uniform(*strength_range)
+        short = min(width, height)
+        grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+        self.grid_x = (grid_x - width / 2) / short
+        self.grid_y = (grid_y - height / 2) / short
+        self.size = (width, height)
+        self.noise_field: Optional[np.ndarray] = None
+        if noise_sigma > 0:
+            noise = rng.standard_normal(size=(height + NOISE_PAD, width + NOISE_PAD, 3), dtype=np.float32)
+            self.noise_field = noise * np.float32(noise_sigma)
+
+    def develop(self, canvas: np.ndarray, t: int, rng: np.random.Generator) -> np.ndarray:
+        """Frame ``t`` as HxWx3 uint8: ``canvas`` (float32, changed in place) lit and noised."""
+        if self.illumination:
+            ramp = self.grid_x * np.float32(self.ramp_strength * math.cos(self.ramp_angle[t]))
+            ramp += self.grid_y * np.float32(self.ramp_strength * math.sin(self.ramp_angle[t]))
+            ramp += np.float32(1.0)
+            ramp *= np.float32(self.gain_path[t])
+            canvas *= ramp[..., None]
+        if self.noise_field is not None:
+            width, height = self.size
+            oy, ox = int(rng.integers(NOISE_PAD + 1)), int(rng.integers(NOISE_PAD + 1))
+            canvas += self.noise_field[oy : oy + height, ox : ox + width]
+        # Rounds and saturates to 0..255. cv2.add takes a scalar src2; its stubs do not say so.
+        return cv2.add(canvas, 0.0, dtype=cv2.CV_8U)  # type: ignore[call-overload,no-any-return]
+
+
 # ---------------------------------------------------------------------- one sequence
 class _Layer:
     """A moving patch: appearance, coverage mask and per-frame placement."""
@@ -446,19 +499,9 @@ def render_sequence(
             ]
             occluders.append((layer, placements))
 
-    if "illumination" in attributes:
-        gain_path = smooth_path(rng, F, 0.45, 1.35, rng.uniform(25, 60))
-        ramp_angle = smooth_path(rng, F, 0, 2 * math.pi, rng.uniform(40, 80))
-        ramp_strength = rng.uniform(0.15, 0.4)
-    else:
-        gain_path, ramp_angle, ramp_strength = np.ones(F), np.zeros(F), 0.0
-    grid_y, grid_x = np.mgrid[0:H, 0:W].astype(np.float32)
-    grid_x = (grid_x - W / 2) / short
-    grid_y = (grid_y - H / 2) / short
-
-    if config.noise_sigma > 0:
-        noise_field = rng.standard_normal(size=(H + NOISE_PAD, W + NOISE_PAD, 3), dtype=np.float32)
-        noise_field *= np.float32(config.noise_sigma)
+    exposure = Exposure(
+        rng, F, W, H, "illumination" in attributes, config.noise_sigma, (0.45, 1.35), (25, 60), (40, 80), (0.15, 0.4)
+    )
     frames: list[np.ndarray] = []
     groundtruth = np.zeros((F, 4), dtype=np.float64)
     for t in range(F):
@@ -484,19 +527,7 @@ def render_sequence(
                 canvas = cv2.filter2D(canvas, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
         for layer, placements in occluders:
             composite(canvas, layer.patch, layer.mask, placements[t])
-        if "illumination" in attributes:
-            ramp = grid_x * np.float32(ramp_strength * math.cos(ramp_angle[t]))
-            ramp += grid_y * np.float32(ramp_strength * math.sin(ramp_angle[t]))
-            ramp += np.float32(1.0)
-            ramp *= np.float32(gain_path[t])
-            canvas *= ramp[..., None]
-        if config.noise_sigma > 0:
-            # A random window of one noise field per sequence: fresh-looking noise every frame
-            # for the price of a slice.
-            oy, ox = int(rng.integers(NOISE_PAD + 1)), int(rng.integers(NOISE_PAD + 1))
-            canvas += noise_field[oy : oy + H, ox : ox + W]
-        # Rounds and saturates to 0..255. cv2.add takes a scalar src2; its stubs do not say so.
-        frames.append(cv2.add(canvas, 0.0, dtype=cv2.CV_8U))  # type: ignore[call-overload]
+        frames.append(exposure.develop(canvas, t, rng))
 
         if kind == "object":
             extent = extent_box(target.shape, target.size, target_affines[t])

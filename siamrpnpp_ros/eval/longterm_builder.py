@@ -61,7 +61,7 @@ import cv2
 import numpy as np
 
 from .builder import (
-    NOISE_PAD,
+    Exposure,
     _Layer,
     _textured_region,
     composite,
@@ -603,18 +603,9 @@ def _render(
             )
         )
 
-    if "illumination" in attributes:
-        gain_path = smooth_path(rng, F, 0.55, 1.3, rng.uniform(40, 90))
-        ramp_angle = smooth_path(rng, F, 0, 2 * math.pi, rng.uniform(60, 120))
-        ramp_strength = rng.uniform(0.15, 0.35)
-    else:
-        gain_path, ramp_angle, ramp_strength = np.ones(F), np.zeros(F), 0.0
-    grid_y, grid_x = np.mgrid[0:H, 0:W].astype(np.float32)
-    grid_x = (grid_x - W / 2) / short
-    grid_y = (grid_y - H / 2) / short
-    if config.noise_sigma > 0:
-        noise_field = rng.standard_normal(size=(H + NOISE_PAD, W + NOISE_PAD, 3), dtype=np.float32)
-        noise_field *= np.float32(config.noise_sigma)
+    exposure = Exposure(
+        rng, F, W, H, "illumination" in attributes, config.noise_sigma, (0.55, 1.3), (40, 90), (60, 120), (0.15, 0.35)
+    )
 
     frames: list[np.ndarray] = []
     groundtruth = np.full((F, 4), np.nan)
@@ -634,16 +625,7 @@ def _render(
             composite(canvas, target.patch, target.mask, target_affines[t], kernel)
         if occluder is not None:
             composite(canvas, occluder[0].patch, occluder[0].mask, occluder[1][t])
-        if "illumination" in attributes:
-            ramp = grid_x * np.float32(ramp_strength * math.cos(ramp_angle[t]))
-            ramp += grid_y * np.float32(ramp_strength * math.sin(ramp_angle[t]))
-            ramp += np.float32(1.0)
-            ramp *= np.float32(gain_path[t])
-            canvas *= ramp[..., None]
-        if config.noise_sigma > 0:
-            oy, ox = int(rng.integers(NOISE_PAD + 1)), int(rng.integers(NOISE_PAD + 1))
-            canvas += noise_field[oy : oy + H, ox : ox + W]
-        frames.append(cv2.add(canvas, 0.0, dtype=cv2.CV_8U))  # type: ignore[call-overload]
+        frames.append(exposure.develop(canvas, t, rng))
         if not absent[t]:
             groundtruth[t] = extent_to_xywh(extent_box(target.shape, target.size, target_affines[t]), W, H)
 
