@@ -61,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,27 @@ def node_parameters(args: argparse.Namespace, material: Material, transport: str
         f"diagnostics_period:={DIAGNOSTICS_PERIOD_S}",
         *args.param,
     ]
+
+
+def wait_for_node(
+    executor: Any,
+    process: subprocess.Popen,
+    matched: Callable[[], bool],
+    started: float,
+    fail: Callable[[str], BaseException],
+) -> float:
+    """Spin ``executor`` until ``matched()`` (the node is discovered both ways); seconds since
+    ``started``. Raises ``fail(reason)`` if the node exits first or takes longer than
+    ``NODE_STARTUP_TIMEOUT_S``.
+    """
+    deadline = started + NODE_STARTUP_TIMEOUT_S
+    while not matched():
+        if process.poll() is not None:
+            raise fail("the tracker node stopped while starting")
+        if time.monotonic() > deadline:
+            raise fail(f"the tracker node was not discovered within {NODE_STARTUP_TIMEOUT_S:.0f} s")
+        executor.spin_once(timeout_sec=0.05)
+    return time.monotonic() - started
 
 
 def _ros_args(parameters: Sequence[str]) -> list[str]:
@@ -427,14 +448,7 @@ def run_transport(
                 )
 
             say(f"{transport}: starting the tracker node (domain {domain_id})")
-            deadline = started + NODE_STARTUP_TIMEOUT_S
-            while not matched():
-                if process.poll() is not None:
-                    raise fail("the tracker node stopped while starting")
-                if time.monotonic() > deadline:
-                    raise fail(f"the tracker node was not discovered within {NODE_STARTUP_TIMEOUT_S:.0f} s")
-                executor.spin_once(timeout_sec=0.05)
-            record.startup_s = time.monotonic() - started
+            record.startup_s = wait_for_node(executor, process, matched, started, fail)
             say(
                 f"{transport}: node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} "
                 f"at {args.rate:g} Hz"

@@ -59,7 +59,6 @@ import numpy as np
 from siamrpnpp_ros.tools.demo import stop_process
 from siamrpnpp_ros.tools.latency_bench import (
     FRAME_ID,
-    NODE_STARTUP_TIMEOUT_S,
     PREROLL_FRAMES,
     REPO_ROOT,
     SELECT_RETRY_S,
@@ -76,6 +75,7 @@ from siamrpnpp_ros.tools.latency_bench import (
     pingpong_index,
     resolve_model,
     ros_environment,
+    wait_for_node,
 )
 
 PROGRAM = "soak"
@@ -403,18 +403,17 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
 
             say(f"starting the tracker node (domain {domain_id}); log {log_path}")
-            deadline = started + NODE_STARTUP_TIMEOUT_S
-            while not (
-                camera.subscribers() > 0
-                and selections.get_subscription_count() > 0
-                and box_subscription.get_publisher_count() > 0
-            ):
-                if process.poll() is not None:
-                    raise fail("the tracker node stopped while starting")
-                if time.monotonic() > deadline:
-                    raise fail(f"the tracker node was not discovered within {NODE_STARTUP_TIMEOUT_S:.0f} s")
-                executor.spin_once(timeout_sec=0.05)
-            record.startup_s = time.monotonic() - started
+            record.startup_s = wait_for_node(
+                executor,
+                process,
+                lambda: (
+                    camera.subscribers() > 0
+                    and selections.get_subscription_count() > 0
+                    and box_subscription.get_publisher_count() > 0
+                ),
+                started,
+                fail,
+            )
             say(
                 f"node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} at "
                 f"{args.rate:g} Hz for {args.duration:g} s after the selection"
