@@ -4,9 +4,10 @@ r"""``siamrpnpp-eval``: one-pass evaluation of trackers on an OTB-format benchma
         --tracker alex:runs/alex/model.pth --tracker "shift0=alex:runs/s0/model.pth" \
         --tracker csrt --tracker kcf [--device auto] [--max-frames N] [--reuse]
 
-Tracker specs: ``csrt``, ``kcf``, ``mil`` (OpenCV baselines) or ``[LABEL=]MODEL:WEIGHTS`` with
-MODEL one of r50, mobilev2, alex or a thinner variant such as alex-w0.5, and WEIGHTS a
-pysot-format checkpoint. A baseline OpenCV
+Tracker specs: ``csrt``, ``kcf``, ``mil`` (OpenCV baselines) or ``[LABEL=]MODEL:WEIGHTS[:CONFIG]``
+with MODEL one of r50, mobilev2, alex or a thinner variant such as alex-w0.5, WEIGHTS a
+pysot-format checkpoint and CONFIG an optional parameters YAML whose ``tracker`` section
+overrides the model's preset (``config/*.yaml``, as the node's). A baseline OpenCV
 cannot provide here is skipped with a message (and noted in the report); the run fails only
 if no tracker can run. Writes ``report.md``, ``success_plot.png``, ``precision_plot.png``,
 ``norm_precision_plot.png``, ``results.json`` and ``results/<tracker>/<sequence>.txt`` under
@@ -51,10 +52,13 @@ class TrackerSpec:
     label: str
     kind: str
     weights: Optional[str] = None
+    config: Optional[str] = None
 
 
 def parse_tracker_spec(text: str) -> TrackerSpec:
-    """``csrt`` | ``kcf`` | ``mil`` | ``[LABEL=]MODEL:WEIGHTS``."""
+    """``csrt`` | ``kcf`` | ``mil`` | ``[LABEL=]MODEL:WEIGHTS[:CONFIG]`` (CONFIG: a parameters YAML
+    whose ``tracker`` section overrides the model's preset, as the node's ``--params-file``).
+    """
     from siamrpnpp_ros.eval.trackers import OPENCV_TRACKERS
 
     label, sep, body = text.partition("=")
@@ -63,15 +67,22 @@ def parse_tracker_spec(text: str) -> TrackerSpec:
     body = body.strip()
     if body.lower() in OPENCV_TRACKERS:
         return TrackerSpec(label or body.upper(), body.lower())
-    model, colon, weights = body.partition(":")
+    model, colon, rest = body.partition(":")
+    weights, _, config = rest.partition(":")
     if not colon or not is_model_name(model) or not weights:
         raise UsageError(
-            f"bad --tracker {text!r}: use csrt, kcf, mil or [LABEL=]MODEL:WEIGHTS with MODEL one of {THIN_NAME_HELP}"
+            f"bad --tracker {text!r}: use csrt, kcf, mil or [LABEL=]MODEL:WEIGHTS[:CONFIG] "
+            f"with MODEL one of {THIN_NAME_HELP}"
         )
     if not Path(weights).is_file():
         raise UsageError(f"--tracker {text!r}: weights file {weights} not found")
+    if config and not Path(config).is_file():
+        raise UsageError(f"--tracker {text!r}: config file {config} not found")
     return TrackerSpec(
-        label or f"SiamRPN++ {model} ({Path(weights).parent.name or Path(weights).stem})", model, weights
+        label or f"SiamRPN++ {model} ({Path(weights).parent.name or Path(weights).stem})",
+        model,
+        weights,
+        config or None,
     )
 
 
@@ -90,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="SPEC",
-        help="csrt | kcf | mil | [LABEL=]MODEL:WEIGHTS (repeat to compare)",
+        help="csrt | kcf | mil | [LABEL=]MODEL:WEIGHTS[:CONFIG] (CONFIG: a parameters YAML with a tracker "
+        "section; repeat to compare)",
     )
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for SiamRPN++ (default auto)")
@@ -164,7 +176,16 @@ def _run(args: argparse.Namespace) -> int:
                 import torch
 
                 torch.set_num_threads(args.threads)
-            runners.append(siamrpn_runner(spec.label, spec.kind, spec.weights, device=args.device, long_term=long_term))
+            config = None
+            if spec.config:
+                from siamrpnpp_ros.tracking.config import load_tracker_config
+
+                _, config = load_tracker_config(spec.config, spec.kind)
+            runners.append(
+                siamrpn_runner(
+                    spec.label, spec.kind, spec.weights, device=args.device, config=config, long_term=long_term
+                )
+            )
     if not runners:
         raise RuntimeError("no tracker could run (see the messages above)")
 

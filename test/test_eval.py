@@ -331,6 +331,18 @@ def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, t
     assert evaluate.main(["--benchmark", str(tiny_benchmark), "--tracker", "csrt", "--out", str(out)]) == 1
 
 
+def test_tracker_spec_takes_an_optional_parameters_file(tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    config = tmp_path / "wide.yaml"
+    config.write_text("tracker_node:\n  ros__parameters:\n    tracker:\n      lost_search: wide\n")
+    spec = evaluate.parse_tracker_spec(f"pysot-lt=alex-w0.25:{weights}:{config}")
+    assert (spec.label, spec.kind, spec.weights, spec.config) == ("pysot-lt", "alex-w0.25", str(weights), str(config))
+    assert evaluate.parse_tracker_spec(f"alex:{weights}").config is None
+    with pytest.raises(evaluate.UsageError, match="config file .* not found"):
+        evaluate.parse_tracker_spec(f"alex:{weights}:{tmp_path / 'missing.yaml'}")
+
+
 @pytest.mark.slow
 def test_shift_ablation_writes_table_and_plot(tiny_benchmark, tmp_path):
     from siamrpnpp_ros.eval.ablation import run_ablation

@@ -470,7 +470,7 @@ def test_short_term_tracker_follows_a_moving_target():
 
 def test_long_term_tracker_widens_search_when_lost_and_recovers():
     scene = SyntheticScene(seed=2)
-    cfg = TRACKER_PRESETS["alex"]
+    cfg = TRACKER_PRESETS["alex"].replace(lost_search="wide")  # pysot's SiamRPNLTTracker
     tracker = LongTermTracker(TemplateMatchingNet(), cfg)
     start = (100, 100)
     tracker.init(scene.frame(start), (*start, 64, 64))
@@ -511,6 +511,72 @@ def test_long_term_tracker_widens_search_when_lost_and_recovers():
     assert not _near(result.box, reappear, tol=40)
 
 
+def test_tiled_lost_search_costs_one_normal_crop_and_finds_the_target_anywhere():
+    scene = SyntheticScene(seed=2, width=640, height=480)
+    cfg = TRACKER_PRESETS["alex"]
+    assert cfg.lost_search == "tiles"
+    tracker = LongTermTracker(TemplateMatchingNet(), cfg)
+    crops = []
+    original_crop = tracker.search_crop
+
+    def recording_crop(frame, instance_size=None, center=None):
+        crop = original_crop(frame, instance_size, center)
+        crops.append((crop.shape[-1], center))
+        return crop
+
+    tracker.search_crop = recording_crop
+    tracker.init(scene.frame((100, 100)), (100, 100, 64, 64))
+    result = tracker.track(scene.frame((104, 103)))
+    assert not result.lost and _near(result.box, (104, 103))
+    held_center, held_size = tracker.center, tracker.size
+
+    result = tracker.track(scene.frame(None))  # gone: held, lost
+    assert result.lost and not result.search_wide
+    tiles = tracker.tile_centers(640, 480)
+    assert len(tiles) > 4, "a 64 px target needs several tiles to cover a 640x480 frame"
+    distances = [math.dist(tile, held_center) for tile in tiles]
+    assert distances == sorted(distances), "nearest tiles first"
+    # While the target is away every frame is one normal-size crop: the held state and the tiles in turn.
+    crops.clear()
+    searches = 2 * len(tiles) + 2
+    for _ in range(searches):
+        result = tracker.track(scene.frame(None))
+        assert result.search_wide and result.lost
+        assert tracker.center == held_center and tracker.size == held_size
+    assert [size for size, _ in crops] == [cfg.instance_size] * searches
+    assert [center for _, center in crops[0::2]] == [held_center] * (len(tiles) + 1)
+    assert [center for _, center in crops[1::2]] == [*tiles, tiles[0]]
+
+    # Back in the far corner, outside the normal window around the held state: some tile finds it
+    # within one round of the tiles, and the normal search follows it from there.
+    reappear = (540, 380)
+    normal_side = 2 * max(held_size) * cfg.instance_size / cfg.exemplar_size
+    assert abs(reappear[0] + 32 - held_center[0]) > normal_side / 2
+    for _ in range(2 * len(tiles)):
+        result = tracker.track(scene.frame(reappear))
+        if not result.lost:
+            break
+    assert not result.lost and result.search_wide and result.presence >= cfg.confidence_high
+    assert _near(result.box, reappear), f"found at {result.box}"
+    result = tracker.track(scene.frame((536, 377)))
+    assert not result.search_wide and not result.lost and _near(result.box, (536, 377))
+
+
+def test_a_tile_below_confidence_high_does_not_move_a_lost_target():
+    # A look-alike scoring between confidence_low and confidence_high must not take the track over.
+    scene = SyntheticScene(seed=4, width=640, height=480)
+    net = TemplateMatchingNet()
+    cfg = TRACKER_PRESETS["alex"].replace(confidence_low=0.5, confidence_high=1.0)
+    tracker = LongTermTracker(net, cfg)
+    tracker.init(scene.frame((100, 100)), (100, 100, 64, 64))
+    tracker.track(scene.frame(None))
+    held = tracker.center
+    tiles = tracker.tile_centers(640, 480)
+    for _ in range(2 * len(tiles)):
+        result = tracker.track(scene.frame((400, 300)))  # scores ~1 but never reaches 1.0 exactly
+        assert result.lost and tracker.center == held
+
+
 def test_long_term_keeps_the_unclipped_state():
     # pysot's LT tracker stores the state before clipping; only the returned box is clipped.
     scene = SyntheticScene(seed=3)
@@ -529,7 +595,7 @@ def test_long_term_wide_search_runs_the_real_network(parity_checkpoint, parity_v
     """Forced into the lost state, a real alex network runs on the 831 px crop; the state is held."""
     frames = _read_parity_frames(parity_video, 3)
     box = _first_groundtruth(parity_video)
-    cfg = TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0)
+    cfg = TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0, lost_search="wide")
     tracker = build_tracker("alex", parity_checkpoint("alex"), device="cpu", config=cfg, long_term=True)
     assert isinstance(tracker, LongTermTracker)
     tracker.init(frames[0], box)

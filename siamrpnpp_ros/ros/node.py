@@ -183,7 +183,7 @@ class TrackerNode(Node):
         if self.settings.max_targets > 1:
             # Every batch size the targets can form (ONNX Runtime: exports its graphs now).
             self._targets.warm_up(range(2, self.settings.max_targets + 1))
-        if self.settings.long_term:
+        if self.settings.long_term and tracker.config.lost_search == "wide":
             # The wide search of a lost target (tracker.lost_instance_size, 831 px by default)
             # needs ~10x the normal search's memory: the first target lost minutes into a run
             # raised RSS by ~35-55 MB in one step (README "Long runs"). On a CPU, where the tuned

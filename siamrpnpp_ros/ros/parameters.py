@@ -249,6 +249,11 @@ _TRACKER_DESCRIPTIONS = {
     "anchor_scales": "Anchor scales.",
     "lost_instance_size": "Long-term tracker: search crop side while the target is lost.",
     "lost_window_influence": "Long-term tracker: cosine-window weight while the target is lost.",
+    "lost_search": (
+        "Long-term tracker: how a lost target is searched for. tiles: one normal-size search per frame "
+        "over tiles covering the image (a lost frame costs one normal step); wide: pysot's single "
+        "lost_instance_size crop per frame (about 8x a normal step on a CPU)."
+    ),
     "presence_weights": (
         "Presence model (bias, logit_score, peak_ratio, spread): the confidence that the box is on the "
         "target, which LOST/TRACKING and the wide search follow; [0, 1, 0, 0] = the raw score. "

@@ -31,6 +31,8 @@ _FLOAT_FIELDS = (
     "lost_window_influence",
 )
 _TUPLE_FIELDS = ("anchor_ratios", "anchor_scales", "presence_weights")
+#: How ``LongTermTracker`` searches for a lost target (``tracking/longterm.py``).
+LOST_SEARCH_CHOICES: tuple[str, ...] = ("tiles", "wide")
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,12 @@ class TrackerConfig:
     ``instance_size``, ``base_size``) have no defaults on purpose: take them from
     ``TRACKER_PRESETS`` so that a config never silently mixes two models' settings.
 
-    Long-term fields (used only by ``LongTermTracker``, as pysot's ``SiamRPNLTTracker``):
-    below ``confidence_low`` the target counts as lost and the search widens to
-    ``lost_instance_size`` with ``lost_window_influence``; above ``confidence_high`` it
-    counts as found again.
+    Long-term fields (used only by ``LongTermTracker``, ``tracking/longterm.py``): below
+    ``confidence_low`` the target counts as lost and is searched for with
+    ``lost_window_influence``, by ``lost_search``: ``"tiles"`` (one normal-size search per
+    frame, visiting tiles over the whole frame: a lost frame costs one normal step) or
+    ``"wide"`` (pysot's ``SiamRPNLTTracker``: one ``lost_instance_size`` crop per frame, ~8x a
+    normal step); above ``confidence_high`` it counts as found again.
 
     ``presence_weights``: ``(bias, logit_score, peak_ratio, spread)`` of the presence model
     (``tracking/presence.py``), the confidence that the box is the target which the long-term
@@ -69,6 +73,9 @@ class TrackerConfig:
     # pysot hard-codes this weight for the lost state; it is a field so it can be tuned.
     lost_window_influence: float = 0.001
     presence_weights: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0)
+    # Not pysot's wide search by default: its ~8x step while lost breaks a camera-rate latency
+    # bound (README "Long runs"); "wide" reproduces pysot.
+    lost_search: str = "tiles"
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -110,6 +117,8 @@ class TrackerConfig:
                 f"presence_weights must be 4 finite numbers (bias, logit_score, peak_ratio, spread), "
                 f"got {list(self.presence_weights)}"
             )
+        if self.lost_search not in LOST_SEARCH_CHOICES:
+            problems.append(f"lost_search must be one of {', '.join(LOST_SEARCH_CHOICES)}, got {self.lost_search!r}")
         if not 0.0 <= self.confidence_low <= self.confidence_high <= 1.0:
             problems.append(
                 "need 0 <= confidence_low <= confidence_high <= 1, got "

@@ -148,7 +148,7 @@ def build_tracker(
         # Export and load the search graphs now rather than stalling on the first (or first
         # lost) frame: one fixed-size graph per search size.
         network.session(tracker_config.instance_size)
-        if long_term:
+        if long_term and tracker_config.lost_search == "wide":
             network.session(tracker_config.lost_instance_size)
     if compile and isinstance(network, torch.nn.Module):
         mode = "reduce-overhead" if resolved_device.type == "cuda" else None

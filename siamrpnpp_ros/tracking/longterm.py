@@ -1,14 +1,27 @@
-"""Long-term SiamRPN++ tracker reproducing pysot's ``SiamRPNLTTracker``.
+"""Long-term SiamRPN++ tracker: pysot's ``SiamRPNLTTracker`` and a bounded-cost variant.
 
 When the presence (``tracking/presence.py``; by default the best anchor's score, as in pysot)
 drops below ``confidence_low`` the target counts as lost: the state is held (not updated) and
-the next searches use the wider ``lost_instance_size`` crop with an almost flat window
-(``lost_window_influence``), so the target can be re-found anywhere in a larger area. The
-tracker returns to the normal search once presence exceeds ``confidence_high``.
+the next searches look for the target further away, with an almost flat window
+(``lost_window_influence``). ``TrackerConfig.lost_search`` says how:
+
+* ``"wide"``: pysot's search, one crop of ``lost_instance_size`` pixels around the held state
+  per frame. It covers a larger area at once, but each frame costs about
+  ``(lost_instance_size / instance_size)^2`` normal steps (831 against 255 px: ~8x on a CPU),
+  and the area still depends on the target's size.
+* ``"tiles"`` (the default): one normal-size search per frame, so a lost frame costs one
+  normal step. Every other search is at the held state, where a target that was hidden
+  reappears; the ones between visit tiles that cover the whole frame at the target's scale,
+  nearest to the held state first, and start over once all are visited (a target that left
+  the view comes back elsewhere). A tile's box is taken only when its presence reaches
+  ``confidence_high``, so a look-alike that scores in between does not take the track over.
+
+The tracker returns to the normal search once presence exceeds ``confidence_high``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,40 +34,90 @@ class LongTermTracker(SiamRPNTracker):
 
     Boxes are top-left ``(x, y, w, h)`` in frame pixels as in ``SiamRPNTracker``. Two pysot
     details are kept on purpose: the state is stored *before* clipping (only the returned box
-    is clipped), and in the lost state the state is not moved at all. ``is_lost`` tells
-    whether the next ``track`` call searches wide.
+    is clipped), and in the lost state the state is not moved unless the target is found.
+    ``is_lost`` tells whether the next ``track`` call is a lost-target search.
     """
 
     def reset(self) -> None:
-        """Forget the target and leave the lost (wide-search) state."""
+        """Forget the target and leave the lost state."""
         super().reset()
         self._lost = False
+        self._forget_tiles()
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """As ``SiamRPNTracker.init``; also starts in the normal (narrow) search state."""
         super().init(frame, box)
         self._lost = False
+        self._forget_tiles()
 
     @property
     def is_lost(self) -> bool:
-        """True while the target counts as lost, i.e. the next search uses the wide crop."""
+        """True while the target counts as lost, i.e. the next search is a wide one or a tile."""
         return self._lost
 
+    def _forget_tiles(self) -> None:
+        self._tiles: list[tuple[float, float]] = []
+        self._tiles_frame_size: tuple[int, int] = (0, 0)
+        self._tile_index = 0
+
     def _search_settings(self) -> tuple[int, float, bool]:
-        """The wide search (``lost_instance_size``, ``lost_window_influence``) while lost."""
+        """The lost-target search's size and window while lost (module docstring)."""
         cfg = self.config
-        if self._lost:
-            return cfg.lost_instance_size, cfg.lost_window_influence, True
-        return cfg.instance_size, cfg.window_influence, False
+        if not self._lost:
+            return cfg.instance_size, cfg.window_influence, False
+        if cfg.lost_search == "tiles":
+            return cfg.instance_size, cfg.lost_window_influence, True
+        return cfg.lost_instance_size, cfg.lost_window_influence, True
+
+    def _search_center(self, frame: np.ndarray) -> tuple[float, float]:
+        """The held state's centre, or while lost with ``lost_search: tiles`` the next search's:
+        the held state and the tiles in turn (module docstring).
+        """
+        if not (self._lost and self.config.lost_search == "tiles"):
+            return self._center
+        if self._tile_index % 2 == 0:
+            return self._center
+        height, width = frame.shape[:2]
+        if self._tiles_frame_size != (width, height) or not self._tiles:
+            self._tiles = self.tile_centers(width, height)
+            self._tiles_frame_size = (width, height)
+        return self._tiles[(self._tile_index // 2) % len(self._tiles)]
+
+    def tile_centers(self, frame_width: int, frame_height: int) -> list[tuple[float, float]]:
+        """The centres, in frame pixels, of the tiles that cover the frame, in the order searched.
+
+        Tiles are spaced by the span of the score map's anchor centres at the target's scale, so
+        that every point of the frame lies under some tile's anchors; nearest to the held state
+        (moved into the frame) first.
+        """
+        cfg = self.config
+        scale, _ = self._search_geometry(cfg.instance_size)
+        reach = (cfg.score_size() - 1) * cfg.anchor_stride / scale  # anchor span, frame pixels
+        step = max(reach, 1.0)
+        columns = max(1, math.ceil(frame_width / step))
+        rows = max(1, math.ceil(frame_height / step))
+        held = (
+            min(max(self._center[0], 0.0), float(frame_width - 1)),
+            min(max(self._center[1], 0.0), float(frame_height - 1)),
+        )
+        grid = [
+            ((i + 0.5) * frame_width / columns, (j + 0.5) * frame_height / rows)
+            for j in range(rows)
+            for i in range(columns)
+        ]
+        grid.sort(key=lambda c: (c[0] - held[0]) ** 2 + (c[1] - held[1]) ** 2)
+        return grid
 
     def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
         """The long-term update (see the module docstring for the states).
 
         Returns the clipped box as top-left ``(x, y, w, h)`` pixels; ``search_wide`` says whether
-        this frame used the wide search and ``lost`` whether the next one will.
+        this frame was a lost-target search and ``lost`` whether the next one will be.
         """
-        frame = request.frame
         cfg = self.config
+        if request.search_wide and cfg.lost_search == "tiles":
+            return self._update_from_tile(request, candidate)
+        frame = request.frame
         search_wide = request.search_wide
         if candidate.presence >= cfg.confidence_low:
             lr = candidate.lr
@@ -72,9 +135,35 @@ class LongTermTracker(SiamRPNTracker):
         cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
 
         if candidate.presence < cfg.confidence_low:
+            if not self._lost:
+                self._forget_tiles()  # a new absence: the tiles start at the held state again
             self._lost = True
         elif candidate.presence > cfg.confidence_high:
             self._lost = False
+        return self._result(candidate, cx, cy, width, height, search_wide)
+
+    def _update_from_tile(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
+        """A tile's outcome: the target is found there (state moves, lost ends) or the next tile comes."""
+        frame = request.frame
+        cfg = self.config
+        assert request.center is not None
+        if candidate.presence >= cfg.confidence_high:
+            lr = candidate.lr
+            self._center = (request.center[0] + candidate.offset_x, request.center[1] + candidate.offset_y)
+            self._size = (
+                self._size[0] * (1 - lr) + candidate.width * lr,
+                self._size[1] * (1 - lr) + candidate.height * lr,
+            )
+            self._lost = False
+            self._forget_tiles()
+        else:
+            self._tile_index += 1
+        cx, cy, width, height = clip_state(*self._center, *self._size, frame.shape[1], frame.shape[0])
+        return self._result(candidate, cx, cy, width, height, True)
+
+    def _result(
+        self, candidate: _Candidate, cx: float, cy: float, width: float, height: float, search_wide: bool
+    ) -> TrackResult:
         return TrackResult(
             box=(cx - width / 2, cy - height / 2, width, height),
             score=candidate.score,

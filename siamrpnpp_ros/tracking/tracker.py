@@ -74,9 +74,11 @@ class SearchRequest:
 
     ``frame``: the validated HxWx3 uint8 BGR frame. ``crop``: the (1, 3, I, I) search input on
     the tracker's device (0..255 BGR), ``instance_size`` its side I in pixels.
-    ``window_influence``: weight of the cosine window for this search. ``search_wide``: the
-    long-term tracker's widened search. The network's outputs for ``crop`` go back to the same
-    tracker's ``finish_search``, which is how several targets share one batched network pass.
+    ``window_influence``: weight of the cosine window for this search. ``search_wide``: a
+    search for a lost target (the long-term tracker's wide crop or one of its tiles).
+    ``center``: the crop's centre ``(cx, cy)`` in frame pixels (the state's centre except for a
+    tile). The network's outputs for ``crop`` go back to the same tracker's ``finish_search``,
+    which is how several targets share one batched network pass.
     """
 
     frame: np.ndarray
@@ -84,6 +86,7 @@ class SearchRequest:
     instance_size: int
     window_influence: float
     search_wide: bool = False
+    center: tuple[float, float] | None = None
 
 
 def validate_frame(frame: object) -> np.ndarray:
@@ -238,11 +241,14 @@ class SiamRPNTracker:
         )
         return crop, center, (w, h), pad_color
 
-    def search_crop(self, frame: np.ndarray, instance_size: int | None = None) -> torch.Tensor:
+    def search_crop(
+        self, frame: np.ndarray, instance_size: int | None = None, center: tuple[float, float] | None = None
+    ) -> torch.Tensor:
         """The search input around the current state on ``frame`` (state unchanged).
 
         ``instance_size`` (pixels, default ``config.instance_size``) is the output side; the crop
-        covers ``instance_size / exemplar_size`` times the context-padded target in frame pixels.
+        covers ``instance_size / exemplar_size`` times the context-padded target in frame pixels,
+        centred on ``center`` (frame pixels, default the state's centre).
         Returns a (1, 3, I, I) tensor on the tracker's device, 0..255 BGR.
         """
         frame = self._check_tracking_frame(frame)
@@ -250,7 +256,13 @@ class SiamRPNTracker:
         _, search_side = self._search_geometry(size)
         assert self._pad_color is not None
         return square_crop_tensor(
-            frame, self._center, round(search_side), size, self._pad_color, self.device, self.input_dtype
+            frame,
+            self._center if center is None else center,
+            round(search_side),
+            size,
+            self._pad_color,
+            self.device,
+            self.input_dtype,
         )
 
     def _search_geometry(self, instance_size: int) -> tuple[float, float]:
@@ -278,8 +290,9 @@ class SiamRPNTracker:
         """
         frame = self._check_tracking_frame(frame)
         instance_size, window_influence, search_wide = self._search_settings()
-        crop = self.search_crop(frame, instance_size)
-        return SearchRequest(frame, crop, instance_size, window_influence, search_wide)
+        center = self._search_center(frame)
+        crop = self.search_crop(frame, instance_size, center)
+        return SearchRequest(frame, crop, instance_size, window_influence, search_wide, center)
 
     def finish_search(self, request: SearchRequest, cls: torch.Tensor, loc: torch.Tensor) -> TrackResult:
         """Decode the network's raw ``cls (1, 2A, S, S)`` / ``loc (1, 4A, S, S)`` outputs (float32,
@@ -291,6 +304,10 @@ class SiamRPNTracker:
     def _search_settings(self) -> tuple[int, float, bool]:
         """(search crop side in pixels, window influence, wide search) of the next search."""
         return self.config.instance_size, self.config.window_influence, False
+
+    def _search_center(self, frame: np.ndarray) -> tuple[float, float]:
+        """Centre ``(cx, cy)`` in frame pixels of the next search crop on ``frame``: the state's."""
+        return self._center
 
     def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
         """The short-term update of pysot from the best proposal; returns the clipped box."""
