@@ -146,7 +146,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from siamrpnpp_ros.eval.ope import benchmark_manifest, load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.ope import (
+        benchmark_manifest,
+        load_benchmark,
+        opencv_runner,
+        run_ope,
+        sequence_attributes,
+        siamrpn_runner,
+    )
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
 
@@ -194,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         return _report_long_term(args, specs, runners, sequences, manifest, notes, out)
     summaries = run_ope(runners, sequences, out / "results", reuse=args.reuse, progress=not args.no_progress)
     title = args.title or Path(args.benchmark).resolve().name
-    files = write_report(summaries.values(), out, title=title, notes=notes)
+    files = write_report(summaries.values(), out, title=title, notes=notes, attributes=sequence_attributes(manifest))
     print(markdown_table(summaries.values()))
     print(f"report: {files.markdown}")
     return 0

@@ -259,11 +259,17 @@ def test_ope_and_report(tiny_benchmark, tmp_path):
     again = run_ope([_OracleRunner("static", False)], sequences, tmp_path / "results", reuse=True)
     assert math.isclose(again["static"].auc, summaries["static"].auc)
 
-    files = write_report(summaries.values(), tmp_path / "report", title="tiny", notes=["a note"])
+    attributes = {"seq000": ["scale", "occlusion"], "seq001": ["occlusion"]}
+    files = write_report(summaries.values(), tmp_path / "report", title="tiny", notes=["a note"], attributes=attributes)
     for png in (files.success_plot, files.precision_plot, files.norm_precision_plot):
         assert png.read_bytes()[:8] == PNG_SIGNATURE
     text = files.markdown.read_text()
     assert "| oracle | 0.952 | 1.000 |" in text and "- a note" in text and "seq001" in text
+    assert "| 1.0 | 2 | " in text  # ms per frame: the runner reports 1 ms
+    static = {q.name: q.auc for q in summaries["static"].sequences}
+    assert f"| scale | 1 | 0.952 | {static['seq000']:.3f} |" in text
+    assert f"| occlusion | 2 | 0.952 | {summaries['static'].auc:.3f} |" in text
+    assert text.index("## Success AUC per attribute") < text.index("## Success AUC per sequence")
     assert text.index("| oracle") < text.index("| static")  # ranked by AUC
     assert json.loads(files.json.read_text())["trackers"][0]["tracker"] == "oracle"
 

@@ -100,6 +100,15 @@ def benchmark_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def sequence_attributes(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """``{sequence name: its challenge attributes}`` from a builder's ``benchmark.json`` (empty otherwise)."""
+    return {
+        str(entry["name"]): [str(a) for a in entry.get("attributes", [])]
+        for entry in manifest.get("sequences", [])
+        if isinstance(entry, dict) and "name" in entry
+    }
+
+
 def _has_groundtruth(folder: Path) -> bool:
     return any((folder / n).is_file() for n in ("groundtruth.txt", "groundtruth_rect.txt"))
 

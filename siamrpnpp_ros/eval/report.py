@@ -21,7 +21,9 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
 
 from .longterm_metrics import LongTermSummary, seconds
 from .metrics import (
@@ -55,14 +57,40 @@ def ranked(summaries: Iterable[TrackerSummary]) -> list[TrackerSummary]:
 def markdown_table(summaries: Iterable[TrackerSummary]) -> str:
     """The main results table (Markdown), best AUC first."""
     lines = [
-        "| Tracker | Success AUC | Precision @20px | Norm. precision @0.2 | FPS | Sequences | Frames |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| Tracker | Success AUC | Precision @20px | Norm. precision @0.2 | FPS | ms / frame | Sequences | Frames |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in ranked(summaries):
+        ms = 1000.0 / s.fps if math.isfinite(s.fps) and s.fps > 0 else float("nan")
         lines.append(
             f"| {s.tracker} | {_fmt(s.auc)} | {_fmt(s.precision_20)} | {_fmt(s.norm_precision_02)} | "
-            f"{_fmt(s.fps, 1)} | {len(s.sequences)} | {s.frames} |"
+            f"{_fmt(s.fps, 1)} | {_fmt(ms, 1)} | {len(s.sequences)} | {s.frames} |"
         )
+    return "\n".join(lines)
+
+
+def per_attribute_table(summaries: Sequence[TrackerSummary], attributes: Mapping[str, Sequence[str]]) -> str:
+    """Success AUC of every tracker on the sequences that have each attribute (Markdown).
+
+    ``attributes``: ``{sequence name: its attributes}`` (the builder's manifest). The AUC of
+    an attribute is the mean over the sequences that have it, as the overall one is over all;
+    the ``all`` row repeats the overall AUC. Empty when no sequence has an attribute.
+    """
+    ordered = ranked(summaries)
+    names = sorted({a for values in attributes.values() for a in values})
+    if not ordered or not names:
+        return ""
+    lines = [
+        "| Attribute | Sequences | " + " | ".join(s.tracker for s in ordered) + " |",
+        "|---|---:|" + "---:|" * len(ordered),
+    ]
+    for attribute in [*names, "all"]:
+        members = {n for n, values in attributes.items() if attribute == "all" or attribute in values}
+        cells = []
+        for summary in ordered:
+            scores = [q.auc for q in summary.sequences if q.name in members]
+            cells.append(_fmt(float(np.mean(scores))) if scores else "")
+        lines.append(f"| {attribute} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -159,10 +187,12 @@ def write_report(
     out_dir: str | Path,
     title: str = "One-pass evaluation",
     notes: Sequence[str] = (),
+    attributes: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportFiles:
     """Write plots, ``report.md`` and ``results.json`` for ``summaries`` into ``out_dir``.
 
-    ``notes`` are listed under the table (e.g. skipped baselines and why).
+    ``notes`` are listed under the table (e.g. skipped baselines and why). ``attributes``
+    (``{sequence name: its attributes}``, ``ope.sequence_attributes``) adds a per-attribute table.
     """
     items = list(summaries)
     if not items:
@@ -193,6 +223,9 @@ def write_report(
     ]
     if notes:
         text += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    table = per_attribute_table(items, attributes or {})
+    if table:
+        text += ["## Success AUC per attribute", "", table, ""]
     table = per_sequence_table(items)
     if table:
         text += ["## Success AUC per sequence", "", table, ""]

@@ -27,7 +27,7 @@ interrupted run continues where it stopped::
 
     python -m siamrpnpp_ros.training.default_model --out runs/default_v2 --model alex \
         --width-mult 0.25 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
-        --epochs 40 --samples-per-epoch 16000 --threads 2 --workers 1
+        --epochs 40 --samples-per-epoch 8000 --threads 2 --workers 1
 
 (the command that trains the bundled ``alex-w0.25``; see the README). A run whose
 machine was lost resumes from a weights-only checkpoint with ``--init-weights FILE``
@@ -116,7 +116,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import dataclasses
 
     from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
-    from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_runner
+    from siamrpnpp_ros.eval.ope import (
+        benchmark_manifest,
+        load_benchmark,
+        opencv_runner,
+        run_ope,
+        sequence_attributes,
+        siamrpn_runner,
+    )
     from siamrpnpp_ros.eval.photos import find_photos
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
@@ -225,7 +232,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:
                 notes.append(f"skipped {kind.upper()}: {availability.reason}")
         summaries = run_ope(runners, load_benchmark(test_dir), out / "results", reuse=True, progress=progress)
-        write_report(summaries.values(), out / "report", title="default model, generated test set", notes=notes)
+        write_report(
+            summaries.values(),
+            out / "report",
+            title="default model, generated test set",
+            notes=notes,
+            attributes=sequence_attributes(benchmark_manifest(test_dir)),
+        )
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"default_model: error: {exc}", file=sys.stderr)
         return 2
