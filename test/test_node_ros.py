@@ -506,6 +506,7 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
         "tracker.penalty_k",
         "tracker.instance_size",
         "tracker.anchor_ratios",
+        "tracker.lost_search",
         "lost_score_threshold",
         "image_qos",
     ]
@@ -516,6 +517,7 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
     assert by_name["tracker.penalty_k"].double_value == pytest.approx(0.16)
     assert by_name["tracker.instance_size"].integer_value == 287
     assert list(by_name["tracker.anchor_ratios"].double_array_value) == pytest.approx([0.33, 0.5, 1.0, 2.0, 3.0])
+    assert by_name["tracker.lost_search"].string_value == "tiles"
     assert 0.0 < by_name["lost_score_threshold"].double_value < 1.0
     assert by_name["image_qos"].string_value == "reliable", "-p after --params-file wins"
 
@@ -587,6 +589,12 @@ def test_mismatched_checkpoint_and_bad_parameters_exit_with_one_clear_line(ros_p
     )
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "backend must be one of torch, onnxruntime" in errors[0], output
+
+    code, output = _run_until_exit(
+        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "tracker.lost_search:=everywhere"
+    )
+    errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
+    assert code == 2 and len(errors) == 1 and "lost_search must be one of tiles, wide" in errors[0], output
 
 
 def _rss_mb(pid: int) -> float:

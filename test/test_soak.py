@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from siamrpnpp_ros.tools.soak import Schedule, read_smaps_memory, read_status_memory
@@ -65,6 +66,9 @@ def test_short_soak_accounts_for_every_frame(ros_environment, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     for name in ("report.md", "soak.png", "boxes.npz", "node.log"):
         assert (out / name).is_file(), name
+    saved = np.load(out / "boxes.npz")
+    assert saved["box"].shape == (len(saved["t"]), 4) and len(saved["score"]) == len(saved["t"])
+    assert ((saved["score"] >= 0) & (saved["score"] <= 1)).all() and (saved["box"][:, 2:] > 0).all()
 
     assert report["node_exit_code"] == 0, "the node must stop cleanly on SIGINT"
     accounting = report["accounting"]

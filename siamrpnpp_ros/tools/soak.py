@@ -283,8 +283,9 @@ class SoakRecord:
     published_absent: int = 0
     stalls: int = 0
     restarts: int = 0
-    # Every non-IDLE box: (t arrival, stamp_ns, e2e s or NaN, processing_latency s, status).
-    boxes: list[tuple[float, int, float, float, int]] = field(default_factory=list)
+    # Every non-IDLE box: (t arrival, stamp_ns, e2e s or NaN, processing_latency s, status,
+    # x, y, width, height, score).
+    boxes: list[tuple[float, int, float, float, int, float, float, float, float, float]] = field(default_factory=list)
     diagnostics: list[dict[str, float]] = field(default_factory=list)  # t + numeric node values
     final_counters: dict[str, str] = field(default_factory=dict)
     memory: list[dict[str, float]] = field(default_factory=list)
@@ -385,7 +386,20 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
                 stamp_ns = _stamp_ns(box.header.stamp)
                 sent = published.pop(stamp_ns, math.nan)
                 latency = box.processing_latency.sec + box.processing_latency.nanosec * 1e-9
-                record.boxes.append((arrived - clock_zero, stamp_ns, arrived - sent, latency, int(box.status)))
+                record.boxes.append(
+                    (
+                        arrived - clock_zero,
+                        stamp_ns,
+                        arrived - sent,
+                        latency,
+                        int(box.status),
+                        float(box.x),
+                        float(box.y),
+                        float(box.width),
+                        float(box.height),
+                        float(box.score),
+                    )
+                )
                 if box.status == TrackedBox.STATUS_INITIALIZING and not init_received:
                     init_received.append(arrived)
 
@@ -999,13 +1013,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out_dir / "report.json").write_text(json.dumps(_finite(report), indent=1) + "\n", encoding="utf-8")
     text = format_report(report)
     (out_dir / "report.md").write_text(text + "\n", encoding="utf-8")
-    boxes = np.array([b[:1] + b[2:] for b in record.boxes], dtype=float).reshape(-1, 4)
+    boxes = np.array([b[:1] + b[2:] for b in record.boxes], dtype=float).reshape(-1, 9)
     np.savez_compressed(
         out_dir / "boxes.npz",
         t=boxes[:, 0],
         e2e=boxes[:, 1],
         node=boxes[:, 2],
         status=boxes[:, 3].astype(np.int8),
+        box=boxes[:, 4:8],  # x, y, width, height in image pixels: what a LOST target was held at
+        score=boxes[:, 8],
         stamp_ns=np.array([b[1] for b in record.boxes], dtype=np.int64),
     )
     plot(report, record, out_dir / "soak.png")
