@@ -56,11 +56,19 @@ class MultiClient(TrackerClient):
         return [b for b in self.boxes if b.target_id == target_id]
 
     def track_frame_for_all(self, image, header) -> TrackedBoxArray:
-        """Publish one frame and wait for its array."""
+        """Publish one frame and wait for its array and for each of its targets' tracked_box.
+
+        The array and the per-target boxes travel on two topics, so the array arriving first
+        says nothing about the boxes; waiting for both keeps the next frame from racing them.
+        """
         self.publish_frame(image, header)
-        self.spin_until(
-            lambda: self.arrays_for(header), FRAME_TIMEOUT_S, f"the array for the frame stamped {header.stamp.sec}"
-        )
+
+        def delivered() -> bool:
+            arrays = self.arrays_for(header)
+            boxes = [b for b in self.boxes if same_header(b.header, header)]
+            return bool(arrays) and len(boxes) >= len(arrays[0].boxes)
+
+        self.spin_until(delivered, FRAME_TIMEOUT_S, f"the array and boxes for the frame stamped {header.stamp.sec}")
         return self.arrays_for(header)[0]
 
 
