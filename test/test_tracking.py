@@ -581,13 +581,61 @@ def test_long_term_keeps_the_unclipped_state():
     # pysot's LT tracker stores the state before clipping; only the returned box is clipped.
     scene = SyntheticScene(seed=3)
     tracker = LongTermTracker(
-        TemplateMatchingNet(), TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0)
+        TemplateMatchingNet(),
+        TRACKER_PRESETS["alex"].replace(confidence_low=1.0, confidence_high=1.0, lost_search="wide"),
     )
     tracker.init(scene.frame((0, 0)), (-20.0, -20.0, 64, 64))
     result = tracker.track(scene.frame((0, 0)))  # score < 1.0 -> held
     assert tracker.center == (11.5, 11.5) and tracker.size == (64.0, 64.0)
     assert result.box == (11.5 - 32, 11.5 - 32, 64.0, 64.0)
     assert result.lost and tracker.is_lost
+
+
+def _drifting_outputs(config, score: float, size_factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a network says about a search when every anchor scores ``score`` and predicts a box
+    ``size_factor`` times its own size, centred on the anchor (pysot's cls/loc layouts)."""
+    anchors, side = config.anchor_count, config.score_size()
+    cls = torch.zeros(1, 2 * anchors, side, side)
+    cls[:, anchors:] = math.log(score / (1.0 - score))  # foreground logits; background 0
+    loc = torch.zeros(1, 4 * anchors, side, side)
+    loc[:, 2 * anchors :] = math.log(size_factor)  # dw, dh
+    return cls, loc
+
+
+@pytest.mark.parametrize("lost_search", ["tiles", "wide"])
+def test_a_drifted_state_is_bounded_and_a_loss_goes_back_to_the_last_confident_size(lost_search):
+    # The soak's failure: presence sinks while the box grows past the target; the target is then
+    # lost and, searched for at that size, never found again. Tiles keep the state in the frame and
+    # look at the last confident size; pysot's wide search keeps both as they drifted.
+    scene = SyntheticScene(seed=3, width=640, height=480)
+    cfg = TRACKER_PRESETS["alex"].replace(lost_search=lost_search)
+    tracker = LongTermTracker(TemplateMatchingNet(), cfg)
+    frame = scene.frame((300, 200))
+    tracker.init(frame, (300, 200, 64, 64))
+
+    def step(score: float, size_factor: float):
+        request = tracker.prepare_search(frame)
+        return tracker.finish_search(request, *_drifting_outputs(cfg, score, size_factor))
+
+    confident = step(0.999, 1.1)  # presence above confidence_high: a trusted size
+    assert not confident.lost and confident.presence >= cfg.confidence_high
+    confident_size = tracker.size
+    for _ in range(40):  # between confidence_low and confidence_high: tracked, the size grows
+        result = step(0.9, 2.0)
+        assert not result.lost
+    assert result.box[2] == 640.0, "the returned box is clipped to the frame"
+    if lost_search == "tiles":
+        assert tracker.size[0] <= 640.0 and tracker.size[1] <= 480.0, "the state stays in the frame"
+    else:
+        assert tracker.size[0] > 640.0, "pysot's state grows past the frame"
+    drifted_size = tracker.size
+
+    gone = step(0.1, 1.0)
+    assert gone.lost and tracker.is_lost
+    if lost_search == "tiles":
+        assert tracker.size == confident_size and gone.box[2:] == confident_size
+    else:
+        assert tracker.size == drifted_size and gone.box[2:] == (640.0, 480.0)
 
 
 @pytest.mark.slow

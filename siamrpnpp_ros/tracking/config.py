@@ -48,9 +48,10 @@ class TrackerConfig:
     Long-term fields (used only by ``LongTermTracker``, ``tracking/longterm.py``): below
     ``confidence_low`` the target counts as lost and is searched for with
     ``lost_window_influence``, by ``lost_search``: ``"tiles"`` (one normal-size search per
-    frame, visiting tiles over the whole frame: a lost frame costs one normal step) or
+    frame, visiting tiles over the whole frame: a lost frame costs one normal step; the state
+    stays inside the frame and a loss holds the last size tracked above ``confidence_high``) or
     ``"wide"`` (pysot's ``SiamRPNLTTracker``: one ``lost_instance_size`` crop per frame, ~8x a
-    normal step); above ``confidence_high`` it counts as found again.
+    normal step, pysot's unclipped state); above ``confidence_high`` it counts as found again.
 
     ``presence_weights``: ``(bias, logit_score, peak_ratio, spread)`` of the presence model
     (``tracking/presence.py``), the confidence that the box is the target which the long-term

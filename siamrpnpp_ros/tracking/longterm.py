@@ -15,6 +15,11 @@ the next searches look for the target further away, with an almost flat window
   nearest to the held state first, and start over once all are visited (a target that left
   the view comes back elsewhere). A tile's box is taken only when its presence reaches
   ``confidence_high``, so a look-alike that scores in between does not take the track over.
+  Two state rules differ from pysot's, because a state that has drifted bigger than the
+  target can never find it again (tiles at a 370 px scale do not see a 60 px pedestrian) and
+  builds ever larger crop windows: the state is stored clipped to the frame, as the
+  short-term tracker stores it, and on losing the target its size goes back to the last
+  confident one (presence at or above ``confidence_high``, or the selection's).
 
 The tracker returns to the normal search once presence exceeds ``confidence_high``.
 """
@@ -33,9 +38,11 @@ class LongTermTracker(SiamRPNTracker):
     """pysot's ``SiamRPNLTTracker``: ``SiamRPNTracker`` plus lost-target handling.
 
     Boxes are top-left ``(x, y, w, h)`` in frame pixels as in ``SiamRPNTracker``. Two pysot
-    details are kept on purpose: the state is stored *before* clipping (only the returned box
-    is clipped), and in the lost state the state is not moved unless the target is found.
-    ``is_lost`` tells whether the next ``track`` call is a lost-target search.
+    details are kept on purpose with ``lost_search: wide``: the state is stored *before*
+    clipping (only the returned box is clipped), and in the lost state the state is not moved
+    unless the target is found. With ``tiles`` the state is stored clipped and a loss holds
+    the last confident size (module docstring). ``is_lost`` tells whether the next ``track``
+    call is a lost-target search.
     """
 
     def reset(self) -> None:
@@ -43,12 +50,14 @@ class LongTermTracker(SiamRPNTracker):
         super().reset()
         self._lost = False
         self._forget_tiles()
+        self._confident_size = self._size
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """As ``SiamRPNTracker.init``; also starts in the normal (narrow) search state."""
         super().init(frame, box)
         self._lost = False
         self._forget_tiles()
+        self._confident_size = self._size
 
     @property
     def is_lost(self) -> bool:
@@ -129,14 +138,23 @@ class LongTermTracker(SiamRPNTracker):
             # A low score is not trusted to move the target: hold the last confident state.
             cx, cy = self._center
             width, height = self._size
-        # pysot keeps the unclipped state here, unlike the short-term tracker.
-        self._center = (cx, cy)
-        self._size = (width, height)
-        cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
+        newly_lost = candidate.presence < cfg.confidence_low and not self._lost
+        if cfg.lost_search == "tiles":
+            if newly_lost:
+                # The size drifted while presence sank: look for the target at the last trusted one.
+                width, height = self._confident_size
+            cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
+            self._center, self._size = (cx, cy), (width, height)
+            if candidate.presence >= cfg.confidence_high:
+                self._confident_size = self._size
+        else:
+            # pysot keeps the unclipped state here, unlike the short-term tracker.
+            self._center, self._size = (cx, cy), (width, height)
+            cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
 
+        if newly_lost:
+            self._forget_tiles()  # a new absence: the tiles start at the held state again
         if candidate.presence < cfg.confidence_low:
-            if not self._lost:
-                self._forget_tiles()  # a new absence: the tiles start at the held state again
             self._lost = True
         elif candidate.presence > cfg.confidence_high:
             self._lost = False
@@ -159,6 +177,9 @@ class LongTermTracker(SiamRPNTracker):
         else:
             self._tile_index += 1
         cx, cy, width, height = clip_state(*self._center, *self._size, frame.shape[1], frame.shape[0])
+        self._center, self._size = (cx, cy), (width, height)
+        if not self._lost:
+            self._confident_size = self._size
         return self._result(candidate, cx, cy, width, height, True)
 
     def _result(
