@@ -34,8 +34,8 @@ time from ``publish()`` here to the box's arrival here, ``node`` the box's
 
 It writes, under ``--out``: ``report.json`` (settings, load averages, samples, per-minute
 figures, the worst boxes, the node's counters and the goals), ``report.md`` (the same as
-tables), ``soak.png`` (RSS and latency against time) and ``boxes.npz`` (every box). It is a
-benchmark, not a test: it exits 0 when the run completed, whatever the figures.
+tables), ``soak.png`` (RSS, latency and box size against time) and ``boxes.npz`` (every
+box). It is a benchmark, not a test: it exits 0 when the run completed, whatever the figures.
 """
 
 from __future__ import annotations
@@ -743,14 +743,20 @@ def per_minute(record: SoakRecord, stream: Sequence[tuple[float, int, float, flo
 
 # ----------------------------------------------------------------------------- output
 def plot(report: dict[str, Any], record: SoakRecord, path: Path) -> None:
-    """RSS (and its parts) and latency against time, absences and stalls shaded."""
+    """RSS (and its parts), latency and the box's size against time, absences and stalls shaded.
+
+    The size panel is there because a box that drifts and grows while still TRACKING is what
+    keeps a lost target from being found again (the README's *The held size*).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     t0 = record.init_s if math.isfinite(record.init_s) else 0.0
-    figure, (memory_axis, latency_axis) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    figure, (memory_axis, latency_axis, size_axis) = plt.subplots(
+        3, 1, figsize=(11, 9.5), sharex=True, gridspec_kw={"height_ratios": [3, 3, 2]}
+    )
     samples = record.memory
     minutes = [(s["t"] - t0) / 60 for s in samples]
     memory_axis.plot(minutes, [s["rss_mb"] for s in samples], label="RSS", color="C0")
@@ -791,10 +797,18 @@ def plot(report: dict[str, Any], record: SoakRecord, path: Path) -> None:
     latency_axis.axhline(150.0, color="C3", ls=":", lw=1, label="150 ms")
     latency_axis.set_yscale("log")
     latency_axis.set_ylabel("publish -> box, ms (red: LOST)")
-    latency_axis.set_xlabel("minutes since the selection")
     latency_axis.legend(loc="upper right", fontsize=8)
     latency_axis.grid(alpha=0.3, which="both")
-    for axis in (memory_axis, latency_axis):
+
+    if stream:
+        # b: (t, stamp, e2e, node, status, x, y, width, height, score); the side of a square of equal area
+        sides = np.array([math.sqrt(max(b[7], 0.0) * max(b[8], 0.0)) for b in stream])
+        size_axis.scatter(times, sides, s=2, c=colours, alpha=0.5, rasterized=True, linewidths=0)
+    size_axis.set_yscale("log")
+    size_axis.set_ylabel("box side, px\n(sqrt(w h); red: LOST)")
+    size_axis.set_xlabel("minutes since the selection")
+    size_axis.grid(alpha=0.3, which="both")
+    for axis in (memory_axis, latency_axis, size_axis):
         for start, end in report["windows"]["absent"]:
             axis.axvspan(start / 60, end / 60, color="0.85", lw=0)
         for start, end in report["windows"]["stall"]:
