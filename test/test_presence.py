@@ -91,3 +91,32 @@ def test_long_term_search_and_session_status_follow_presence(parity_model, parit
     assert [r.search_wide for r in results] == [False, True, True, True]
     assert all(r.presence < 1e-6 for r in results)
     assert all(r.box == tuple(float(v) for v in groundtruth[0]) for r in results[1:])  # held: the last confident box
+
+
+@pytest.mark.slow
+def test_calibration_cli_runs_with_a_parameters_file_and_refuses_one_for_another_model(tmp_path, capsys):
+    """``eval.presence --config`` calibrates with the tracker settings the node will run with."""
+    import json
+
+    from siamrpnpp_ros.eval.longterm_builder import LongTermConfig, build_long_term_benchmark
+    from siamrpnpp_ros.eval.photos import find_photos
+    from siamrpnpp_ros.eval.presence import main
+
+    config = LongTermConfig(
+        sequences=1, seed=3, frames=60, fps=10.0, width=160, height=120, image_format="png", attributes=()
+    )
+    build_long_term_benchmark(tmp_path / "lt", config, find_photos())
+    params = tmp_path / "wide.yaml"
+    params.write_text("tracker_node:\n  ros__parameters:\n    tracker:\n      lost_search: wide\n")
+    out = tmp_path / "presence.json"
+    argv = ["--benchmark", str(tmp_path / "lt"), "--model", "alex-w0.25", "--config", str(params), "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["config"] == str(params) and report["frames"] == 60 - 1
+    assert len(report["presence_weights"]) == 4 and all(np.isfinite(report["presence_weights"]))
+
+    params.write_text("model: r50\ntracker:\n  lost_search: wide\n")
+    capsys.readouterr()
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("presence: error:") and "r50" in error

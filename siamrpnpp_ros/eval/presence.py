@@ -11,6 +11,9 @@ Use only validation data for this (never the held-out test set)::
 
     python -m siamrpnpp_ros.eval.presence --benchmark VAL_DIR --model alex-w0.25 --out presence.json
 
+``--config PARAMS.yaml`` runs the tracker with that parameters file's ``tracker`` section (the
+node's ``--params-file``) instead of the model's preset: the features depend on the settings.
+
 The printed weights go into ``BUNDLED_MODEL_PRESETS`` (``tracking/config.py``) for a bundled
 model, or into a parameter file as ``tracker.presence_weights`` for any other checkpoint.
 """
@@ -115,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--benchmark", required=True, help="validation benchmark folder (never the test set)")
     add("--model", required=True)
     add("--weights", default=None, help="checkpoint (default: the bundled weights of --model)")
+    add(
+        "--config",
+        default=None,
+        help="parameters file whose tracker section replaces the model's preset (as the node's "
+        "--params-file): calibrate with the settings the tracker will run with",
+    )
     add("--on-target-iou", type=float, default=0.3)
     add("--max-sequences", type=int, default=None)
     add("--out", default=None, help="write the weights and operating points as JSON")
@@ -131,12 +140,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from siamrpnpp_ros.tracking.presence import RAW_SCORE_WEIGHTS
 
     try:
+        config = None
+        if args.config:
+            from siamrpnpp_ros.tracking.config import load_tracker_config
+
+            _, config = load_tracker_config(args.config, args.model)
         benchmark = load_benchmark(args.benchmark)
         if args.max_sequences:
             benchmark = benchmark[: args.max_sequences]
         samples = collect_samples(
             benchmark,
-            lambda: build_session(args.model, args.weights),
+            lambda: build_session(args.model, args.weights, config=config),
             args.on_target_iou,
             progress=not args.no_progress,
         )
@@ -149,6 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = {
         "model": args.model,
         "benchmark": str(args.benchmark),
+        "config": args.config,
         "frames": int(len(samples.labels)),
         "on_target_share": float(samples.labels.mean()),
         "absent_share": float(samples.absent.mean()),
