@@ -696,6 +696,23 @@ def test_build_tracker_errors(parity_checkpoint, tmp_path):
     assert not tracker.model.training
 
 
+def test_bundled_weights_load_weights_only_under_their_declared_name():
+    """The shipped file is a plain pysot-format state dict (no pickled code) whose every tensor
+    fits the network its name declares."""
+    from siamrpnpp_ros.models import build_model
+    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, default_weights_path
+
+    path = default_weights_path(DEFAULT_MODEL)
+    assert path.name == f"default_{DEFAULT_MODEL}.pth"
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(raw) == ["state_dict"]
+    network = build_model(DEFAULT_MODEL)
+    expected = network.state_dict()
+    assert {k: tuple(v.shape) for k, v in raw["state_dict"].items()} == {k: tuple(v.shape) for k, v in expected.items()}
+    network.load_state_dict(raw["state_dict"], strict=True)
+    assert all(torch.isfinite(v).all() for v in raw["state_dict"].values() if v.is_floating_point())
+
+
 @pytest.mark.slow
 def test_bundled_default_model_follows_generated_targets(tmp_path):
     """The weights shipped in the package load without a path and track real-photo targets
