@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import rclpy
 from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -142,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reliable samples still in flight would be lost if the process exited right away.
         player.publisher.wait_for_all_acked(Duration(seconds=5.0))
         print(f"player: published {count} frames at {rate:g} fps on {player.publisher.topic_name}", flush=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
+        # Ctrl-C (SIGINT) may surface as either, depending on where it lands: rclpy's handler
+        # shuts the context down, and a spin in progress then raises the latter.
         pass
     finally:
         player.destroy_node()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -113,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         while rclpy.ok() and selector.selected_header is None:
             rclpy.spin_once(node, timeout_sec=0.1)
         selector.publisher.wait_for_all_acked(Duration(seconds=5.0))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
+        # Ctrl-C (SIGINT) may surface as either, depending on where it lands: rclpy's handler
+        # shuts the context down, and a spin in progress then raises the latter.
         pass
     finally:
         node.destroy_node()
