@@ -120,3 +120,20 @@ def test_calibration_cli_runs_with_a_parameters_file_and_refuses_one_for_another
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("presence: error:") and "r50" in error
+
+
+def test_threshold_for_a_false_absent_budget_calls_at_most_that_share_of_present_frames_absent():
+    from siamrpnpp_ros.eval.presence import PresenceSamples, threshold_for_false_absent
+
+    rng = np.random.default_rng(0)
+    present = rng.uniform(0.3, 1.0, 200)
+    absent = rng.uniform(0.0, 0.6, 100)
+    presence = np.r_[present, absent]
+    flags = np.r_[np.zeros(200, bool), np.ones(100, bool)]
+    samples = PresenceSamples(np.zeros((300, 3)), (~flags).astype(float), flags)
+    point = threshold_for_false_absent(presence, samples, 0.05)
+    assert point["present_false_absent"] <= 0.05
+    assert np.mean(present < point["threshold"]) == point["present_false_absent"] == 10 / 200
+    assert point["absent_detected"] == np.mean(absent < point["threshold"]) > 0.4
+    # A budget of nothing: no present frame may fall below the threshold.
+    assert threshold_for_false_absent(presence, samples, 0.0)["threshold"] == present.min()

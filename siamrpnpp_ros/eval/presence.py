@@ -111,6 +111,21 @@ def operating_point(presence: np.ndarray, samples: PresenceSamples, threshold: f
     }
 
 
+def threshold_for_false_absent(presence: np.ndarray, samples: PresenceSamples, budget: float) -> dict[str, float]:
+    """The highest presence threshold that calls at most ``budget`` of the present frames absent,
+    and the share of absent frames it calls absent there: what a controller that may be stopped
+    for nothing that often can get from this presence.
+    """
+    present = np.sort(np.asarray(presence, dtype=np.float64)[~samples.absent])
+    if len(present) == 0:
+        raise ValueError("need frames where the target is present")
+    # Frames strictly below the threshold count as absent: the threshold may rise up to the
+    # presence of the first present frame that the budget cannot hold.
+    allowed = int(np.floor(budget * len(present)))
+    threshold = float(present[allowed]) if allowed < len(present) else float("inf")
+    return {"false_absent_budget": budget, "threshold": threshold, **operating_point(presence, samples, threshold)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The presence calibration's argument parser."""
     parser = argparse.ArgumentParser(prog="python -m siamrpnpp_ros.eval.presence", description=__doc__.split("\n\n")[0])
@@ -171,6 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "feature_names": ["bias", *FEATURE_NAMES],
         "raw_score": {"weights": list(RAW_SCORE_WEIGHTS), **operating_point(raw, samples)},
         "calibrated": operating_point(fitted, samples),
+        # At most 5 % of present frames called absent (the lost-target goal), per presence.
+        "raw_score_at_5pct_false_absent": threshold_for_false_absent(raw, samples, 0.05),
+        "calibrated_at_5pct_false_absent": threshold_for_false_absent(fitted, samples, 0.05),
     }
     print(json.dumps(report, indent=1))
     if args.out:
