@@ -1,6 +1,8 @@
-"""Presence: score-map features, the presence model, its calibration, and what follows it."""
+"""Presence: score-map and appearance features, the presence model, its calibration, and what follows it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,9 +10,11 @@ import pytest
 from siamrpnpp_ros.tracking.presence import (
     RAW_SCORE_WEIGHTS,
     PresenceFeatures,
+    presence_features,
     presence_from_features,
-    score_map_features,
 )
+
+SAME_LOOK = (1.0, 1.0)
 
 ANCHORS, SIDE = 5, 17
 
@@ -27,22 +31,56 @@ def _index(y: int, x: int, anchor: int = 2) -> int:
 
 
 def test_one_clear_peak_has_no_rival_and_a_small_spread():
-    features = score_map_features(_score_map({(8, 8): 0.95, (8, 9): 0.9}), ANCHORS, _index(8, 8))
+    features = presence_features(_score_map({(8, 8): 0.95, (8, 9): 0.9}), ANCHORS, _index(8, 8), SAME_LOOK)
     assert features.peak_ratio == pytest.approx(0.01 / 0.95)  # the neighbour belongs to the same peak
     assert features.spread == pytest.approx(2 / SIDE**2)
     assert features.logit_score == pytest.approx(np.log(0.95 / 0.05))
 
 
 def test_a_look_alike_elsewhere_shows_as_a_rival_peak():
-    features = score_map_features(_score_map({(8, 8): 0.9, (2, 14): 0.85}), ANCHORS, _index(8, 8))
+    features = presence_features(_score_map({(8, 8): 0.9, (2, 14): 0.85}), ANCHORS, _index(8, 8), SAME_LOOK)
     assert features.peak_ratio == pytest.approx(0.85 / 0.9)
 
 
 def test_raw_score_weights_give_the_score_itself_and_calibrated_ones_a_probability():
-    features = PresenceFeatures(logit_score=2.0, peak_ratio=0.9, spread=0.2)
+    features = PresenceFeatures(
+        logit_score=2.0, peak_ratio=0.9, spread=0.2, colour_similarity=0.3, pattern_similarity=0.1
+    )
     assert presence_from_features(features, 0.8807970779778823, RAW_SCORE_WEIGHTS) == 0.8807970779778823
-    low = presence_from_features(features, 0.88, (0.0, 1.0, -6.0, 0.0))
+    low = presence_from_features(features, 0.88, (0.0, 1.0, -6.0, 0.0, 0.0, 0.0))
     assert 0.0 < low < 0.05  # a strong rival peak pulls presence down
+    # The same score on a box whose colours are not the selection's, and on one whose colours are.
+    colour_weights = (-8.0, 1.0, 0.0, 0.0, 8.0, 0.0)
+    unlike = presence_from_features(features, 0.88, colour_weights)
+    alike = presence_from_features(replace(features, colour_similarity=0.95), 0.88, colour_weights)
+    assert unlike < 0.05 < 0.8 < alike
+
+
+def test_appearance_tells_the_selection_from_other_things_in_a_real_frame(parity_frames):
+    """The box on the selected target again, a little shifted, looks like it; boxes in the
+    frame's corners or on a uniform grey frame (a covered lens) do not."""
+    from siamrpnpp_ros.tracking import appearance
+
+    frames, groundtruth = parity_frames
+    photo = frames[0]
+    height, width = photo.shape[:2]
+    selection = tuple(float(v) for v in groundtruth[0])
+    reference = appearance.describe(photo, selection)
+    shifted = (selection[0] + 2, selection[1] - 1, selection[2], selection[3])
+    colour, pattern = appearance.similarity(reference, appearance.describe(photo, shifted))
+    assert colour > 0.9 and pattern > 0.8
+    w, h = selection[2], selection[3]
+    elsewhere = [
+        appearance.similarity(reference, appearance.describe(photo, (x, y, w, h)))
+        for x, y in [(0, 0), (width - w, 0), (0, height - h), (width - w, height - h)]
+    ]
+    assert max(c for c, _ in elsewhere) < colour and max(p for _, p in elsewhere) < pattern
+    grey = np.full_like(photo, 128)
+    assert appearance.similarity(reference, appearance.describe(grey, selection))[1] == 0.0
+    # Boxes outside the frame look like nothing, and so does a box whose reference is missing.
+    assert appearance.describe(photo, (width + 5, 0, 20, 20)) is None
+    assert appearance.similarity(reference, None) == (0.0, 0.0)
+    assert appearance.similarity(None, reference) == (0.0, 0.0)
 
 
 def test_logistic_fit_separates_on_target_from_off_target_frames():
@@ -71,6 +109,7 @@ def test_tracker_reports_presence_equal_to_score_by_default(parity_model, parity
         result = tracker.track(frame)
         assert result.presence == result.score
         assert result.features is not None and 0 <= result.features.spread <= 1
+        assert 0 <= result.features.colour_similarity <= 1 and -1 <= result.features.pattern_similarity <= 1
 
 
 @pytest.mark.slow
@@ -83,7 +122,9 @@ def test_long_term_search_and_session_status_follow_presence(parity_model, parit
 
     frames, groundtruth = parity_frames
     policy = LostPolicy(lost_frames=2)
-    doubtful = align_long_term_thresholds(preset_for("alex"), policy).replace(presence_weights=(-20.0, 0.0, 0.0, 0.0))
+    doubtful = align_long_term_thresholds(preset_for("alex"), policy).replace(
+        presence_weights=(-20.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    )
     session = TrackingSession(LongTermTracker(parity_model("alex"), doubtful), policy)
     session.start(frames[0], groundtruth[0], target_id=3)
     results = [session.step(frame) for frame in frames[1:5]]
@@ -113,7 +154,7 @@ def test_calibration_cli_runs_with_a_parameters_file_and_refuses_one_for_another
     assert main([*argv, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["config"] == str(params) and report["frames"] == 60 - 1
-    assert len(report["presence_weights"]) == 4 and all(np.isfinite(report["presence_weights"]))
+    assert len(report["presence_weights"]) == 6 and all(np.isfinite(report["presence_weights"]))
 
     params.write_text("model: r50\ntracker:\n  lost_search: wide\n")
     capsys.readouterr()
@@ -130,10 +171,19 @@ def test_threshold_for_a_false_absent_budget_calls_at_most_that_share_of_present
     absent = rng.uniform(0.0, 0.6, 100)
     presence = np.r_[present, absent]
     flags = np.r_[np.zeros(200, bool), np.ones(100, bool)]
-    samples = PresenceSamples(np.zeros((300, 3)), (~flags).astype(float), flags)
+    samples = PresenceSamples(np.zeros((300, 5)), (~flags).astype(float), flags)
     point = threshold_for_false_absent(presence, samples, 0.05)
     assert point["present_false_absent"] <= 0.05
     assert np.mean(present < point["threshold"]) == point["present_false_absent"] == 10 / 200
     assert point["absent_detected"] == np.mean(absent < point["threshold"]) > 0.4
     # A budget of nothing: no present frame may fall below the threshold.
     assert threshold_for_false_absent(presence, samples, 0.0)["threshold"] == present.min()
+
+
+def test_four_presence_weights_from_older_parameter_files_read_without_the_appearance_terms():
+    from siamrpnpp_ros.tracking.config import preset_for
+
+    legacy = preset_for("alex").replace(presence_weights=(-2.0, 1.0, 0.0, 0.5))
+    assert legacy.presence_weights == (-2.0, 1.0, 0.0, 0.5, 0.0, 0.0)
+    with pytest.raises(ValueError, match="presence_weights must be 6 finite numbers"):
+        preset_for("alex").replace(presence_weights=(0.0, 1.0, 0.0, 0.0, 0.0))

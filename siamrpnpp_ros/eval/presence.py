@@ -1,11 +1,12 @@
 """Calibrate the presence model (``tracking/presence.py``) of one model on a validation benchmark.
 
 The tracker runs over every sequence of a (long-term) validation benchmark as the node
-runs it by default; each frame's score-map features are labelled 1 when the box is on
+runs it by default; each frame's presence features are labelled 1 when the box is on
 the target (IoU with the ground truth at least ``on_target_iou``) and 0 otherwise: the
 target is absent (NaN ground truth) or the box sits on something else. A logistic
 regression on those labels gives ``TrackerConfig.presence_weights``, so that presence
-reads as the probability that the box is on the target.
+reads as the probability that the box is on the target. The report also gives the fit on the
+score-map features alone, which shows what the appearance features add.
 
 Use only validation data for this (never the held-out test set)::
 
@@ -31,7 +32,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from siamrpnpp_ros.tracking.presence import FEATURE_NAMES
+from siamrpnpp_ros.tracking.presence import FEATURE_NAMES, SCORE_MAP_FEATURES
 
 LOGGER = logging.getLogger(__name__)
 
@@ -174,6 +175,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     weights = fit_logistic(samples.features, samples.labels)
     fitted = 1.0 / (1.0 + np.exp(-(weights[0] + samples.features @ weights[1:])))
+    # The same fit without the appearance features: what they add.
+    score_map = samples.features[:, :SCORE_MAP_FEATURES]
+    score_map_weights = fit_logistic(score_map, samples.labels)
+    score_map_fitted = 1.0 / (1.0 + np.exp(-(score_map_weights[0] + score_map @ score_map_weights[1:])))
     raw = 1.0 / (1.0 + np.exp(-samples.features[:, 0]))  # RAW_SCORE_WEIGHTS: presence = score
     report = {
         "model": args.model,
@@ -186,9 +191,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "feature_names": ["bias", *FEATURE_NAMES],
         "raw_score": {"weights": list(RAW_SCORE_WEIGHTS), **operating_point(raw, samples)},
         "calibrated": operating_point(fitted, samples),
+        "score_map_only": {
+            "weights": [round(float(w), 4) for w in score_map_weights],
+            **operating_point(score_map_fitted, samples),
+        },
         # At most 5 % of present frames called absent (the lost-target goal), per presence.
         "raw_score_at_5pct_false_absent": threshold_for_false_absent(raw, samples, 0.05),
         "calibrated_at_5pct_false_absent": threshold_for_false_absent(fitted, samples, 0.05),
+        "score_map_only_at_5pct_false_absent": threshold_for_false_absent(score_map_fitted, samples, 0.05),
     }
     print(json.dumps(report, indent=1))
     if args.out:

@@ -255,8 +255,9 @@ _TRACKER_DESCRIPTIONS = {
         "lost_instance_size crop per frame (about 8x a normal step on a CPU)."
     ),
     "presence_weights": (
-        "Presence model (bias, logit_score, peak_ratio, spread): the confidence that the box is on the "
-        "target, which LOST/TRACKING and the wide search follow; [0, 1, 0, 0] = the raw score. "
+        "Presence model (bias, logit_score, peak_ratio, spread, colour_similarity, pattern_similarity): "
+        "the confidence that the box is on the target, which LOST/TRACKING and the wide search follow; "
+        "[0, 1, 0, 0, 0, 0] = the raw score (four values: the first four, no appearance terms). "
         "Fit with python -m siamrpnpp_ros.eval.presence on validation data."
     ),
 }

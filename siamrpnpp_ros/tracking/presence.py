@@ -1,8 +1,9 @@
-"""Presence: how confident the tracker is that its box is on the target, from the score map.
+"""Presence: how confident the tracker is that its box is on the target.
 
 A Siamese tracker always returns a box: when the target has left, it reports whatever
 looks most like it, often with a high foreground score. The score map says more than its
-peak does, and costs nothing extra to read, since the network already produced it:
+peak does, and costs nothing extra to read, since the network already produced it; the
+box's pixels compared with the selection's (``tracking/appearance.py``) say more again:
 
 ``logit_score``
     logit of the chosen anchor's foreground probability (the raw ``score``).
@@ -13,11 +14,15 @@ peak does, and costs nothing extra to read, since the network already produced i
 ``spread``
     the share of score-map cells whose best anchor scores above 0.5: a present target lights
     up a compact blob; clutter or an absent target light up scattered cells or none.
+``colour_similarity``, ``pattern_similarity``
+    the proposal's box against the selection's, in colour and in grey pattern
+    (``tracking/appearance.py``).
 
-``presence = sigmoid(w0 + w1 * logit_score + w2 * peak_ratio + w3 * spread)``, with the weights
-``TrackerConfig.presence_weights``. The default ``(0, 1, 0, 0)`` makes presence the raw score
-exactly (pysot's behaviour); calibrated weights (``eval/presence.py`` fits them on a validation
-benchmark, never on the test set) are stored per model in ``tracking/config.py``.
+``presence = sigmoid(w0 + w1 * logit_score + ... + w5 * pattern_similarity)``, with the weights
+``TrackerConfig.presence_weights`` in ``FEATURE_NAMES`` order after the bias. The default
+``(0, 1, 0, 0, 0, 0)`` makes presence the raw score exactly (pysot's behaviour); calibrated
+weights (``eval/presence.py`` fits them on a validation benchmark, never on the test set) are
+stored per model in ``tracking/config.py``.
 """
 
 from __future__ import annotations
@@ -30,22 +35,26 @@ import numpy as np
 #: Cells around the chosen one that belong to the same peak (a 5x5 neighbourhood).
 PEAK_EXCLUSION = 2
 #: Weights that make presence equal to the raw score (no calibration).
-RAW_SCORE_WEIGHTS: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)
-FEATURE_NAMES = ("logit_score", "peak_ratio", "spread")
+RAW_SCORE_WEIGHTS: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+FEATURE_NAMES = ("logit_score", "peak_ratio", "spread", "colour_similarity", "pattern_similarity")
+#: How many of ``FEATURE_NAMES`` come from the score map; the rest from the box's pixels.
+SCORE_MAP_FEATURES = 3
 _EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
 class PresenceFeatures:
-    """The score-map measurements presence is computed from (see the module docstring)."""
+    """The measurements presence is computed from (see the module docstring)."""
 
     logit_score: float
     peak_ratio: float
     spread: float
+    colour_similarity: float
+    pattern_similarity: float
 
     def as_array(self) -> np.ndarray:
-        """The features as ``(logit_score, peak_ratio, spread)``, float64, in ``FEATURE_NAMES`` order."""
-        return np.array([self.logit_score, self.peak_ratio, self.spread], dtype=np.float64)
+        """The features in ``FEATURE_NAMES`` order, float64."""
+        return np.array([getattr(self, name) for name in FEATURE_NAMES], dtype=np.float64)
 
 
 def logit(probability: float) -> float:
@@ -54,12 +63,15 @@ def logit(probability: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def score_map_features(score_map: np.ndarray, anchor_count: int, best: int) -> PresenceFeatures:
-    """Features of one search's foreground probabilities.
+def presence_features(
+    score_map: np.ndarray, anchor_count: int, best: int, appearance: tuple[float, float]
+) -> PresenceFeatures:
+    """Features of one search: its foreground probabilities and the chosen box's appearance.
 
     ``score_map``: (A * S * S,) softmax foreground probabilities, anchor-major (index
     ``a * S * S + y * S + x``, the order of the head's ``cls`` channels). ``best``: index of
-    the anchor the tracker chose.
+    the anchor the tracker chose. ``appearance``: ``(colour_similarity, pattern_similarity)``
+    of its box (``appearance.similarity``).
     """
     cells = score_map.size // anchor_count
     side = int(round(math.sqrt(cells)))
@@ -72,6 +84,8 @@ def score_map_features(score_map: np.ndarray, anchor_count: int, best: int) -> P
         logit_score=logit(chosen),
         peak_ratio=float(away.max()) / max(chosen, _EPSILON),
         spread=float(np.count_nonzero(per_cell > 0.5)) / cells,
+        colour_similarity=float(appearance[0]),
+        pattern_similarity=float(appearance[1]),
     )
 
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from . import appearance
 from .anchors import cosine_window, generate_anchors
 from .config import TrackerConfig
 from .crop import channel_average, padding_color, square_crop_tensor
-from .presence import PresenceFeatures, presence_from_features, score_map_features
+from .presence import PresenceFeatures, presence_features, presence_from_features
 
 if TYPE_CHECKING:
     from siamrpnpp_ros.models import SiamRPN
@@ -175,6 +176,7 @@ class SiamRPNTracker:
         self._center: tuple[float, float] = (0.0, 0.0)
         self._size: tuple[float, float] = (0.0, 0.0)
         self._pad_color: np.ndarray | None = None
+        self._appearance: appearance.AppearanceDescriptor | None = None
 
     @property
     def is_initialized(self) -> bool:
@@ -212,6 +214,8 @@ class SiamRPNTracker:
         self._size = size
         # pysot pads every later crop with the first frame's mean colour, not the current one's.
         self._pad_color = pad_color
+        # What the selection looked like: presence compares every proposal's box with it.
+        self._appearance = appearance.describe(frame, box)
 
     def template_crop(self, frame: np.ndarray, box: Sequence[float]) -> torch.Tensor:
         """The exemplar input for ``box`` on ``frame``, as ``init`` computes it (state unchanged).
@@ -298,8 +302,7 @@ class SiamRPNTracker:
         """Decode the network's raw ``cls (1, 2A, S, S)`` / ``loc (1, 4A, S, S)`` outputs (float32,
         CPU) for ``request.crop`` and update the state; returns what ``track`` returns.
         """
-        candidate = self._decode(cls, loc, request.instance_size, request.window_influence)
-        return self._update(request, candidate)
+        return self._update(request, self._decode(cls, loc, request))
 
     def _search_settings(self) -> tuple[int, float, bool]:
         """(search crop side in pixels, window influence, wide search) of the next search."""
@@ -368,15 +371,17 @@ class SiamRPNTracker:
         # Decoding happens on the CPU in float32 whatever the network ran in.
         return cls.detach().to("cpu", torch.float32), loc.detach().to("cpu", torch.float32)
 
-    def _decode(self, cls: torch.Tensor, loc: torch.Tensor, instance_size: int, window_influence: float) -> _Candidate:
-        """Pick the best anchor from the head outputs of a search crop of ``instance_size`` pixels
-        around the current centre (offsets and sizes in frame pixels).
+    def _decode(self, cls: torch.Tensor, loc: torch.Tensor, request: SearchRequest) -> _Candidate:
+        """Pick the best anchor from the head outputs of ``request``'s search crop (offsets from
+        the current centre and sizes in frame pixels) and judge its presence.
 
         Dtypes follow what pysot computes under NumPy 2: anchors and decoded boxes in float32,
         penalties, window blend and the chosen box in float64. Spelling the casts out keeps the
         result identical under NumPy 1.x's different promotion rules.
         """
         cfg = self.config
+        instance_size = request.instance_size
+        window_influence = request.window_influence
         w, h = self._size
         scale, _ = self._search_geometry(instance_size)
 
@@ -413,12 +418,19 @@ class SiamRPNTracker:
         pred_cx = deltas[0, best] * anchor_w[best] + anchors[best, 0]
         pred_cy = deltas[1, best] * anchor_h[best] + anchors[best, 1]
         best_score = np.float64(score_map[best])
-        features = score_map_features(score_map, anchor_count, best)
+        offset_x = float(np.float64(pred_cx) / scale)
+        offset_y = float(np.float64(pred_cy) / scale)
+        width = float(np.float64(pred_w[best]) / scale)
+        height = float(np.float64(pred_h[best]) / scale)
+        search_cx, search_cy = request.center if request.center is not None else self._center
+        proposal = (search_cx + offset_x - width / 2, search_cy + offset_y - height / 2, width, height)
+        looks = appearance.similarity(self._appearance, appearance.describe(request.frame, proposal))
+        features = presence_features(score_map, anchor_count, best, looks)
         return _Candidate(
-            offset_x=float(np.float64(pred_cx) / scale),
-            offset_y=float(np.float64(pred_cy) / scale),
-            width=float(np.float64(pred_w[best]) / scale),
-            height=float(np.float64(pred_h[best]) / scale),
+            offset_x=offset_x,
+            offset_y=offset_y,
+            width=width,
+            height=height,
             lr=float(penalty[best] * best_score * cfg.lr),
             score=float(best_score),
             presence=presence_from_features(features, float(best_score), cfg.presence_weights),
