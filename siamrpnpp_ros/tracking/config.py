@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .presence import FEATURE_NAMES
+
 #: The pysot presets; ``models.config.split_model_name`` also accepts thinner variants (``alex-w0.5``).
 MODEL_NAMES: tuple[str, ...] = ("r50", "mobilev2", "alex")
 
@@ -32,7 +34,7 @@ _FLOAT_FIELDS = (
 )
 _TUPLE_FIELDS = ("anchor_ratios", "anchor_scales", "presence_weights")
 #: The presence model's weights: a bias and one per feature (``tracking/presence.py``).
-PRESENCE_WEIGHTS = 6
+PRESENCE_WEIGHTS = 1 + len(FEATURE_NAMES)
 #: Parameter files written before the appearance features hold the first four.
 LEGACY_PRESENCE_WEIGHTS = 4
 #: How ``LongTermTracker`` searches for a lost target (``tracking/longterm.py``).
@@ -92,7 +94,8 @@ class TrackerConfig:
         for name in _TUPLE_FIELDS:
             object.__setattr__(self, name, _as_float_tuple(name, getattr(self, name)))
         if len(self.presence_weights) == LEGACY_PRESENCE_WEIGHTS:
-            object.__setattr__(self, "presence_weights", self.presence_weights + (0.0, 0.0))
+            unweighted = (0.0,) * (PRESENCE_WEIGHTS - LEGACY_PRESENCE_WEIGHTS)
+            object.__setattr__(self, "presence_weights", self.presence_weights + unweighted)
 
         problems: list[str] = []
         if self.penalty_k < 0:
