@@ -132,13 +132,10 @@ def main(args: Sequence[str] | None = None) -> int:
     prepare_process()
     require_supported_versions()
     import rclpy
-
-    try:
-        from rclpy.executors import ExternalShutdownException
-    except ImportError:  # very old rclpy
-        ExternalShutdownException = KeyboardInterrupt  # type: ignore[misc,assignment]
+    from rclpy.executors import ExternalShutdownException
 
     from siamrpnpp_ros.ros.node import NODE_NAME, TrackerNode
+    from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
 
     try:
         with ros_context(args):
@@ -153,8 +150,9 @@ def main(args: Sequence[str] | None = None) -> int:
             freeze_startup_objects()
             try:
                 rclpy.spin(node)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
+            except (KeyboardInterrupt, Exception) as error:
+                if not stopped_by_shutdown(error, node.context):
+                    raise
             finally:
                 node.destroy_node()
     except KeyboardInterrupt:

@@ -705,3 +705,27 @@ def test_demo_runs_end_to_end_and_exits_by_itself(ros_environment, parity_dir, t
         written += 1
     assert written == 6, output
     assert "Traceback" not in output
+
+
+def test_a_request_to_stop_is_told_from_a_failure_however_it_surfaces():
+    """Ctrl-C reaches spinning code as KeyboardInterrupt, ExternalShutdownException or, when it
+    lands between the executor's context check and its wait set, an error about an invalid
+    context (seen once in the multi-target node test); the node and the tools exit 0 on all
+    three, and raise anything else."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import ExternalShutdownException
+
+    from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
+
+    context = Context()
+    rclpy.init(context=context)
+    invalid_context = RuntimeError("failed to initialize wait set: the given context is not valid")
+    try:
+        assert stopped_by_shutdown(KeyboardInterrupt(), context)
+        assert stopped_by_shutdown(ExternalShutdownException(), context)
+        assert not stopped_by_shutdown(invalid_context, context)  # still running: a real failure
+    finally:
+        rclpy.shutdown(context=context)
+    assert stopped_by_shutdown(invalid_context, context)
+    assert not stopped_by_shutdown(SystemExit(3), context)

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES, image_qos
+from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
 from siamrpnpp_ros.sequences import FrameSequence, SequenceError, open_sequence
 
 DEFAULT_RATE_HZ = 10.0
@@ -143,10 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reliable samples still in flight would be lost if the process exited right away.
         player.publisher.wait_for_all_acked(Duration(seconds=5.0))
         print(f"player: published {count} frames at {rate:g} fps on {player.publisher.topic_name}", flush=True)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        # Ctrl-C (SIGINT) may surface as either, depending on where it lands: rclpy's handler
-        # shuts the context down, and a spin in progress then raises the latter.
-        pass
+    except (KeyboardInterrupt, Exception) as error:
+        if not stopped_by_shutdown(error, player.context):  # Ctrl-C, however it surfaces: exit 0
+            raise
     finally:
         player.destroy_node()
         rclpy.try_shutdown()

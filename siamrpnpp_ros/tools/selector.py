@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from siamrpnpp_ros.msg import SelectTarget
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, image_qos
+from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
 
 
 class AutoSelector:
@@ -114,10 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         while rclpy.ok() and selector.selected_header is None:
             rclpy.spin_once(node, timeout_sec=0.1)
         selector.publisher.wait_for_all_acked(Duration(seconds=5.0))
-    except (KeyboardInterrupt, ExternalShutdownException):
-        # Ctrl-C (SIGINT) may surface as either, depending on where it lands: rclpy's handler
-        # shuts the context down, and a spin in progress then raises the latter.
-        pass
+    except (KeyboardInterrupt, Exception) as error:
+        if not stopped_by_shutdown(error, node.context):  # Ctrl-C, however it surfaces: exit 0
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
