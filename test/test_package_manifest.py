@@ -82,7 +82,7 @@ def test_every_third_party_import_is_declared(manifest):
 # The layout (README "Layout"): a ROS-free core, the node adapter in ros/, the programs around
 # the node in tools/.
 CORE_PACKAGES = ("models", "tracking", "export", "sequences", "training", "eval", "benchmark")
-NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing"}
+NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing", "shutdown"}
 # Old `python -m siamrpnpp_ros.ros.X` paths of tools the README used to document: aliases only.
 ROS_ALIASES = {"latency_bench", "transport_check"}
 ROS_TOP_LEVEL = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros", "ament_index_python"}

@@ -42,7 +42,15 @@ COMMAND_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-RESULT_QOS = COMMAND_QOS
+# Boxes come at the camera's rate: a reliable history of 10 is a sixth of a second at 60 Hz, and
+# a subscriber whose thread is held up longer (a busy executor, a camera driver restarting in
+# the same process) lost the oldest boxes that had not been acknowledged. 120 covers 2 s at 60 Hz.
+RESULT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=120,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # The debug image is for people watching: keep one. Reliable, because a reliable
 # publisher serves both reliable (rviz, rqt default) and best-effort subscribers.
 DEBUG_IMAGE_QOS = QoSProfile(
