@@ -69,6 +69,14 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ite
     return weights
 
 
+def logistic_presence(features: np.ndarray, weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Presence of each row of ``features`` (N, k) under ``weights`` ``(bias, w_1, ..., w_k)``."""
+    w = np.asarray(weights, dtype=np.float64)
+    z = w[0] + np.asarray(features, dtype=np.float64) @ w[1:]
+    presence: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return presence
+
+
 def collect_samples(
     benchmark: Any, tracker_factory: Any, on_target_iou: float = 0.3, progress: bool = True
 ) -> PresenceSamples:
@@ -174,12 +182,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"presence: error: {exc}", file=sys.stderr)
         return 2
     weights = fit_logistic(samples.features, samples.labels)
-    fitted = 1.0 / (1.0 + np.exp(-(weights[0] + samples.features @ weights[1:])))
+    fitted = logistic_presence(samples.features, weights)
     # The same fit without the appearance features: what they add.
     score_map = samples.features[:, :SCORE_MAP_FEATURES]
     score_map_weights = fit_logistic(score_map, samples.labels)
-    score_map_fitted = 1.0 / (1.0 + np.exp(-(score_map_weights[0] + score_map @ score_map_weights[1:])))
-    raw = 1.0 / (1.0 + np.exp(-samples.features[:, 0]))  # RAW_SCORE_WEIGHTS: presence = score
+    score_map_fitted = logistic_presence(score_map, score_map_weights)
+    raw = logistic_presence(samples.features, RAW_SCORE_WEIGHTS)  # the score itself
     report = {
         "model": args.model,
         "benchmark": str(args.benchmark),
