@@ -4,10 +4,12 @@ r"""``siamrpnpp-bench``: per-frame ``track()`` speed of the SiamRPN++ tracker, p
     python -m siamrpnpp_ros.bench --models mobilev2 --weights mobilev2=model.pth \\
         --video seq/ --modes reference,exact,fused,onnxruntime,fast --accuracy --json out.json
     python -m siamrpnpp_ros.bench --targets 1,2,4,8     # the bundled model, N targets at once
+    python -m siamrpnpp_ros.bench --lost-tiles 1,2,4    # a lost frame's cost against a normal one
 
 The command line only; the modes, what is measured and how are described in
 ``siamrpnpp_ros/benchmark/speed.py``, the table and chart in ``benchmark/report.py``;
-``--targets`` (the marginal cost of each extra target) in ``benchmark/targets.py``.
+``--targets`` (the marginal cost of each extra target) in ``benchmark/targets.py``,
+``--lost-tiles`` (a lost frame's cost) in ``benchmark/lost.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from siamrpnpp_ros.benchmark.lost import format_lost_table, run_lost
 from siamrpnpp_ros.benchmark.report import format_table, save_plot
 from siamrpnpp_ros.benchmark.speed import DEFAULT_MODES, MODES, PROGRAM, run_all, run_one
 from siamrpnpp_ros.benchmark.targets import format_targets_table, run_targets
@@ -31,15 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="modes: " + ", ".join(MODES),
     )
-    parser.add_argument("--models", help="comma-separated (default all three; with --targets the bundled model)")
     parser.add_argument(
-        "--modes", help=f"comma-separated, see above (default {','.join(DEFAULT_MODES)}; with --targets: exact)"
+        "--models", help="comma-separated (default all three; with --targets or --lost-tiles the bundled model)"
+    )
+    parser.add_argument(
+        "--modes",
+        help=f"comma-separated, see above (default {','.join(DEFAULT_MODES)}; with --targets or --lost-tiles: exact)",
     )
     parser.add_argument(
         "--targets",
         metavar="N,N,...",
         help="multi-target mode: time one step of N targets at once for each N (e.g. 1,2,4,8), "
         "side by side in this process, and the cost of each extra target",
+    )
+    parser.add_argument(
+        "--lost-tiles",
+        metavar="K,K,...",
+        help="lost-target mode: time the long-term tracker's lost step with K tiles per frame for each K, "
+        "side by side with a normal step (with the bundled model unless --models)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--frames", type=int, default=30, help="timed track() calls per run (default 30)")
@@ -73,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
     try:
+        if args.lost_tiles:
+            args.models = args.models or DEFAULT_MODEL
+            args.modes = args.modes or "exact"
+            report = run_lost(args)
+            print(format_lost_table(report), flush=True)
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+            return 0
         if args.targets:
             args.models = args.models or DEFAULT_MODEL
             args.modes = args.modes or "exact"

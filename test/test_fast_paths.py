@@ -305,3 +305,23 @@ def test_bench_targets_smoke(capsys, tmp_path):
     )
     report = json.loads(out.read_text())
     assert [r["targets"] for r in report["results"]] == [1, 3] and report["weights"]["alex-w0.25"].endswith(".pth")
+
+
+@pytest.mark.slow
+def test_bench_lost_tiles_smoke(capsys, tmp_path):
+    """siamrpnpp-bench --lost-tiles: one row per tile count, timed only on lost frames, against a normal step."""
+    from siamrpnpp_ros import bench
+    from siamrpnpp_ros.benchmark.lost import HEADER
+
+    out = tmp_path / "lost.json"
+    code = bench.main(["--lost-tiles", "1,3", "--frames", "4", "--warmup", "0", "--quiet", "--json", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    assert lines[header].split("|")[1:-1] == [f" {h} " for h in HEADER]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[header + 2 :]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("alex-w0.25", "exact", "1"), ("alex-w0.25", "exact", "3")]
+    report = json.loads(out.read_text())
+    for row in report["results"]:
+        assert 1 <= row["frames"] <= 4, "only the frames searched for a lost target are timed"
+        assert row["lost_over_normal"] == pytest.approx(row["step_ms"] / row["normal_step_ms"])

@@ -68,6 +68,8 @@ CASES = {
     # Seeded weights score low, so targets go lost: lost-target and normal searches in one frame,
     # the tiles at the normal size (one batch), pysot's wide crop at its own size.
     "alex-long-term": ("alex", {"long_term": True}, 10),
+    # A lost target's tiles are several crops: ONNX Runtime needs a kernel per crop.
+    "alex-long-term-onnxruntime": ("alex", {"long_term": True, "backend": "onnxruntime"}, 6),
     "alex-long-term-wide": (
         "alex",
         {"long_term": True, "config_changes": {"lost_search": "wide", "lost_instance_size": 383}},

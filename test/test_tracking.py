@@ -64,6 +64,9 @@ class TemplateMatchingNet(nn.Module):
 
     def forward(self, x: torch.Tensor, kernels: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         (kernel,) = kernels
+        if kernel.shape[0] > 1:  # a kernel per search crop, like the real heads take them
+            outputs = [self(x[i : i + 1], (kernel[i : i + 1],)) for i in range(x.shape[0])]
+            return torch.cat([cls for cls, _ in outputs]), torch.cat([loc for _, loc in outputs])
         pooled = F.avg_pool2d(x.float(), self.cell)
         ones = torch.ones_like(kernel)
         count = kernel[0].numel()
@@ -511,20 +514,27 @@ def test_long_term_tracker_widens_search_when_lost_and_recovers():
     assert not _near(result.box, reappear, tol=40)
 
 
-def test_tiled_lost_search_costs_one_normal_crop_and_finds_the_target_anywhere():
+def test_tiled_lost_search_costs_one_batched_pass_and_finds_the_target_anywhere():
     scene = SyntheticScene(seed=2, width=640, height=480)
     cfg = TRACKER_PRESETS["alex"]
     assert cfg.lost_search == "tiles"
+    per_frame = cfg.lost_tiles_per_frame
+    assert per_frame > 1
     tracker = LongTermTracker(TemplateMatchingNet(), cfg)
-    crops = []
-    original_crop = tracker.search_crop
+    crops, passes = [], []
+    original_crop, original_model = tracker.search_crop, tracker._run_model
 
     def recording_crop(frame, instance_size=None, center=None):
         crop = original_crop(frame, instance_size, center)
         crops.append((crop.shape[-1], center))
         return crop
 
+    def recording_model(search_crop, kernels=None):
+        passes.append(search_crop.shape[0])
+        return original_model(search_crop, kernels)
+
     tracker.search_crop = recording_crop
+    tracker._run_model = recording_model
     tracker.init(scene.frame((100, 100)), (100, 100, 64, 64))
     result = tracker.track(scene.frame((104, 103)))
     assert not result.lost and _near(result.box, (104, 103))
@@ -533,26 +543,28 @@ def test_tiled_lost_search_costs_one_normal_crop_and_finds_the_target_anywhere()
     result = tracker.track(scene.frame(None))  # gone: held, lost
     assert result.lost and not result.search_wide
     tiles = tracker.tile_centers(640, 480)
-    assert len(tiles) > 4, "a 64 px target needs several tiles to cover a 640x480 frame"
+    assert len(tiles) > 2 * per_frame, "a 64 px target needs many tiles to cover a 640x480 frame"
     distances = [math.dist(tile, held_center) for tile in tiles]
     assert distances == sorted(distances), "nearest tiles first"
-    # While the target is away every frame is one normal-size crop: the held state and the tiles in turn.
+    # While the target is away every frame is one network pass over lost_tiles_per_frame
+    # normal-size crops: the tiles in turn, from the one around the held state, then again.
     crops.clear()
-    searches = 2 * len(tiles) + 2
-    for _ in range(searches):
+    passes.clear()
+    frames = math.ceil(len(tiles) / per_frame) + 1
+    for _ in range(frames):
         result = tracker.track(scene.frame(None))
         assert result.search_wide and result.lost
         assert tracker.center == held_center and tracker.size == held_size
-    assert [size for size, _ in crops] == [cfg.instance_size] * searches
-    assert [center for _, center in crops[0::2]] == [held_center] * (len(tiles) + 1)
-    assert [center for _, center in crops[1::2]] == [*tiles, tiles[0]]
+    assert passes == [per_frame] * frames
+    assert [size for size, _ in crops] == [cfg.instance_size] * (frames * per_frame)
+    assert [center for _, center in crops] == [tiles[i % len(tiles)] for i in range(frames * per_frame)]
 
     # Back in the far corner, outside the normal window around the held state: some tile finds it
     # within one round of the tiles, and the normal search follows it from there.
     reappear = (540, 380)
     normal_side = 2 * max(held_size) * cfg.instance_size / cfg.exemplar_size
     assert abs(reappear[0] + 32 - held_center[0]) > normal_side / 2
-    for _ in range(2 * len(tiles)):
+    for _ in range(frames):
         result = tracker.track(scene.frame(reappear))
         if not result.lost:
             break
@@ -560,6 +572,37 @@ def test_tiled_lost_search_costs_one_normal_crop_and_finds_the_target_anywhere()
     assert _near(result.box, reappear), f"found at {result.box}"
     result = tracker.track(scene.frame((536, 377)))
     assert not result.search_wide and not result.lost and _near(result.box, (536, 377))
+
+
+def test_one_tile_per_frame_searches_like_several_at_a_time():
+    # lost_tiles_per_frame only batches the same searches: one at a time visits the same tiles in
+    # the same order and finds the target on the same tile, just later.
+    scene = SyntheticScene(seed=2, width=640, height=480)
+    found = {}
+    for per_frame in (1, 3):
+        cfg = TRACKER_PRESETS["alex"].replace(confidence_low=0.5, confidence_high=0.9, lost_tiles_per_frame=per_frame)
+        tracker = LongTermTracker(TemplateMatchingNet(), cfg)
+        centers = []
+        original_crop = tracker.search_crop
+
+        def recording_crop(frame, instance_size=None, center=None, record=centers, crop=original_crop):
+            record.append(center)
+            return crop(frame, instance_size, center)
+
+        tracker.init(scene.frame((100, 100)), (100, 100, 64, 64))
+        tracker.track(scene.frame(None))
+        tracker.search_crop = recording_crop
+        frame_count = 0
+        while frame_count < 100:
+            frame_count += 1
+            result = tracker.track(scene.frame((540, 380)))
+            if not result.lost:
+                break
+        found[per_frame] = (frame_count, result.box, centers)
+    one, three = found[1], found[3]
+    assert one[0] > three[0] == math.ceil(one[0] / 3)
+    assert one[1] == pytest.approx(three[1])
+    assert three[2][: len(one[2])] == one[2]
 
 
 def test_a_tile_below_confidence_high_does_not_move_a_lost_target():

@@ -250,9 +250,13 @@ _TRACKER_DESCRIPTIONS = {
     "lost_instance_size": "Long-term tracker: search crop side while the target is lost.",
     "lost_window_influence": "Long-term tracker: cosine-window weight while the target is lost.",
     "lost_search": (
-        "Long-term tracker: how a lost target is searched for. tiles: one normal-size search per frame "
-        "over tiles covering the image (a lost frame costs one normal step); wide: pysot's single "
+        "Long-term tracker: how a lost target is searched for. tiles: lost_tiles_per_frame normal-size "
+        "searches per frame in one batch, over tiles covering the image; wide: pysot's single "
         "lost_instance_size crop per frame (about 8x a normal step on a CPU)."
+    ),
+    "lost_tiles_per_frame": (
+        "Long-term tracker with lost_search tiles: tiles searched per lost frame, in one batched network "
+        "pass. More re-acquire a returning target sooner; each adds a normal-size crop to a lost frame's cost."
     ),
     "presence_weights": (
         "Presence model (bias, logit_score, peak_ratio, spread, colour_similarity, pattern_similarity): "
@@ -272,6 +276,7 @@ _TRACKER_RANGES: dict[str, tuple[float, float]] = {
     "exemplar_size": (1, 1024),
     "anchor_stride": (1, 256),
     "lost_instance_size": (1, 8192),
+    "lost_tiles_per_frame": (1, 64),
 }
 
 

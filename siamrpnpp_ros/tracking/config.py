@@ -22,7 +22,14 @@ from .presence import FEATURE_NAMES
 #: The pysot presets; ``models.config.split_model_name`` also accepts thinner variants (``alex-w0.5``).
 MODEL_NAMES: tuple[str, ...] = ("r50", "mobilev2", "alex")
 
-_INT_FIELDS = ("exemplar_size", "instance_size", "base_size", "anchor_stride", "lost_instance_size")
+_INT_FIELDS = (
+    "exemplar_size",
+    "instance_size",
+    "base_size",
+    "anchor_stride",
+    "lost_instance_size",
+    "lost_tiles_per_frame",
+)
 _FLOAT_FIELDS = (
     "penalty_k",
     "window_influence",
@@ -53,9 +60,10 @@ class TrackerConfig:
 
     Long-term fields (used only by ``LongTermTracker``, ``tracking/longterm.py``): below
     ``confidence_low`` the target counts as lost and is searched for with
-    ``lost_window_influence``, by ``lost_search``: ``"tiles"`` (one normal-size search per
-    frame, visiting tiles over the whole frame: a lost frame costs one normal step; the state
-    stays inside the frame and a loss holds the last size tracked above ``confidence_high``) or
+    ``lost_window_influence``, by ``lost_search``: ``"tiles"`` (``lost_tiles_per_frame``
+    normal-size searches per frame in one batch, visiting tiles over the whole frame: a lost
+    frame costs one batched step; the state stays inside the frame and a loss holds the last
+    size tracked above ``confidence_high``) or
     ``"wide"`` (pysot's ``SiamRPNLTTracker``: one ``lost_instance_size`` crop per frame, ~8x a
     normal step, pysot's unclipped state); above ``confidence_high`` it counts as found again.
 
@@ -85,6 +93,9 @@ class TrackerConfig:
     # Not pysot's wide search by default: its ~8x step while lost breaks a camera-rate latency
     # bound (README "Long runs"); "wide" reproduces pysot.
     lost_search: str = "tiles"
+    # Tiles searched per lost frame, as one batch: more find a returning target sooner, each
+    # adds a normal-size crop to the lost frame's pass (README "Lost target").
+    lost_tiles_per_frame: int = 4
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS:
@@ -130,6 +141,8 @@ class TrackerConfig:
                 f"spread, colour_similarity, pattern_similarity; or the first {LEGACY_PRESENCE_WEIGHTS}), "
                 f"got {list(self.presence_weights)}"
             )
+        if self.lost_tiles_per_frame < 1:
+            problems.append(f"lost_tiles_per_frame must be >= 1, got {self.lost_tiles_per_frame}")
         if self.lost_search not in LOST_SEARCH_CHOICES:
             problems.append(f"lost_search must be one of {', '.join(LOST_SEARCH_CHOICES)}, got {self.lost_search!r}")
         if not 0.0 <= self.confidence_low <= self.confidence_high <= 1.0:

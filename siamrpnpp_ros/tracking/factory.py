@@ -150,6 +150,8 @@ def build_tracker(
         network.session(tracker_config.instance_size)
         if long_term and tracker_config.lost_search == "wide":
             network.session(tracker_config.lost_instance_size)
+        elif long_term and tracker_config.lost_tiles_per_frame > 1:
+            network.session(tracker_config.instance_size, tracker_config.lost_tiles_per_frame)
     if compile and isinstance(network, torch.nn.Module):
         mode = "reduce-overhead" if resolved_device.type == "cuda" else None
         network.forward = torch.compile(network.forward, mode=mode, dynamic=False)

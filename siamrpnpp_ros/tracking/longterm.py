@@ -9,12 +9,14 @@ the next searches look for the target further away, with an almost flat window
   per frame. It covers a larger area at once, but each frame costs about
   ``(lost_instance_size / instance_size)^2`` normal steps (831 against 255 px: ~8x on a CPU),
   and the area still depends on the target's size.
-* ``"tiles"`` (the default): one normal-size search per frame, so a lost frame costs one
-  normal step. Every other search is at the held state, where a target that was hidden
-  reappears; the ones between visit tiles that cover the whole frame at the target's scale,
-  nearest to the held state first, and start over once all are visited (a target that left
-  the view comes back elsewhere). A tile's box is taken only when its presence reaches
-  ``confidence_high``, so a look-alike that scores in between does not take the track over.
+* ``"tiles"`` (the default): ``lost_tiles_per_frame`` normal-size searches per frame, in one
+  batched network pass, so a lost frame costs one pass over that many crops. The searches
+  visit tiles that cover the whole frame at the target's scale, nearest to the held state
+  first (the first is the one around it, where a target that was hidden reappears), and
+  start over once all are visited (a target that left the view comes back elsewhere). Of a
+  frame's tiles the one with the highest presence counts, and its box is taken only when
+  that presence reaches ``confidence_high``, so a look-alike that scores in between does not
+  take the track over.
   Two state rules differ from pysot's, because a state that has drifted bigger than the
   target can never find it again (tiles at a 370 px scale do not see a 60 px pedestrian) and
   builds ever larger crop windows: the state is stored clipped to the frame, as the
@@ -30,6 +32,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from .tracker import SearchRequest, SiamRPNTracker, TrackResult, _Candidate, clip_state
 
@@ -78,19 +81,18 @@ class LongTermTracker(SiamRPNTracker):
             return cfg.instance_size, cfg.lost_window_influence, True
         return cfg.lost_instance_size, cfg.lost_window_influence, True
 
-    def _search_center(self, frame: np.ndarray) -> tuple[float, float]:
-        """The held state's centre, or while lost with ``lost_search: tiles`` the next search's:
-        the held state and the tiles in turn (module docstring).
+    def _search_centers(self, frame: np.ndarray) -> tuple[tuple[float, float], ...]:
+        """The held state's centre, or while lost with ``lost_search: tiles`` the next
+        ``lost_tiles_per_frame`` tiles' (fewer when fewer tiles cover the frame; module docstring).
         """
         if not (self._lost and self.config.lost_search == "tiles"):
-            return self._center
-        if self._tile_index % 2 == 0:
-            return self._center
+            return (self._center,)
         height, width = frame.shape[:2]
         if self._tiles_frame_size != (width, height) or not self._tiles:
             self._tiles = self.tile_centers(width, height)
             self._tiles_frame_size = (width, height)
-        return self._tiles[(self._tile_index // 2) % len(self._tiles)]
+        count = min(self.config.lost_tiles_per_frame, len(self._tiles))
+        return tuple(self._tiles[(self._tile_index + i) % len(self._tiles)] for i in range(count))
 
     def tile_centers(self, frame_width: int, frame_height: int) -> list[tuple[float, float]]:
         """The centres, in frame pixels, of the tiles that cover the frame, in the order searched.
@@ -116,6 +118,17 @@ class LongTermTracker(SiamRPNTracker):
         ]
         grid.sort(key=lambda c: (c[0] - held[0]) ** 2 + (c[1] - held[1]) ** 2)
         return grid
+
+    def finish_search(self, request: SearchRequest, cls: torch.Tensor, loc: torch.Tensor) -> TrackResult:
+        """As ``SiamRPNTracker.finish_search``; for several tiles (outputs ``(N, 2A, S, S)`` /
+        ``(N, 4A, S, S)``, one row per crop) the tile with the highest presence counts.
+        """
+        if request.crop_count == 1:
+            return super().finish_search(request, cls, loc)
+        tiles = request.single_crops()
+        candidates = [self._decode(cls[i : i + 1], loc[i : i + 1], tile) for i, tile in enumerate(tiles)]
+        best = max(range(len(tiles)), key=lambda i: candidates[i].presence)
+        return self._update_from_tile(tiles[best], candidates[best], tiles_searched=len(tiles))
 
     def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
         """The long-term update (see the module docstring for the states).
@@ -153,21 +166,23 @@ class LongTermTracker(SiamRPNTracker):
             cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
 
         if newly_lost:
-            self._forget_tiles()  # a new absence: the tiles start at the held state again
+            self._forget_tiles()  # a new absence: the tiles start again at the held state's
         if candidate.presence < cfg.confidence_low:
             self._lost = True
         elif candidate.presence > cfg.confidence_high:
             self._lost = False
         return self._result(candidate, cx, cy, width, height, search_wide)
 
-    def _update_from_tile(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
-        """A tile's outcome: the target is found there (state moves, lost ends) or the next tile comes."""
+    def _update_from_tile(self, request: SearchRequest, candidate: _Candidate, tiles_searched: int = 1) -> TrackResult:
+        """The best tile's outcome: the target is found there (state moves, lost ends) or the
+        next ``tiles_searched`` tiles come.
+        """
         frame = request.frame
         cfg = self.config
-        assert request.center is not None
         if candidate.presence >= cfg.confidence_high:
             lr = candidate.lr
-            self._center = (request.center[0] + candidate.offset_x, request.center[1] + candidate.offset_y)
+            tile_x, tile_y = request.centers[0]
+            self._center = (tile_x + candidate.offset_x, tile_y + candidate.offset_y)
             self._size = (
                 self._size[0] * (1 - lr) + candidate.width * lr,
                 self._size[1] * (1 - lr) + candidate.height * lr,
@@ -175,7 +190,7 @@ class LongTermTracker(SiamRPNTracker):
             self._lost = False
             self._forget_tiles()
         else:
-            self._tile_index += 1
+            self._tile_index += tiles_searched
         cx, cy, width, height = clip_state(*self._center, *self._size, frame.shape[1], frame.shape[0])
         self._center, self._size = (cx, cy), (width, height)
         if not self._lost:

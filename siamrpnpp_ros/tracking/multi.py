@@ -10,11 +10,12 @@ they share its network, device and config; nothing else is shared.
 Each frame (:meth:`MultiTargetTracker.step`):
 
 1. every target's tracker makes its own search crop around its own state
-   (``SiamRPNTracker.prepare_search``);
-2. the crops of the targets that search at the same size (the long-term tracker searches a
-   wider crop while a target is lost) go through the network as one batch, with the targets'
-   template kernels stacked along the batch: the depth-wise cross-correlation heads correlate
-   each sample with its own kernels as one grouped convolution (``models/rpn.py``);
+   (``SiamRPNTracker.prepare_search``; a lost target's tiles are several crops);
+2. the crops of the targets that search alike (the same crop size, since the long-term
+   tracker's wide search is bigger, and one crop each or a lost target's tiles each) go
+   through the network as one batch, with each crop's target's template kernels stacked
+   along the batch: the depth-wise cross-correlation heads correlate each sample with its
+   own kernels as one grouped convolution (``models/rpn.py``);
 3. every target decodes its own slice of the outputs and updates its own state
    (``finish_search``), then its session updates its status and LOST logic.
 
@@ -119,7 +120,7 @@ class MultiTargetTracker:
         self.max_targets = max_targets
         self._targets: dict[int, Target] = {}  # in the order they were added
         self._newest_frame = -1
-        self._stacked_kernels: dict[tuple[int, ...], tuple[torch.Tensor, ...]] = {}
+        self._stacked_kernels: dict[tuple[tuple[int, int], ...], tuple[torch.Tensor, ...]] = {}
 
     # ------------------------------------------------------------------ the collection
     @property
@@ -279,10 +280,13 @@ class MultiTargetTracker:
     def _run_network(
         self, targets: Sequence[Target], requests: Sequence[SearchRequest]
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Raw ``(cls, loc)`` for every request: one network call per distinct search size."""
-        groups: dict[int, list[int]] = {}
+        """Raw ``(cls, loc)`` for every request: one network call per distinct search size and
+        crop count (normal searches apart from lost targets' tiles, so that the batch sizes are
+        multiples of either: ONNX Runtime exports a graph per batch size).
+        """
+        groups: dict[tuple[int, int], list[int]] = {}
         for position, request in enumerate(requests):
-            groups.setdefault(request.instance_size, []).append(position)
+            groups.setdefault((request.instance_size, request.crop_count), []).append(position)
         outputs: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(requests)
         for positions in groups.values():
             if len(positions) == 1:
@@ -291,20 +295,27 @@ class MultiTargetTracker:
                 outputs[position] = targets[position].tracker._run_model(requests[position].crop)
                 continue
             crops = torch.cat([requests[p].crop for p in positions], dim=0)
-            kernels = self._kernels_for([targets[p] for p in positions])
+            counts = [requests[p].crop_count for p in positions]
+            kernels = self._kernels_for([targets[p] for p in positions], counts)
             cls, loc = self._prototype._run_model(crops, kernels)
-            for row, position in enumerate(positions):
-                outputs[position] = (cls[row : row + 1], loc[row : row + 1])
+            row = 0
+            for position, count in zip(positions, counts, strict=True):
+                outputs[position] = (cls[row : row + count], loc[row : row + count])
+                row += count
         return outputs  # type: ignore[return-value]
 
-    def _kernels_for(self, targets: Sequence[Target]) -> tuple[torch.Tensor, ...]:
-        """The targets' template kernels stacked along the batch, cached until the targets change."""
-        key = tuple(target.target_id for target in targets)
+    def _kernels_for(self, targets: Sequence[Target], counts: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """The targets' template kernels stacked along the batch, each repeated for its target's
+        ``counts`` crops; cached until the targets or their crop counts change.
+        """
+        key = tuple(zip((target.target_id for target in targets), counts, strict=True))
         stacked = self._stacked_kernels.get(key)
         if stacked is None:
-            per_target = [target.tracker.template_kernels for target in targets]
-            assert all(kernels is not None for kernels in per_target)
-            stacked = tuple(torch.cat(parts, dim=0) for parts in zip(*per_target, strict=True))
+            per_crop = [
+                target.tracker.template_kernels for target, n in zip(targets, counts, strict=True) for _ in range(n)
+            ]
+            assert all(kernels is not None for kernels in per_crop)
+            stacked = tuple(torch.cat(parts, dim=0) for parts in zip(*per_crop, strict=True))
             if len(self._stacked_kernels) >= _KERNEL_CACHE_LIMIT:
                 self._stacked_kernels.clear()
             self._stacked_kernels[key] = stacked

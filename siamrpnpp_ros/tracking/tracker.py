@@ -73,21 +73,46 @@ class _Candidate:
 class SearchRequest:
     """One target's search on one frame, made by ``prepare_search`` before the network runs.
 
-    ``frame``: the validated HxWx3 uint8 BGR frame. ``crop``: the (1, 3, I, I) search input on
-    the tracker's device (0..255 BGR), ``instance_size`` its side I in pixels.
-    ``window_influence``: weight of the cosine window for this search. ``search_wide``: a
-    search for a lost target (the long-term tracker's wide crop or one of its tiles).
-    ``center``: the crop's centre ``(cx, cy)`` in frame pixels (the state's centre except for a
-    tile). The network's outputs for ``crop`` go back to the same tracker's ``finish_search``,
-    which is how several targets share one batched network pass.
+    ``frame``: the validated HxWx3 uint8 BGR frame. ``crop``: the (N, 3, I, I) search input on
+    the tracker's device (0..255 BGR), ``instance_size`` its side I in pixels; N is 1 except
+    for the long-term tracker's lost-target tiles. ``centers``: each crop's centre ``(cx, cy)``
+    in frame pixels (the state's centre except for tiles). ``window_influence``: weight of the
+    cosine window for this search. ``search_wide``: a search for a lost target (the long-term
+    tracker's wide crop or its tiles). The network's outputs for ``crop`` go back to the same
+    tracker's ``finish_search``, which is how several targets share one batched network pass.
     """
 
     frame: np.ndarray
     crop: torch.Tensor
     instance_size: int
     window_influence: float
-    search_wide: bool = False
-    center: tuple[float, float] | None = None
+    search_wide: bool
+    centers: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if not self.centers or len(self.centers) != self.crop.shape[0]:
+            raise ValueError(f"{len(self.centers)} crop centres for {self.crop.shape[0]} search crops")
+
+    @property
+    def crop_count(self) -> int:
+        """How many crops the search has (the network's batch for it)."""
+        return len(self.centers)
+
+    def single_crops(self) -> tuple[SearchRequest, ...]:
+        """This search as one request per crop, in order (views of ``crop``, no copies)."""
+        if self.crop_count == 1:
+            return (self,)
+        return tuple(
+            SearchRequest(
+                self.frame,
+                self.crop[i : i + 1],
+                self.instance_size,
+                self.window_influence,
+                self.search_wide,
+                (center,),
+            )
+            for i, center in enumerate(self.centers)
+        )
 
 
 def validate_frame(frame: object) -> np.ndarray:
@@ -294,9 +319,10 @@ class SiamRPNTracker:
         """
         frame = self._check_tracking_frame(frame)
         instance_size, window_influence, search_wide = self._search_settings()
-        center = self._search_center(frame)
-        crop = self.search_crop(frame, instance_size, center)
-        return SearchRequest(frame, crop, instance_size, window_influence, search_wide, center)
+        centers = self._search_centers(frame)
+        crops = [self.search_crop(frame, instance_size, center) for center in centers]
+        crop = crops[0] if len(crops) == 1 else torch.cat(crops, dim=0)
+        return SearchRequest(frame, crop, instance_size, window_influence, search_wide, centers)
 
     def finish_search(self, request: SearchRequest, cls: torch.Tensor, loc: torch.Tensor) -> TrackResult:
         """Decode the network's raw ``cls (1, 2A, S, S)`` / ``loc (1, 4A, S, S)`` outputs (float32,
@@ -308,9 +334,9 @@ class SiamRPNTracker:
         """(search crop side in pixels, window influence, wide search) of the next search."""
         return self.config.instance_size, self.config.window_influence, False
 
-    def _search_center(self, frame: np.ndarray) -> tuple[float, float]:
-        """Centre ``(cx, cy)`` in frame pixels of the next search crop on ``frame``: the state's."""
-        return self._center
+    def _search_centers(self, frame: np.ndarray) -> tuple[tuple[float, float], ...]:
+        """Centres ``(cx, cy)`` in frame pixels of the next search's crops on ``frame``: the state's."""
+        return (self._center,)
 
     def _update(self, request: SearchRequest, candidate: _Candidate) -> TrackResult:
         """The short-term update of pysot from the best proposal; returns the clipped box."""
@@ -366,6 +392,11 @@ class SiamRPNTracker:
         if kernels is None:
             assert self._template_kernels is not None
             kernels = self._template_kernels
+        batch = search_crop.shape[0]
+        if batch > 1:
+            # One target's kernels for several crops (lost-target tiles): every back-end gets a
+            # kernel per crop (ONNX graphs have a fixed batch; PyTorch would broadcast).
+            kernels = tuple(k if k.shape[0] == batch else k.expand(batch, *k.shape[1:]) for k in kernels)
         with torch.inference_mode():
             cls, loc = self.model(search_crop, tuple(kernels))
         # Decoding happens on the CPU in float32 whatever the network ran in.
@@ -422,7 +453,7 @@ class SiamRPNTracker:
         offset_y = float(np.float64(pred_cy) / scale)
         width = float(np.float64(pred_w[best]) / scale)
         height = float(np.float64(pred_h[best]) / scale)
-        search_cx, search_cy = request.center if request.center is not None else self._center
+        search_cx, search_cy = request.centers[0]
         proposal = (search_cx + offset_x - width / 2, search_cy + offset_y - height / 2, width, height)
         looks = appearance.similarity(self._appearance, appearance.describe(request.frame, proposal))
         features = presence_features(score_map, anchor_count, best, looks)
