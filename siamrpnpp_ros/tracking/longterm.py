@@ -166,7 +166,7 @@ class LongTermTracker(SiamRPNTracker):
             cx, cy, width, height = clip_state(cx, cy, width, height, frame.shape[1], frame.shape[0])
 
         if newly_lost:
-            self._forget_tiles()  # a new absence: the tiles start again at the held state's
+            self._forget_tiles()  # a new absence: the tiles start again from the held state's
         if candidate.presence < cfg.confidence_low:
             self._lost = True
         elif candidate.presence > cfg.confidence_high:
