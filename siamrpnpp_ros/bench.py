@@ -85,20 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
     try:
+        side_by_side = None
         if args.lost_tiles:
+            side_by_side = (run_lost, format_lost_table)
+        elif args.targets:
+            side_by_side = (run_targets, format_targets_table)
+        if side_by_side is not None:
+            # The bundled model in its exact mode unless told otherwise, all counts in this process.
             args.models = args.models or DEFAULT_MODEL
             args.modes = args.modes or "exact"
-            report = run_lost(args)
-            print(format_lost_table(report), flush=True)
-            if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")
-            return 0
-        if args.targets:
-            args.models = args.models or DEFAULT_MODEL
-            args.modes = args.modes or "exact"
-            report = run_targets(args)
-            print(format_targets_table(report), flush=True)
+            run, format_report = side_by_side
+            report = run(args)
+            print(format_report(report), flush=True)
             if args.json:
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import _load, format_cell
+from siamrpnpp_ros.benchmark.report import format_cell, side_by_side_header
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info
 from siamrpnpp_ros.benchmark.targets import _weights_for, parse_counts
 
@@ -47,6 +47,7 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
 
     from siamrpnpp_ros.tracking.backends import configure_threads
     from siamrpnpp_ros.tracking.longterm import LongTermTracker
+    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
     counts = parse_counts(args.lost_tiles)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -59,20 +60,19 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
         weights = _weights_for(args, model)
         for mode in modes:
             built = build_for_mode(mode, model, weights, args.device, _fast_size(args, model), args.seed)
-            # The node's thresholds (LostPolicy's defaults), as a long-term session sets them.
-            config = built.config.replace(lost_search="tiles", confidence_low=0.5, confidence_high=0.6)
-            normal = LongTermTracker(built.model, config, device=built.device)
-            normal.init(frames[0], first_box)
-            lost: dict[int, LongTermTracker] = {}
+            # The node's default thresholds, as a long-term session ties them to the search.
+            config = align_long_term_thresholds(built.config.replace(lost_search="tiles"), LostPolicy())
             empty_frames = [_target_painted_out(frame, first_box) for frame in frames]
+            # (row key, tracker, the frames it sees): the normal step, then one lost tracker per count.
+            runners: list[tuple[int | str, LongTermTracker, list[np.ndarray]]] = [
+                ("normal", LongTermTracker(built.model, config, device=built.device), frames)
+            ]
             for count in counts:
-                tracker = LongTermTracker(built.model, config.replace(lost_tiles_per_frame=count), device=built.device)
+                tiles_config = config.replace(lost_tiles_per_frame=count)
+                runners.append((count, LongTermTracker(built.model, tiles_config, device=built.device), empty_frames))
+            for _, tracker, _ in runners:
                 tracker.init(frames[0], first_box)
-                lost[count] = tracker
-            steps: dict[int | str, list[float]] = {count: [] for count in counts}
-            steps["normal"] = []
-            runners: list[tuple[int | str, Any, list[np.ndarray]]] = [("normal", normal, frames)]
-            runners += [(count, lost[count], empty_frames) for count in counts]
+            steps: dict[int | str, list[float]] = {key: [] for key, _, _ in runners}
             progress = tqdm(
                 total=len(frames) - 1,
                 desc=f"{model}/{mode}",
@@ -104,7 +104,7 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
                         "model": model,
                         "mode": mode,
                         "tiles": count,
-                        "device": str(normal.device),
+                        "device": str(built.device),
                         "frames": len(steps[count]),
                         "step_ms": step_ms,
                         "p90_ms": float(np.percentile(steps[count], 90)) * 1e3,
@@ -117,15 +117,11 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_lost_table(report: dict[str, Any]) -> str:
     """The Markdown table of :func:`run_lost`, with the machine and load lines."""
-    m = report["machine"]
-    lines = [
-        f"# {m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch {m['torch']}"
-        + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else ""),
-        f"# {report['source']}; load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
-        "# ms, medians over the frames; every tile count and the normal step measured side by side in one process",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
+    lines = side_by_side_header(
+        report,
+        "ms, medians over the frames; every tile count and the normal step measured side by side in one process",
+        HEADER,
+    )
     for r in report["results"]:
         cells = [
             r["model"],

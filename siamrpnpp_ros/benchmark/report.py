@@ -94,6 +94,21 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side_header(report: dict[str, Any], what: str, header: Sequence[str]) -> list[str]:
+    """The first lines of a side-by-side table (``--targets``, ``--lost-tiles``): the machine,
+    the source and the load, ``what`` was measured, and the Markdown header row of ``header``.
+    """
+    m = report["machine"]
+    return [
+        f"# {m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch {m['torch']}"
+        + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else ""),
+        f"# {report['source']}; load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
+        f"# {what}",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+
+
 def _load(values: Sequence[float] | None) -> str:
     return "n/a" if not values else " ".join(f"{v:.2f}" for v in values)
 

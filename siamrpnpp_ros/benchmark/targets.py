@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import _load, format_cell
+from siamrpnpp_ros.benchmark.report import format_cell, side_by_side_header
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info, resolve_weights
 
 #: Modes that batch (``reference`` keeps one template and cannot).
@@ -195,18 +195,12 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_targets_table(report: dict[str, Any]) -> str:
     """The Markdown table of :func:`run_targets`, with the machine and load lines."""
-    m = report["machine"]
-    lines = [
-        f"# {m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch {m['torch']}"
-        + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else ""),
-        f"# {report['source']}; load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
-        (
-            "# ms, medians over the frames; all target counts measured side by side in one process; "
-            "extra/single = cost of one extra target / one single-target step"
-        ),
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
+    lines = side_by_side_header(
+        report,
+        "ms, medians over the frames; all target counts measured side by side in one process; "
+        "extra/single = cost of one extra target / one single-target step",
+        HEADER,
+    )
     for r in report["results"]:
         cells = [
             r["model"],

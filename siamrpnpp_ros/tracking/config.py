@@ -62,10 +62,10 @@ class TrackerConfig:
     ``confidence_low`` the target counts as lost and is searched for with
     ``lost_window_influence``, by ``lost_search``: ``"tiles"`` (``lost_tiles_per_frame``
     normal-size searches per frame in one batch, visiting tiles over the whole frame: a lost
-    frame costs one batched step; the state stays inside the frame and a loss holds the last
-    size tracked above ``confidence_high``) or
-    ``"wide"`` (pysot's ``SiamRPNLTTracker``: one ``lost_instance_size`` crop per frame, ~8x a
-    normal step, pysot's unclipped state); above ``confidence_high`` it counts as found again.
+    frame costs one pass over that many crops; the state stays inside the frame and a loss
+    holds the last size tracked above ``confidence_high``) or ``"wide"`` (pysot's
+    ``SiamRPNLTTracker``: one ``lost_instance_size`` crop per frame, ~8x a normal step,
+    pysot's unclipped state); above ``confidence_high`` it counts as found again.
 
     ``presence_weights``: ``(bias, logit_score, peak_ratio, spread, colour_similarity,
     pattern_similarity)`` of the presence model (``tracking/presence.py``), the confidence that
@@ -94,7 +94,7 @@ class TrackerConfig:
     # bound (README "Long runs"); "wide" reproduces pysot.
     lost_search: str = "tiles"
     # Tiles searched per lost frame, as one batch: more find a returning target sooner, each
-    # adds a normal-size crop to the lost frame's pass (README "Lost target").
+    # adds a normal-size crop to the lost frame's pass (README "Parameters and launch arguments").
     lost_tiles_per_frame: int = 4
 
     def __post_init__(self) -> None:
@@ -219,7 +219,7 @@ TRACKER_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 #: values best. Presence: ``eval.presence`` on the long-term validation set, fitted on the frames
 #: the tracker produces with the raw score as presence (4 tiles per lost frame), then the bias
 #: lowered by 0.25, the candidate with the highest long-term F-score there (0.688; raw score
-#: 0.455). Mostly colour similarity.
+#: 0.446). Mostly colour similarity.
 BUNDLED_MODEL_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
     {
         "alex-w0.25": TRACKER_PRESETS["alex"].replace(

@@ -11,8 +11,8 @@ Each frame (:meth:`MultiTargetTracker.step`):
 
 1. every target's tracker makes its own search crop around its own state
    (``SiamRPNTracker.prepare_search``; a lost target's tiles are several crops);
-2. the crops of the targets that search alike (the same crop size, since the long-term
-   tracker's wide search is bigger, and one crop each or a lost target's tiles each) go
+2. the crops of the targets whose searches have the same crop size (the long-term tracker's
+   wide search is bigger) and the same number of crops (one, or a lost target's tiles) go
    through the network as one batch, with each crop's target's template kernels stacked
    along the batch: the depth-wise cross-correlation heads correlate each sample with its
    own kernels as one grouped convolution (``models/rpn.py``);
