@@ -247,3 +247,15 @@ def test_default_indices_policy_and_bad_frames(default_tracker, clip):
     assert [t.age for t in multi.targets] == [4, 3], "warm-up leaves the targets alone"
     with pytest.raises(ValueError, match="max_targets"):
         MultiTargetTracker(default_tracker, max_targets=0)
+
+
+def test_batch_sizes_include_lost_targets_tiles():
+    # The sizes the node warms up: normal searches batch 1..max_targets crops; a lost target's
+    # tiles batch apart, lost_tiles_per_frame crops per lost target.
+    long_term = build_tracker("alex-w0.25", None, device="cpu", long_term=True)
+    tiles = long_term.config.lost_tiles_per_frame
+    assert tiles == 4
+    assert MultiTargetTracker(long_term, max_targets=1).batch_sizes() == [1, 4]
+    assert MultiTargetTracker(long_term, max_targets=3).batch_sizes() == [1, 2, 3, 4, 8, 12]
+    short_term = build_tracker("alex-w0.25", None, device="cpu", long_term=False)
+    assert MultiTargetTracker(short_term, max_targets=3).batch_sizes() == [1, 2, 3]

@@ -180,15 +180,11 @@ class TrackerNode(Node):
         tracker.init(frame, (100.0, 100.0, 40.0, 40.0))
         tracker.track(frame)
         tracker.reset()
-        batches = set(range(2, self.settings.max_targets + 1))
-        if self.settings.long_term and tracker.config.lost_search == "tiles":
-            tiles = tracker.config.lost_tiles_per_frame  # lost targets' tiles form batches of their own
-            batches.update(tiles * lost for lost in range(1, self.settings.max_targets + 1))
-        batches.discard(1)  # the single-target step above
+        batches = [batch for batch in self._targets.batch_sizes() if batch > 1]  # 1: the step above
         if batches:
-            # Every batch size the targets can form (ONNX Runtime: exports its graphs now, not
-            # on the first frame with that many targets or the first lost frame).
-            self._targets.warm_up(sorted(batches))
+            # Every batch size the targets and a lost target's tiles can form (ONNX Runtime:
+            # exports its graphs now, not on the first frame with that many crops).
+            self._targets.warm_up(batches)
         if self.settings.long_term and tracker.config.lost_search == "wide":
             # The wide search of a lost target (tracker.lost_instance_size, 831 px by default)
             # needs ~10x the normal search's memory: the first target lost minutes into a run

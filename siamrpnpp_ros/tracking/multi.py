@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .longterm import LongTermTracker
 from .session import LostPolicy, SessionResult, TrackingSession, TrackStatus
 from .tracker import SearchRequest, SiamRPNTracker, TrackResult, validate_frame
 
@@ -321,9 +322,21 @@ class MultiTargetTracker:
             self._stacked_kernels[key] = stacked
         return stacked
 
+    def batch_sizes(self) -> list[int]:
+        """Every batch size a network call of :meth:`step` can have at the normal search size,
+        ascending: 1 to ``max_targets`` crops of targets searching normally, and with the
+        long-term tracker's tiles, ``lost_tiles_per_frame`` crops for each of 1 to
+        ``max_targets`` lost targets (tiles batch apart from normal searches, ``_run_network``).
+        """
+        sizes = set(range(1, self.max_targets + 1))
+        config = self._prototype.config
+        if isinstance(self._prototype, LongTermTracker) and config.lost_search == "tiles":
+            sizes.update(config.lost_tiles_per_frame * lost for lost in range(1, self.max_targets + 1))
+        return sorted(sizes)
+
     def warm_up(self, batch_sizes: Sequence[int] | None = None, instance_size: int | None = None) -> None:
-        """Run the network once per batch size (default ``1..max_targets``) on blank crops of
-        ``instance_size`` (default the config's), so the first frames with that many targets do
+        """Run the network once per batch size (default :meth:`batch_sizes`) on blank crops of
+        ``instance_size`` (default the config's), so the first frames with that many crops do
         not pay for kernel selection, allocations, or (ONNX Runtime) the export of their graph.
         The targets are unaffected.
         """
@@ -334,6 +347,6 @@ class MultiTargetTracker:
         with torch.inference_mode():
             kernels = tracker.model.template(blank)
         kernels = tuple(kernels) if isinstance(kernels, (list, tuple)) else (kernels,)
-        for batch in batch_sizes or range(1, self.max_targets + 1):
+        for batch in batch_sizes or self.batch_sizes():
             crops = torch.full((int(batch), 3, size, size), 114.0, device=tracker.device, dtype=tracker.input_dtype)
             tracker._run_model(crops, tuple(torch.cat([k] * int(batch), dim=0) for k in kernels))
