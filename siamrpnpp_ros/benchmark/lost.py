@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import format_cell, side_by_side_header
+from siamrpnpp_ros.benchmark.report import format_cell, markdown_row, side_by_side_header
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info
 from siamrpnpp_ros.benchmark.targets import _weights_for, parse_counts
 
@@ -132,5 +132,5 @@ def format_lost_table(report: dict[str, Any]) -> str:
             format_cell(r["normal_step_ms"]),
             format_cell(r["lost_over_normal"], 2),
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)

@@ -68,6 +68,11 @@ def format_row(r: dict[str, Any]) -> str:
     ]
     if "cuda_peak_mb" in r:
         cells[HEADER.index("rss_MB")] = f"{r['rss_peak_mb']:.0f}/{r['cuda_peak_mb']:.0f}cuda"
+    return markdown_row(cells)
+
+
+def markdown_row(cells: Sequence[Any]) -> str:
+    """One Markdown table row of ``cells`` (``str`` of each)."""
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
@@ -81,7 +86,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
         "# times in ms (split = medians; net = backbone + neck + head); GFLOP/s = pysot's nominal "
         "FLOPs per track() / median",
-        "| " + " | ".join(HEADER) + " |",
+        markdown_row(HEADER),
         "|" + "---|" * len(HEADER),
     ]
     lines += [format_row(r) for r in report["results"]]
@@ -104,7 +109,7 @@ def side_by_side_header(report: dict[str, Any], what: str, header: Sequence[str]
         + (f", onnxruntime {m['onnxruntime']}" if "onnxruntime" in m else ""),
         f"# {report['source']}; load average start {_load(m['loadavg'])}, end {_load(report['loadavg_end'])}",
         f"# {what}",
-        "| " + " | ".join(header) + " |",
+        markdown_row(header),
         "|" + "---|" * len(header),
     ]
 

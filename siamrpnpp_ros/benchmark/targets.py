@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import format_cell, side_by_side_header
+from siamrpnpp_ros.benchmark.report import format_cell, markdown_row, side_by_side_header
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info, resolve_weights
 
 #: Modes that batch (``reference`` keeps one template and cannot).
@@ -213,5 +213,5 @@ def format_targets_table(report: dict[str, Any]) -> str:
             format_cell(r["ms_per_extra_target"]),
             format_cell(r["extra_over_single"], 2),
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append(markdown_row(cells))
     return "\n".join(lines)
