@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -81,6 +82,37 @@ def test_appearance_tells_the_selection_from_other_things_in_a_real_frame(parity
     assert appearance.describe(photo, (width + 5, 0, 20, 20)) is None
     assert appearance.similarity(reference, None) == (0.0, 0.0)
     assert appearance.similarity(None, reference) == (0.0, 0.0)
+
+
+def test_a_blank_view_does_not_look_like_a_dark_target(parity_frames):
+    """A covered lens or a dropped frame (one grey level) is not taken for a target in dark
+    clothing, whose grey and dark pixels fill the same hue-saturation bin; a view with camera
+    noise is still compared, and a selection that was itself uniform still matches a uniform box."""
+    from siamrpnpp_ros.tracking import appearance
+
+    frames, groundtruth = parity_frames
+    x, y, w, h = (int(round(v)) for v in groundtruth[0])
+    box = (float(x), float(y), float(w), float(h))
+    dark = frames[0].copy()
+    # A fifth of the brightness and no colour: dark, grey clothing with the target's texture.
+    grey_target = cv2.cvtColor(dark[y : y + h, x : x + w], cv2.COLOR_BGR2GRAY) // 5
+    dark[y : y + h, x : x + w] = cv2.cvtColor(grey_target, cv2.COLOR_GRAY2BGR)
+    reference = appearance.describe(dark, box)
+    assert reference is not None and reference.textured
+
+    for level in (0, 30, 128):
+        blank = np.full_like(dark, level)
+        assert appearance.similarity(reference, appearance.describe(blank, box)) == (0.0, 0.0)
+    # The colour that the rule overrides: a blank of the target's own darkness matches it fully.
+    same_bins = appearance.describe(np.full_like(dark, 20), box)
+    assert same_bins is not None and not same_bins.textured
+    assert float(np.sqrt(reference.histogram * same_bins.histogram).sum()) > 0.9
+
+    noisy = np.clip(dark.astype(np.float64) + np.random.default_rng(0).normal(0.0, 3.0, dark.shape), 0, 255)
+    assert appearance.similarity(reference, appearance.describe(noisy.astype(np.uint8), box))[1] > 0.9
+
+    plain = appearance.describe(np.full_like(dark, 128), box)
+    assert appearance.similarity(plain, appearance.describe(np.full_like(dark, 128), box))[0] == pytest.approx(1.0)
 
 
 def test_logistic_fit_separates_on_target_from_off_target_frames():

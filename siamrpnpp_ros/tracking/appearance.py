@@ -15,6 +15,9 @@ selection's tells those apart more often, at a cost of about a tenth of a millis
     boxes: 1 for the same brightness pattern, near 0 for unrelated ones, negative for an
     inverted one. It sees shape where colour cannot, and changes with pose.
 
+A box whose pixels hardly vary (``MIN_TEXTURE``) looks like nothing, unless the selection
+did too: see ``similarity``.
+
 The reference is the selection's box on the selection's frame and is never updated: a
 reference that followed the box would follow its drift too.
 
@@ -38,19 +41,27 @@ import numpy as np
 HUE_BINS = 36
 SATURATION_BINS = 16
 THUMBNAIL_SIDE = 24
+# Grey levels (0-255): a box whose pixels' standard deviation is below this shows no object: a
+# covered lens, a frame that a camera fills with one value when its signal drops, a blown-out
+# sky. Its histogram says little: a uniform grey lands in the bin that grey, black and dark
+# pixels share, which a target in dark clothing fills (colour similarity 0.49 to vtest.avi's
+# pedestrian). So it is treated as a box outside the frame. Camera noise keeps real footage above it.
+MIN_TEXTURE = 2.0
 #: Boxes with less than this many pixels inside the frame on either side have no appearance.
 MIN_SIDE_PIXELS = 2
 
 
 @dataclass(frozen=True)
 class AppearanceDescriptor:
-    """What a box looks like: ``histogram`` (``HUE_BINS * SATURATION_BINS``,) summing to 1 and
+    """What a box looks like: ``histogram`` (``HUE_BINS * SATURATION_BINS``,) summing to 1,
     ``thumbnail`` (``THUMBNAIL_SIDE``, ``THUMBNAIL_SIDE``) grey, zero-mean, unit-norm (all zero
-    for a uniform box).
+    for a uniform box), and ``textured``: whether the box's grey levels vary by ``MIN_TEXTURE``
+    or more.
     """
 
     histogram: np.ndarray
     thumbnail: np.ndarray
+    textured: bool
 
 
 def box_pixels(frame: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
@@ -81,14 +92,15 @@ def describe(frame: np.ndarray, box: Sequence[float]) -> AppearanceDescriptor | 
     thumbnail -= thumbnail.mean()
     norm = float(np.linalg.norm(thumbnail))
     thumbnail = thumbnail / norm if norm > 1e-9 else np.zeros_like(thumbnail)
-    return AppearanceDescriptor(histogram, thumbnail)
+    return AppearanceDescriptor(histogram, thumbnail, textured=float(grey.std()) >= MIN_TEXTURE)
 
 
 def similarity(reference: AppearanceDescriptor | None, current: AppearanceDescriptor | None) -> tuple[float, float]:
     """``(colour_similarity, pattern_similarity)`` of two descriptors; ``(0, 0)`` when either is
-    missing (a box outside the frame looks like nothing).
+    missing (a box outside the frame looks like nothing) or when ``current`` is untextured and
+    ``reference`` is not (a blank view does not show a target that had texture).
     """
-    if reference is None or current is None:
+    if reference is None or current is None or (reference.textured and not current.textured):
         return 0.0, 0.0
     colour = float(np.sqrt(reference.histogram * current.histogram).sum())
     pattern = float((reference.thumbnail * current.thumbnail).sum())
