@@ -84,6 +84,36 @@ def test_appearance_tells_the_selection_from_other_things_in_a_real_frame(parity
     assert appearance.similarity(None, reference) == (0.0, 0.0)
 
 
+def test_colour_follows_the_middle_of_the_box_when_the_ground_at_its_rim_changes(parity_frames):
+    """A round target that moves onto differently coloured ground keeps its colour similarity
+    (the box's middle, which the target fills, still matches); recolouring the target itself
+    does change it."""
+    from siamrpnpp_ros.tracking import appearance
+
+    frames, groundtruth = parity_frames
+    photo = frames[0]
+    x, y, w, h = (int(round(v)) for v in groundtruth[0])
+    box = (float(x), float(y), float(w), float(h))
+    rows = (np.arange(h)[:, None] + 0.5) / h * 2.0 - 1.0
+    columns = (np.arange(w)[None, :] + 0.5) / w * 2.0 - 1.0
+    outside_ellipse = rows**2 + columns**2 > 1.0
+    blue = np.array([200, 60, 20], dtype=np.uint8)
+
+    reference = appearance.describe(photo, box)
+    new_ground = photo.copy()
+    new_ground[y : y + h, x : x + w][outside_ellipse] = blue
+    moved = appearance.describe(new_ground, box)
+    whole_box_only = float(np.sqrt(reference.histogram * moved.histogram).sum())
+    colour, pattern = appearance.similarity(reference, moved)
+    assert whole_box_only < 0.95  # the ground at the rim counts in the whole box's histogram
+    assert colour == pytest.approx(1.0, abs=1e-9)
+    assert pattern < 0.999  # the thumbnail sees the whole box, rim included
+
+    recoloured = photo.copy()
+    recoloured[y : y + h, x : x + w][~outside_ellipse] = blue
+    assert appearance.similarity(reference, appearance.describe(recoloured, box))[0] < 0.5
+
+
 def test_a_blank_view_does_not_look_like_a_dark_target(parity_frames):
     """A covered lens or a dropped frame (one grey level) is not taken for a target in dark
     clothing, whose grey and dark pixels fill the same hue-saturation bin; a view with camera
