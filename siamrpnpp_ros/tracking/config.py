@@ -218,8 +218,9 @@ TRACKER_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 #: (penalty_k 0.1/0.16/0.25 x window_influence 0.3/0.4/0.5 x lr 0.3/0.45) found pysot's AlexNet
 #: values best. Presence: ``eval.presence`` on the long-term validation set, fitted on the frames
 #: the tracker produces with the raw score as presence (4 tiles per lost frame), then the bias
-#: lowered by 0.25, the candidate with the highest long-term F-score there (0.707; raw score
-#: 0.446). Mostly colour similarity, of the whole box or its middle (``tracking/appearance.py``).
+#: lowered by 0.25 (long-term F-score there 0.707; previous default 0.688; raw score 0.446;
+#: the candidates and why this one: README, "Default model"). Mostly colour similarity, of the
+#: whole box or its middle (``tracking/appearance.py``).
 BUNDLED_MODEL_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
     {"alex-w0.25": TRACKER_PRESETS["alex"].replace(presence_weights=(-7.3649, -0.0241, -0.0028, 0.2932, 9.6715, 0.243))}
 )
