@@ -3,7 +3,8 @@
 A Siamese network scores whatever fills its window against the template it learnt to
 match, and a small network scores a lamp-post sign or a patch of wall about as high as the
 target (README, "Default model"). A direct comparison of the box's pixels with the
-selection's tells those apart more often, at a cost of about 0.2 ms a frame on this project's 2-core CPU:
+selection's tells those apart more often, at a cost of about 0.2 ms a frame on this
+project's 2-core CPU:
 
 ``colour_similarity``
     Bhattacharyya coefficient of the hue-saturation histograms (``HUE_BINS`` x
