@@ -99,9 +99,10 @@ def centre_region(pixels: np.ndarray) -> np.ndarray:
     return pixels[top : max(top + 1, height - top), left : max(left + 1, width - left)]
 
 
-def hue_saturation_histogram(pixels: np.ndarray) -> np.ndarray:
-    """The share of ``pixels`` (HxWx3 uint8 BGR) in each ``HUE_BINS`` x ``SATURATION_BINS`` bin, flat."""
-    hsv = cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV)
+def hue_saturation_histogram(hsv: np.ndarray) -> np.ndarray:
+    """The share of ``hsv``'s pixels (HxWx3 uint8, OpenCV's HSV) in each ``HUE_BINS`` x
+    ``SATURATION_BINS`` bin, flat.
+    """
     counts = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SATURATION_BINS], [0, 180, 0, 256]).ravel()
     return counts.astype(np.float64) / max(float(counts.sum()), 1.0)
 
@@ -111,14 +112,15 @@ def describe(frame: np.ndarray, box: Sequence[float]) -> AppearanceDescriptor | 
     pixels = box_pixels(frame, box)
     if pixels is None:
         return None
+    hsv = cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV)  # once: the middle is a view of it
     grey = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
     thumbnail = cv2.resize(grey, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA).astype(np.float64)
     thumbnail -= thumbnail.mean()
     norm = float(np.linalg.norm(thumbnail))
     thumbnail = thumbnail / norm if norm > 1e-9 else np.zeros_like(thumbnail)
     return AppearanceDescriptor(
-        histogram=hue_saturation_histogram(pixels),
-        centre_histogram=hue_saturation_histogram(centre_region(pixels)),
+        histogram=hue_saturation_histogram(hsv),
+        centre_histogram=hue_saturation_histogram(centre_region(hsv)),
         thumbnail=thumbnail,
         textured=float(grey.std()) >= MIN_TEXTURE,
     )
