@@ -73,7 +73,7 @@ from siamrpnpp_ros.tracker_node import quiet_openmp_waits
 # The node's OpenMP wait policy also for the in-process model timing (before torch loads).
 quiet_openmp_waits()
 
-from siamrpnpp_ros.benchmark.report import format_cell  # noqa: E402
+from siamrpnpp_ros.benchmark.report import _load, format_cell, markdown_row  # noqa: E402
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument  # noqa: E402
 from siamrpnpp_ros.tools.demo import default_video, stop_process  # noqa: E402
 from siamrpnpp_ros.tools.environment import isolated_ros_environment  # noqa: E402
@@ -663,7 +663,7 @@ def format_table(report: dict[str, Any]) -> str:
         "# times in ms over the frames that got a box; e2e = publish() -> /tracked_box received; node = its "
         "processing_latency; wait = in the node's slot (est.); work = node - wait; model = step() timed "
         "without ROS; overhead = e2e - wait - model",
-        "| " + " | ".join(COLUMNS) + " |",
+        markdown_row(COLUMNS),
         "|" + "---|" * len(COLUMNS),
     ]
     for r in report["runs"]:
@@ -681,7 +681,7 @@ def format_table(report: dict[str, Any]) -> str:
             format_cell(r["model_p50_ms"]),
             format_cell(r["overhead_p50_ms"]),
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append(markdown_row(cells))
     for r in report["runs"]:
         received = r["node_received_in_run"]
         lost = "?" if received is None else r["published_in_run"] - received
@@ -711,10 +711,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
-
-
-def _load(values: Sequence[float] | None) -> str:
-    return "n/a" if not values else " ".join(f"{v:.2f}" for v in values)
 
 
 def _loadavg() -> list[float] | None:
