@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,8 +80,8 @@ def test_every_third_party_import_is_declared(manifest):
     assert not undeclared, f"package.xml lacks <exec_depend> for {sorted(undeclared)}"
 
 
-# The layout (README "Layout"): a ROS-free core, the node adapter in ros/, the programs around
-# the node in tools/.
+# The layout (README "Layout"; docs/development.md "Import direction"): a ROS-free core, the node
+# adapter in ros/, the programs around the node in tools/.
 CORE_PACKAGES = ("models", "tracking", "export", "sequences", "training", "eval", "benchmark")
 NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing", "shutdown"}
 # Old `python -m siamrpnpp_ros.ros.X` paths of tools the README used to document: aliases only.
@@ -197,3 +198,55 @@ def test_launch_file_defaults_match_the_package():
     for model, filename in constants["CONFIG_FOR_MODEL"].items():
         document = yaml.safe_load((REPO_ROOT / "config" / filename).read_text())
         assert document["/**"]["ros__parameters"]["model"] == model == model_config(model).name, filename
+
+
+# The documentation: README.md (for users) and docs/ (one page per reader). Links and images
+# that point into the repository must resolve, and so must their #anchors.
+MARKDOWN_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def markdown_prose(text: str) -> str:
+    """``text`` without fenced code blocks and inline code spans, where brackets are code."""
+    text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.sub(r"(`+)(?:(?!\1).)+?\1", "", text, flags=re.DOTALL)
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of ``path`` (lower case, punctuation dropped, spaces
+    to hyphens, a -1, -2, ... suffix on repeats)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    for match in re.finditer(r"^#{1,6}\s+(.*?)\s*#*\s*$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def documentation_pages() -> list[Path]:
+    return [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+
+
+def test_documentation_links_and_images_resolve():
+    broken = []
+    for page in documentation_pages():
+        for match in MARKDOWN_LINK.finditer(markdown_prose(page.read_text(encoding="utf-8"))):
+            target = match.group(1)
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, flags=re.IGNORECASE):
+                continue  # http:, https:, mailto: ...
+            file_part, _, anchor = target.partition("#")
+            resolved = (page.parent / file_part).resolve() if file_part else page
+            where = f"{page.relative_to(REPO_ROOT)}: ({target})"
+            if not resolved.exists():
+                broken.append(f"{where}: no such file")
+            elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved):
+                broken.append(f"{where}: no heading with that anchor in {resolved.relative_to(REPO_ROOT)}")
+    assert not broken, "broken links in the documentation:\n" + "\n".join(broken)
+
+
+def test_readme_stays_short():
+    """The README is the landing page; measurements and the reference for each reader live in docs/."""
+    lines = (REPO_ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 400, f"README.md has {lines} lines; move material to the docs/ page for its reader"

@@ -5,7 +5,7 @@ real run (a few thousand frames: the bundled default model, 640x480 at 60 Hz, th
 away twice and the camera restarted once) must account for every frame the node received
 (received = processed + dropped + rejected + idle, the idle ones being the frames before the
 selection), exit cleanly, and keep its memory within a coarse bound once it runs. The
-one-hour figures are the README's, not a test's.
+one-hour figures are docs/performance.md's ("Long runs"), not a test's.
 """
 
 from __future__ import annotations
