@@ -724,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="See the module docstring (and the README's Speed section) for the columns.",
+        epilog="See the module docstring (and docs/performance.md, Latency through ROS) for the columns.",
     )
     parser.add_argument(
         "--model",

@@ -746,7 +746,7 @@ def plot(report: dict[str, Any], record: SoakRecord, path: Path) -> None:
     """RSS (and its parts), latency and the box's size against time, absences and stalls shaded.
 
     The size panel is there because a box that drifts and grows while still TRACKING is what
-    keeps a lost target from being found again (the README's *The held size*).
+    keeps a lost target from being found again (docs/performance.md, *The held size*).
     """
     import matplotlib
 
