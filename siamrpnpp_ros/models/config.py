@@ -17,7 +17,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 BackboneName = Literal["resnet50", "mobilenetv2", "alexnet"]
 _BACKBONE_NAMES: tuple[str, ...] = ("resnet50", "mobilenetv2", "alexnet")
@@ -225,33 +225,88 @@ MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType(
 )
 
 
-#: How a thinner variant of a preset is named: ``<preset>-w<width_mult>``, e.g. ``alex-w0.5``.
-THIN_NAME_HELP = "r50, mobilev2, alex, or a thinner alex/mobilev2 named like alex-w0.5"
+#: How a model is named: a preset, a thinner preset (``<preset>-w<width_mult>``), or a
+#: MobileNetV2 layout (``-l`` levels, ``-n`` neck channels); quoted in every name error.
+THIN_NAME_HELP = (
+    "r50, mobilev2, alex, a thinner alex/mobilev2 named like alex-w0.5, or a mobilev2 layout "
+    "named like mobilev2-w1-l345-n128 (width 1.0, levels from layers 3, 4 and 5, a 128-channel "
+    "neck and heads, learned level fusion)"
+)
 
 _THINNABLE_BACKBONES = ("alexnet", "mobilenetv2")
-_THIN_NAME = re.compile(r"^(?P<base>[a-z0-9]+)-w(?P<width>[0-9]*\.?[0-9]+)$")
+#: Presets whose levels and neck width a name may choose (``-l``/``-n``).
+_LAYOUT_PRESETS = ("mobilev2",)
+_MODEL_NAME = re.compile(
+    r"^(?P<base>[a-z0-9]+)(?:-w(?P<width>[0-9]*\.?[0-9]+))?(?:-l(?P<layers>[0-9]+))?(?:-n(?P<neck>[0-9]+))?$"
+)
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A parsed model name: ``<base>[-w<width>][-l<layers>][-n<neck>]``.
+
+    Attributes:
+        base: the preset (``'r50'``, ``'mobilev2'``, ``'alex'``).
+        width: backbone width multiplier, or None for the preset's.
+        layers: backbone stages handed to the neck (``-l345`` -> ``(3, 4, 5)``), or None.
+        neck: channels of the neck and of the RPN heads, per level (``-n128``), or None.
+    """
+
+    base: str
+    width: Optional[float] = None
+    layers: Optional[tuple[int, ...]] = None
+    neck: Optional[int] = None
+
+    @property
+    def is_layout(self) -> bool:
+        """Whether the name chooses levels or neck width (a :func:`layout_model_config`)."""
+        return self.layers is not None or self.neck is not None
+
+
+def parse_model_name(name: str) -> ModelName:
+    """``'mobilev2-w1-l345-n128'`` -> ``ModelName('mobilev2', 1.0, (3, 4, 5), 128)``.
+
+    Only the syntax and what each preset allows are checked here (``-w`` for alex and
+    mobilev2, ``-l``/``-n`` for mobilev2); whether the layers exist is checked when the
+    config is built.
+
+    Raises:
+        ValueError: not a valid name; the message lists the valid forms.
+    """
+    error = ValueError(f"unknown model {name!r}; valid names: {THIN_NAME_HELP}")
+    if not isinstance(name, str):
+        raise ValueError(f"a model name must be a string, got {name!r}; valid names: {THIN_NAME_HELP}")
+    match = _MODEL_NAME.match(name)
+    if match is None or match["base"] not in MODEL_PRESETS:
+        raise error
+    base = match["base"]
+    width = float(match["width"]) if match["width"] is not None else None
+    layers = tuple(int(c) for c in match["layers"]) if match["layers"] is not None else None
+    neck = int(match["neck"]) if match["neck"] is not None else None
+    if width is not None and not (width > 0 and MODEL_PRESETS[base].backbone.name in _THINNABLE_BACKBONES):
+        raise error
+    if (layers is not None or neck is not None) and base not in _LAYOUT_PRESETS:
+        raise error
+    if neck is not None and neck <= 0:
+        raise error
+    return ModelName(base, width, layers, neck)
 
 
 def split_model_name(name: str) -> tuple[str, Optional[float]]:
-    """``'alex-w0.5'`` -> ``('alex', 0.5)``; ``'alex'`` -> ``('alex', None)``.
+    """``'alex-w0.5'`` -> ``('alex', 0.5)``; ``'alex'`` -> ``('alex', None)``;
+    ``'mobilev2-w1-l345-n128'`` -> ``('mobilev2', 1.0)`` (see :func:`parse_model_name`).
 
     Raises:
-        ValueError: not a preset name, nor a preset with a positive width suffix.
+        ValueError: not a valid model name.
     """
-    if not isinstance(name, str):
-        raise ValueError(f"a model name must be a string, got {name!r}; valid names: {THIN_NAME_HELP}")
-    match = _THIN_NAME.match(name)
-    base, width = (match["base"], float(match["width"])) if match else (name, None)
-    thinnable = base in MODEL_PRESETS and MODEL_PRESETS[base].backbone.name in _THINNABLE_BACKBONES
-    if base not in MODEL_PRESETS or (width is not None and not (width > 0 and thinnable)):
-        raise ValueError(f"unknown model {name!r}; valid names: {THIN_NAME_HELP}")
-    return base, width
+    parsed = parse_model_name(name)
+    return parsed.base, parsed.width
 
 
 def is_model_name(name: object) -> bool:
     """Whether ``name`` is accepted by :func:`model_config`."""
     try:
-        split_model_name(name)  # type: ignore[arg-type]
+        model_config(name)  # type: ignore[arg-type]
     except ValueError:
         return False
     return True
@@ -304,9 +359,56 @@ def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
     raise ValueError(f"a width multiplier is supported for alex and mobilev2, not {base.name!r}")
 
 
+def layout_model_config(
+    base: ModelConfig,
+    width_mult: Optional[float] = None,
+    used_layers: Optional[Sequence[int]] = None,
+    neck_channels: Optional[int] = None,
+) -> ModelConfig:
+    """A MobileNetV2 SiamRPN++ of the package's own layout, derived from the preset ``base``:
+    the backbone at ``width_mult`` (default: the preset's), cut after the last of
+    ``used_layers`` (default: the preset's), a neck of ``neck_channels`` per level (default:
+    the thinner variant's, 256 scaled by the width), DW-XCorr heads of the same width, and,
+    with several levels, learned fusion weights (the SiamRPN++ paper's layer-wise
+    aggregation; pysot's released mobilev2 checkpoint averages instead).
+
+    Named ``<base>-w<width>-l<layers>-n<neck>`` in full, so one architecture has one name
+    (its checkpoint file, ``default_<name>.pth``, and the node's ``model`` parameter use it).
+    """
+    if base.backbone.name != "mobilenetv2" or base.neck is None:
+        raise ValueError(f"levels and neck width can be chosen for mobilev2, not {base.name!r}")
+    width = base.backbone.width_mult if width_mult is None else float(width_mult)
+    layers = base.backbone.used_layers if used_layers is None else tuple(used_layers)
+    # Validates the layers (range, order) with the backbone's own rules.
+    backbone = BackboneConfig(name="mobilenetv2", used_layers=layers, width_mult=width)
+    neck = max(16, int(256 * width / base.backbone.width_mult)) if neck_channels is None else int(neck_channels)
+    if neck <= 0:
+        raise ValueError(f"neck channels must be positive, got {neck}")
+    from .backbones import MobileNetV2
+    from .compat import meta_device
+
+    with meta_device():
+        channels = MobileNetV2(width_mult=width, used_layers=backbone.used_layers).out_channels
+    levels = len(channels)
+    digits = "".join(str(i) for i in backbone.used_layers)
+    return ModelConfig(
+        name=f"{base.name}-w{width:g}-l{digits}-n{neck}",
+        backbone=backbone,
+        neck=dataclasses.replace(base.neck, in_channels=tuple(channels), out_channels=(neck,) * levels),
+        rpn=dataclasses.replace(
+            base.rpn,
+            in_channels=(neck,) * levels,
+            hidden_channels=(neck,) * levels,
+            weighted=levels > 1,
+            multi=True,
+        ),
+    )
+
+
 def model_config(name: Union[str, ModelConfig]) -> ModelConfig:
-    """The architecture called ``name``: a preset (``'r50'``, ``'mobilev2'``, ``'alex'``) or a
-    thinner variant of one (``'alex-w0.5'``, see :func:`thinner_model_config`).
+    """The architecture called ``name``: a preset (``'r50'``, ``'mobilev2'``, ``'alex'``), a
+    thinner variant of one (``'alex-w0.5'``, see :func:`thinner_model_config`) or a MobileNetV2
+    layout (``'mobilev2-w1-l345-n128'``, see :func:`layout_model_config`).
 
     A :class:`ModelConfig` is returned unchanged, so callers can accept either.
 
@@ -315,6 +417,11 @@ def model_config(name: Union[str, ModelConfig]) -> ModelConfig:
     """
     if isinstance(name, ModelConfig):
         return name
-    base, width = split_model_name(name)
-    preset = MODEL_PRESETS[base]
-    return preset if width is None else thinner_model_config(preset, width)
+    parsed = parse_model_name(name)
+    preset = MODEL_PRESETS[parsed.base]
+    if parsed.is_layout:
+        try:
+            return layout_model_config(preset, parsed.width, parsed.layers, parsed.neck)
+        except ValueError as exc:
+            raise ValueError(f"model {name!r}: {exc}; valid names: {THIN_NAME_HELP}") from exc
+    return preset if parsed.width is None else thinner_model_config(preset, parsed.width)

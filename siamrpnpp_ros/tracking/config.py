@@ -19,7 +19,8 @@ from typing import Any
 
 from .presence import FEATURE_NAMES
 
-#: The pysot presets; ``models.config.split_model_name`` also accepts thinner variants (``alex-w0.5``).
+#: The pysot presets; ``models.config.parse_model_name`` also accepts thinner variants (``alex-w0.5``)
+#: and MobileNetV2 layouts (``mobilev2-w1-l345-n128``).
 MODEL_NAMES: tuple[str, ...] = ("r50", "mobilev2", "alex")
 
 _INT_FIELDS = (
@@ -228,17 +229,16 @@ BUNDLED_MODEL_PRESETS: Mapping[str, TrackerConfig] = MappingProxyType(
 
 def preset_for(model: str) -> TrackerConfig:
     """The tracker settings for ``model``: pysot's preset ("r50" | "mobilev2" | "alex"); for a
-    thinner variant ("alex-w0.5") its preset's, as it is trained with the same crops and
-    anchors, unless ``BUNDLED_MODEL_PRESETS`` has tuned ones for it.
+    thinner variant ("alex-w0.5") or a MobileNetV2 layout ("mobilev2-w1-l345-n128") its
+    preset's, as it is trained with the same crops and anchors (every layout keeps stride 8,
+    so mobilev2's 255 px search, base size 8 and 25x25 score map hold), unless
+    ``BUNDLED_MODEL_PRESETS`` has tuned ones for it.
     """
     from siamrpnpp_ros.models.config import model_config, split_model_name
 
-    base, width = split_model_name(model)
-    if width is not None:
-        tuned = BUNDLED_MODEL_PRESETS.get(model_config(model).name)
-        if tuned is not None:
-            return tuned
-    return TRACKER_PRESETS[base]
+    base, _ = split_model_name(model)
+    tuned = BUNDLED_MODEL_PRESETS.get(model_config(model).name)
+    return tuned if tuned is not None else TRACKER_PRESETS[base]
 
 
 def _collect_ros_parameters(node: Mapping[str, Any], found: list[Mapping[str, Any]]) -> None:
