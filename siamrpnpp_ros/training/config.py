@@ -26,12 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+
 from .augment import SEARCH_AUGMENT, TEMPLATE_AUGMENT, AugmentConfig
 from .datasets import SOURCE_KINDS
+from .imagenet_weights import PRETRAINED_BACKBONES
 from .targets import AnchorTargetConfig
 
 OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("log", "cosine", "constant")
+#: The presets; ``model`` also takes thinner variants and mobilev2 layouts (``models.config``).
 MODEL_NAMES = ("r50", "mobilev2", "alex")
 
 
@@ -84,12 +88,16 @@ class TrainConfig:
     """Everything a training run needs. Units: sizes in pixels, learning rates per step.
 
     Model:
-        model: preset ('r50' | 'mobilev2' | 'alex'); the checkpoint fits
-            ``build_tracker(tracker_model_name)`` (the preset itself without ``width_mult``).
+        model: a model name ('r50' | 'mobilev2' | 'alex', a thinner 'alex-w0.5', a layout
+            'mobilev2-w1-l345-n128'); the checkpoint fits ``build_tracker(tracker_model_name)``
+            (the name itself without ``width_mult``).
         width_mult: thinner alex/mobilev2, loaded for tracking as ``tracker_model_name``
             (e.g. ``alex-w0.5``).
+        backbone_init: named pretrained backbone fetched and mapped before training
+            (``'imagenet-mobilenetv2'``: ``training/imagenet_weights.py``, ``models/pretrained.py``;
+            needs a width-1.0 mobilev2).
         pretrained: full pysot-layout checkpoint to start from (fine-tuning).
-        backbone_weights: backbone-only weights (e.g. ImageNet) to start from.
+        backbone_weights: backbone-only weights whose names match the backbone to start from.
     Data:
         data: training sources; samples_per_epoch: pairs per epoch.
         exemplar_size / search_size: crop sides (127 / 255; ``search_size - exemplar_size``
@@ -120,6 +128,7 @@ class TrainConfig:
     data: tuple[DataSpec, ...] = ()
     model: str = "alex"
     width_mult: Optional[float] = None
+    backbone_init: Optional[str] = None
     pretrained: Optional[str] = None
     backbone_weights: Optional[str] = None
 
@@ -178,8 +187,12 @@ class TrainConfig:
             object.__setattr__(self, "backbone_train_layers", (layers,) if isinstance(layers, str) else tuple(layers))
 
         problems = []
-        if self.model not in MODEL_NAMES:
-            problems.append(f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
+        if not is_model_name(self.model):
+            problems.append(f"model must be {THIN_NAME_HELP}; got {self.model!r}")
+        if self.backbone_init is not None and self.backbone_init not in PRETRAINED_BACKBONES:
+            problems.append(
+                f"backbone_init must be one of {', '.join(PRETRAINED_BACKBONES)}, got {self.backbone_init!r}"
+            )
         if self.width_mult is not None and not self.width_mult > 0:
             problems.append(f"width_mult must be > 0, got {self.width_mult}")
         if self.optimizer not in OPTIMIZERS:
@@ -220,7 +233,7 @@ class TrainConfig:
     @property
     def backbone_pretrained(self) -> bool:
         """Whether the backbone starts from trained weights (decides freezing and its lr)."""
-        return bool(self.pretrained or self.backbone_weights)
+        return bool(self.pretrained or self.backbone_weights or self.backbone_init)
 
     @property
     def tracker_model_name(self) -> str:

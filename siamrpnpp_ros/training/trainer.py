@@ -43,6 +43,7 @@ from .losses import siamrpn_loss
 from .model import (
     build_training_model,
     default_train_layers,
+    init_pretrained_backbone,
     load_backbone_weights,
     output_score_size,
     parameter_groups,
@@ -139,6 +140,11 @@ class Trainer:
         torch.manual_seed(config.seed)  # reproducible initial weights
 
         self.model: SiamRPN = build_training_model(config.model, config.width_mult)
+        #: The data-manifest entry of the pretrained backbone (None without ``backbone_init``).
+        self.backbone_init_entry: Optional[dict[str, Any]] = None
+        if config.backbone_init:
+            # Before the checkpoints below, so that a full checkpoint or a resume overrides it.
+            self.backbone_init_entry = init_pretrained_backbone(self.model, config.backbone_init)
         if config.pretrained:
             load_checkpoint(self.model, config.pretrained)
             LOGGER.info("starting from %s", config.pretrained)
