@@ -13,13 +13,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from parity_support import BOX_TOLERANCE_PX, SCORE_TOLERANCE, assert_matches_pysot, first_ill_conditioned_frame
 
-from siamrpnpp_ros.tracking import build_tracker
+from siamrpnpp_ros.tracking import build_tracker, preset_for
 from siamrpnpp_ros.tracking.multi import MultiTargetTracker, TargetExistsError, TooManyTargetsError
 from siamrpnpp_ros.tracking.session import LostPolicy, TrackStatus
-
-BOX_TOLERANCE_PX = 0.01
-SCORE_TOLERANCE = 1e-4
 
 pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
@@ -87,8 +85,6 @@ def test_three_targets_match_single_target_runs(case, parity_checkpoint, parity_
     keywords = dict(keywords)
     changes = keywords.pop("config_changes", None)
     if changes:
-        from siamrpnpp_ros.tracking import preset_for
-
         keywords["config"] = preset_for(model).replace(**changes)
     frames = parity_frames[0][:frame_count]
     plan = starts(parity_frames[1], frame_count)
@@ -108,10 +104,13 @@ def test_three_targets_match_single_target_runs(case, parity_checkpoint, parity_
         )
         ages = [r.age for r in results[target_id]]
         assert ages == list(range(2, frame_count - first + 1)), "each target keeps its own age"
-    if case == "alex-exact":  # and the parity object is still tracked like pysot
-        golden = parity_golden("alex")[1:, 1:]
-        assert np.abs(together[7][:, :4] - golden[:, :4]).max() <= BOX_TOLERANCE_PX
-        assert np.abs(together[7][:, 4] - golden[:, 4]).max() <= SCORE_TOLERANCE
+    if case == "alex-exact":  # and the parity object is still tracked like pysot, closed loop
+        # as far as that is well conditioned on any CPU (parity_support)
+        golden = parity_golden("alex")
+        height, width = frames[0].shape[:2]
+        end = first_ill_conditioned_frame(golden, preset_for("alex"), width, height)
+        assert end > 5, "too few well-conditioned frames to compare"
+        assert_matches_pysot(together[7][: end - 1], golden[1:end], "alex, three targets, parity object")
     if case.startswith("alex-long-term"):
         wide = [r.search_wide for found in results.values() for r in found]
         assert any(wide) and not all(wide), "the case must mix wide and normal searches"

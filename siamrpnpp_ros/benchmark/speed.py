@@ -475,8 +475,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     progress.close()
     if teacher is not None:  # teacher-forced pass: each frame from the reference run's state
         for frame, state in zip(frames[1:], teacher, strict=True):
-            tracker._center = (float(state[0]), float(state[1]))  # noqa: SLF001
-            tracker._size = (float(state[2]), float(state[3]))  # noqa: SLF001
+            tracker.set_state(state[:2], state[2:4])
             tf_boxes.append(list(tracker.track(frame).box))
     for handle in handles:
         handle.remove()

@@ -223,6 +223,23 @@ class SiamRPNTracker:
         """Current target size ``(w, h)`` in frame pixels (the tracker state)."""
         return self._size
 
+    def set_state(self, center: Sequence[float], size: Sequence[float]) -> None:
+        """Move the target's state to ``center`` ``(cx, cy)`` and ``size`` ``(w, h)``, frame pixels,
+        keeping the template: the next ``track`` searches around it.
+
+        For replaying a reference run step by step (the parity tests start every frame from
+        pysot's state, so one step's error cannot carry into the next) and for benchmarks that
+        must search the same places whatever the network answers. Needs ``init`` first.
+        """
+        if not self.is_initialized:
+            raise RuntimeError("set_state() called before init(); initialise the tracker with a box first")
+        cx, cy = (float(v) for v in center)
+        width, height = (float(v) for v in size)
+        if not all(math.isfinite(v) for v in (cx, cy, width, height)) or width <= 0 or height <= 0:
+            raise ValueError(f"state centre ({cx:g}, {cy:g}) size ({width:g}, {height:g}) must be finite, sizes > 0")
+        self._center = (cx, cy)
+        self._size = (width, height)
+
     # ------------------------------------------------------------- init/track
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """Start tracking the target in ``box`` on ``frame``.
