@@ -3,6 +3,13 @@
     python -m siamrpnpp_ros.tracker_node --ros-args -p model:=alex -p weights:=model.pth -p device:=cpu
     python -m siamrpnpp_ros.tracker_node --ros-args --params-file config/cpu_alex.yaml -r image:=/camera/image_raw
     ros2 run siamrpnpp_ros tracker_node --ros-args ...
+    ros2 run siamrpnpp_ros tracker_node --lifecycle --ros-args ...   # managed node: ros2 lifecycle set ...
+
+``--lifecycle`` (before ``--ros-args``) runs the managed node (``ros.node.LifecycleTrackerNode``):
+it starts unconfigured and loads nothing until a lifecycle manager (or ``ros2 lifecycle set
+/siamrpnpp_tracker configure``) configures it. A bad parameter or checkpoint then fails the
+configure transition with the line below, logged as an error, and the node keeps running. It
+exits 0 once shut down (the ``shutdown`` transition), on Ctrl-C or on SIGTERM.
 
 A start-up problem is reported as one error line, without a traceback, and the exit code
 says which kind: 1 = the weights (missing file, not a checkpoint, another model's keys),
@@ -105,25 +112,21 @@ def ros_context(args: Sequence[str] | None) -> Iterator[None]:
             rclpy.try_shutdown()
 
 
-def _startup_error(error: BaseException) -> tuple[int, str]:
-    """Exit code and one-line message for an error raised while the node starts."""
-    from rclpy.exceptions import ParameterException
+LIFECYCLE_FLAG = "--lifecycle"
 
-    from siamrpnpp_ros.models import CheckpointError
 
-    text = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, CheckpointError):
-        return EXIT_WEIGHTS, f"cannot load weights: {text}"
-    if isinstance(error, FileNotFoundError):
-        return EXIT_WEIGHTS, f"cannot load weights: {text}"
-    if isinstance(error, ParameterException):
-        return EXIT_PARAMETERS, f"invalid parameter: {text}"
-    if isinstance(error, (ValueError, TypeError)):
-        return EXIT_PARAMETERS, f"invalid configuration: {text}"
-    if isinstance(error, RuntimeError):
-        # e.g. a tracker.* setting that does not fit the network's output size.
-        return EXIT_PARAMETERS, f"cannot start the tracker: {text}"
-    return EXIT_WEIGHTS, f"cannot start: {type(error).__name__}: {text}"
+def split_lifecycle_flag(args: Sequence[str] | None) -> tuple[bool, list[str] | None]:
+    """Whether ``--lifecycle`` is among the program's own arguments (those before ``--ros-args``),
+    and the arguments without it, for ``rclpy.init``.
+    """
+    if args is None:
+        return False, None
+    args = list(args)
+    own_end = args.index("--ros-args") if "--ros-args" in args else len(args)
+    if LIFECYCLE_FLAG in args[:own_end]:
+        args.remove(LIFECYCLE_FLAG)
+        return True, args
+    return False, args
 
 
 def main(args: Sequence[str] | None = None) -> int:
@@ -132,24 +135,38 @@ def main(args: Sequence[str] | None = None) -> int:
     prepare_process()
     require_supported_versions()
     import rclpy
+    import rclpy.executors
     from rclpy.executors import ExternalShutdownException
 
-    from siamrpnpp_ros.ros.node import NODE_NAME, TrackerNode
+    from siamrpnpp_ros.ros.node import NODE_NAME, LifecycleTrackerNode, TrackerNode, startup_error
     from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
 
+    lifecycle, args = split_lifecycle_flag(sys.argv if args is None else args)
     try:
         with ros_context(args):
+            node: TrackerNode | LifecycleTrackerNode
             try:
-                node = TrackerNode()
+                if lifecycle:
+                    # Loads nothing yet: a failed configure is reported by the node and leaves it running.
+                    node = LifecycleTrackerNode(on_configured=freeze_startup_objects)
+                else:
+                    node = TrackerNode()
             except (KeyboardInterrupt, ExternalShutdownException):
                 return EXIT_OK
             except Exception as error:  # noqa: BLE001 - reported as one line, not a traceback
-                code, message = _startup_error(error)
+                kind, message = startup_error(error)
                 rclpy.logging.get_logger(NODE_NAME).fatal(message)
-                return code
-            freeze_startup_objects()
+                return EXIT_WEIGHTS if kind == "weights" else EXIT_PARAMETERS
+            if not lifecycle:
+                freeze_startup_objects()
             try:
-                rclpy.spin(node)
+                if isinstance(node, LifecycleTrackerNode):
+                    # Until the shutdown transition (or Ctrl-C): finalized is the end of a managed node.
+                    executor = rclpy.executors.SingleThreadedExecutor()
+                    executor.add_node(node)
+                    executor.spin_until_future_complete(node.finished)
+                else:
+                    rclpy.spin(node)
             except (KeyboardInterrupt, Exception) as error:
                 if not stopped_by_shutdown(error, node.context):
                     raise

@@ -21,6 +21,8 @@ later: by the time images come, the box may describe nothing in them).
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import math
 import re
 import threading
@@ -32,7 +34,9 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -42,7 +46,13 @@ from siamrpnpp_ros.ros.conversions import bgr_to_image, check_image, compressed_
 from siamrpnpp_ros.ros.diagnostics import NodeStats, RuntimeMonitor, tracker_status
 from siamrpnpp_ros.ros.drawing import draw_targets_overlay
 from siamrpnpp_ros.ros.frames import FrameCache, ReceivedFrame, WorkSlot
-from siamrpnpp_ros.ros.parameters import NodeSettings, apply_changes, build_tracker_for, declare_node_parameters
+from siamrpnpp_ros.ros.parameters import (
+    NodeSettings,
+    apply_changes,
+    build_tracker_for,
+    declare_node_parameters,
+    needs_configure,
+)
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DEBUG_IMAGE_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
 from siamrpnpp_ros.tracking.backends import provider_name
 from siamrpnpp_ros.tracking.multi import MultiTargetTracker
@@ -88,6 +98,15 @@ class _ApplySettings:
 
 
 @dataclass
+class _Suspend:
+    """The managed node is being deactivated: report every target LOST and end it."""
+
+    reason: str
+    done: threading.Event = field(default_factory=threading.Event)
+    reported_targets: list[int] = field(default_factory=list)
+
+
+@dataclass
 class _FrameTiming:
     """Seconds one frame spent waiting in the slot, being decoded and in the tracker step."""
 
@@ -96,26 +115,50 @@ class _FrameTiming:
     step: float = 0.0
 
 
-class TrackerNode(Node):
-    """ROS interface of the tracker; see the module docstring and the README's topic table."""
+class _TrackerParts(Node):
+    """Everything the tracker node does, in steps that both nodes run: the plain ``TrackerNode``
+    all at once in its constructor, the managed ``LifecycleTrackerNode`` one lifecycle transition
+    at a time. There is one copy of the node's logic; the two classes only order the steps.
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
-        # May raise (bad parameter, missing or mismatched checkpoint): main() reports it.
-        self.settings = declare_node_parameters(self)
-        self._targets = MultiTargetTracker(
-            self._build_tracker(self.settings), self.settings.policy, self.settings.max_targets
-        )
+    The steps, in order: ``_load_tracker`` (the model, warmed up, the frame cache and the worker
+    thread), ``_create_outputs`` (publishers), ``_open_inputs`` (camera and selection
+    subscriptions, the cancel service, the diagnostics timer); and back: ``_close_inputs``,
+    ``_suspend_targets`` (the managed node's deactivation), ``_destroy_outputs``,
+    ``_unload_tracker``.
+    """
 
-        self._cache = FrameCache(self.settings.frame_cache_size, self.settings.frame_cache_max_mb * 1024 * 1024)
+    def _init_parts(self) -> None:
+        """Attributes that exist in every state, before anything is loaded."""
+        self.settings: NodeSettings | None = None
+        self._loaded = False
+        self._last_warning: dict[str, float] = {}
+        self._device_name = ""
+        self._outputs: list[Any] = []
+        self._inputs: list[tuple[str, Any]] = []  # (kind, entity) to destroy in _close_inputs
+        self._image_topic = "image"
+        self._select_topic = "select_target"
+        self._worker: threading.Thread | None = None
+        self._reset_stream_state()
+
+    def _reset_stream_state(self) -> None:
+        # Executor-thread state: the order of the camera's stamps.
+        self._sequence = getattr(self, "_sequence", 0)  # frame sequences never repeat in a process
+        self._newest_stamp_ns = 0
+        self._older_stamps_in_a_row = 0
+
+    # ------------------------------------------------------------------ set-up and shut-down
+    def _load_tracker(self, settings: NodeSettings) -> None:
+        """Build the tracker for ``settings``, start the worker and warm it up.
+
+        Raises what loading raises (a bad checkpoint, a setting the network cannot take), with
+        nothing left running, so the caller can report it and the node stays as it was.
+        """
+        self._targets = MultiTargetTracker(self._build_tracker(settings), settings.policy, settings.max_targets)
+        self.settings = settings
+        self._cache = FrameCache(settings.frame_cache_size, settings.frame_cache_max_mb * 1024 * 1024)
         self._slot = WorkSlot()
         self._stats = NodeStats()
         self._runtime = RuntimeMonitor()
-        self._last_warning: dict[str, float] = {}
-        # Executor-thread state.
-        self._sequence = 0
-        self._newest_stamp_ns = 0
-        self._older_stamps_in_a_row = 0
         # Worker-thread state (the targets' own state lives in self._targets).
         self._last_sequence = -1  # the newest frame processed for any target
         self._last_array_sequence = -1  # the newest frame whose tracked_boxes array went out
@@ -127,42 +170,97 @@ class TrackerNode(Node):
         # Every target's latest result, replaced as a whole by the worker, read by /diagnostics.
         self._results_for_diagnostics: tuple[SessionResult, ...] = ()
 
-        self._box_publisher = self.create_publisher(TrackedBox, "tracked_box", RESULT_QOS)
-        self._array_publisher = self.create_publisher(TrackedBoxArray, "tracked_boxes", RESULT_QOS)
-        self._debug_publisher = self.create_publisher(Image, "debug_image", DEBUG_IMAGE_QOS)
-        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
-        camera_qos = image_qos(self.settings.image_qos, self.settings.image_qos_depth)
-        if self.settings.use_compressed:
-            self._image_subscription = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_compressed_image, camera_qos
-            )
-        else:
-            self._image_subscription = self.create_subscription(Image, "image", self._on_image, camera_qos)
-        self._select_subscription = self.create_subscription(
-            SelectTarget, "select_target", self._on_select_target, COMMAND_QOS
-        )
-        self.create_service(Trigger, "cancel_tracking", self._on_cancel_service)
-        self._diagnostics_snapshot = self._stats.snapshot()
-        self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
         self._worker = threading.Thread(target=self._work, name="siamrpnpp_tracking", daemon=True)
         self._warm_up_done = threading.Event()
         self._warm_up_error: BaseException | None = None
         self._worker.start()  # it warms the tracker up first (see _warm_up)
         self._warm_up_done.wait()
         if self._warm_up_error is not None:
-            self._runtime.close()
-            raise self._warm_up_error
-        self.get_logger().info(
-            f"ready: model {self.settings.model} on {self._device_name}"
-            f"{' (long-term)' if self.settings.long_term else ''}, up to {self.settings.max_targets} "
-            f"target{'s' if self.settings.max_targets > 1 else ''}; images from "
-            f"{self._image_subscription.topic_name} ({self.settings.image_qos}), selections on "
-            f"{self._select_subscription.topic_name}, boxes on {self._box_publisher.topic_name}"
+            error = self._warm_up_error
+            self._unload_tracker()
+            raise error
+        self._loaded = True
+
+    def _create_outputs(self, lifecycle: bool) -> None:
+        """The publishers; the managed node's are lifecycle publishers, which publish only while
+        the node is active, and which it creates once per configure so that its subscribers stay
+        matched across deactivate and activate (as in ros2/demos' lifecycle_py).
+        """
+        create = self.create_lifecycle_publisher if lifecycle else self.create_publisher  # type: ignore[attr-defined]
+        self._box_publisher = create(TrackedBox, "tracked_box", RESULT_QOS)
+        self._array_publisher = create(TrackedBoxArray, "tracked_boxes", RESULT_QOS)
+        self._debug_publisher = create(Image, "debug_image", DEBUG_IMAGE_QOS)
+        self._diagnostics_publisher = create(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self._outputs = [self._box_publisher, self._array_publisher, self._debug_publisher, self._diagnostics_publisher]
+
+    def _destroy_outputs(self) -> None:
+        destroy = getattr(self, "destroy_lifecycle_publisher", self.destroy_publisher)
+        for publisher in self._outputs:
+            destroy(publisher)
+        self._outputs = []
+
+    def _open_inputs(self) -> None:
+        """Start taking images, selections and cancels, and publishing /diagnostics."""
+        settings = self.settings
+        assert settings is not None and self._loaded
+        self._reset_stream_state()
+        camera_qos = image_qos(settings.image_qos, settings.image_qos_depth)
+        if settings.use_compressed:
+            images = self.create_subscription(
+                CompressedImage, "image/compressed", self._on_compressed_image, camera_qos
+            )
+        else:
+            images = self.create_subscription(Image, "image", self._on_image, camera_qos)
+        selections = self.create_subscription(SelectTarget, "select_target", self._on_select_target, COMMAND_QOS)
+        self._image_topic, self._select_topic = images.topic_name, selections.topic_name
+        cancel = self.create_service(Trigger, "cancel_tracking", self._on_cancel_service)
+        self._diagnostics_snapshot = self._stats.snapshot()
+        timer = self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
+        self._inputs = [("subscription", images), ("subscription", selections), ("service", cancel), ("timer", timer)]
+
+    def _close_inputs(self) -> None:
+        """Stop taking anything in: no image, selection, cancel or diagnostics timer callback runs
+        after this (it runs on the executor thread, where those callbacks run too).
+        """
+        for kind, entity in self._inputs:
+            getattr(self, f"destroy_{kind}")(entity)
+        self._inputs = []
+
+    def _ready_message(self) -> str:
+        settings = self.settings
+        assert settings is not None
+        return (
+            f"model {settings.model} on {self._device_name}"
+            f"{' (long-term)' if settings.long_term else ''}, up to {settings.max_targets} "
+            f"target{'s' if settings.max_targets > 1 else ''}; images from "
+            f"{self._image_topic} ({settings.image_qos}), selections on "
+            f"{self._select_topic}, boxes on {self._box_publisher.topic_name}"
         )
 
-    # ------------------------------------------------------------------ set-up and shut-down
+    def _unload_tracker(self) -> None:
+        """Stop the worker and let the model go (what on_cleanup frees)."""
+        self._stop_worker()
+        if hasattr(self, "_runtime"):
+            self._runtime.close()
+        for name in ("_targets", "_cache", "_pending_arrays", "_results_for_diagnostics"):
+            if hasattr(self, name):
+                delattr(self, name)
+        self._loaded = False
+        self.settings = None
+        gc.collect()  # the network's tensors are in reference cycles with their modules
+        if self._device_name.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # hand the freed blocks back to the driver, not only torch's cache
+
+    def _stop_worker(self) -> None:
+        if hasattr(self, "_slot"):
+            self._slot.close()
+        worker = self._worker
+        if worker is not None and worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=10.0)
+        self._worker = None
+
     def _build_tracker(self, settings: NodeSettings) -> Any:
         tracker = build_tracker_for(settings)
         providers = getattr(tracker.model, "providers", None)  # ONNX Runtime: what really runs it
@@ -209,14 +307,6 @@ class TrackerNode(Node):
             if len(batches) > 0:  # every batch size at the wide size (ONNX Runtime: its graphs)
                 self._targets.warm_up(batches, instance_size=lost_size)
 
-    def destroy_node(self) -> None:
-        """Stop the worker before the node's publishers go away."""
-        self._runtime.close()
-        self._slot.close()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=10.0)
-        super().destroy_node()
-
     # ------------------------------------------------------------------ executor thread: input
     def _warn(self, message: str) -> None:
         """A warning at most once per WARNING_PERIOD_S for each kind of message.
@@ -238,7 +328,7 @@ class TrackerNode(Node):
         try:
             layout = check_image(msg)
         except ValueError as error:
-            self._reject(f"dropped image on {self._image_subscription.topic_name}: {error}")
+            self._reject(f"dropped image on {self._image_topic}: {error}")
             return
         if layout.pixel_count > self.settings.max_image_pixels:
             self._reject(
@@ -314,8 +404,20 @@ class TrackerNode(Node):
         return response
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        settings = self.settings
+        if settings is None:
+            # The managed node, unconfigured: nothing runs; the next configure validates the values.
+            return SetParametersResult(successful=True)
+        # Only the managed node gets here with one (the plain node declares them read-only).
+        reload = sorted(parameter.name for parameter in parameters if needs_configure(parameter.name))
+        if reload:
+            return SetParametersResult(
+                successful=False,
+                reason=f"{', '.join(reload)} take effect when the model is loaded: change them while the node is "
+                "unconfigured (deactivate and clean up first), then configure",
+            )
         try:
-            settings = apply_changes(self.settings, parameters)
+            settings = apply_changes(settings, parameters)
         except ValueError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.settings = settings
@@ -351,6 +453,11 @@ class TrackerNode(Node):
         elif isinstance(command, _Cancel):
             try:
                 command.cancelled_targets = self._cancel(command.reason)
+            finally:
+                command.done.set()
+        elif isinstance(command, _Suspend):
+            try:
+                command.reported_targets = self._suspend(command.reason)
             finally:
                 command.done.set()
         elif isinstance(command, _ApplySettings):
@@ -440,8 +547,7 @@ class TrackerNode(Node):
         newest = self._cache.newest()
         if newest is None:
             self.get_logger().warning(
-                f"selection of target {msg.target_id} rejected: no image received yet on "
-                f"{self._image_subscription.topic_name}"
+                f"selection of target {msg.target_id} rejected: no image received yet on {self._image_topic}"
             )
             return None
         if stamp_ns == 0:
@@ -533,6 +639,38 @@ class TrackerNode(Node):
             self._box_publisher.publish(box)
         self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
         self._results_for_diagnostics = tuple(target.last_result for target in self._targets.targets)
+        return ids
+
+    def _suspend(self, reason: str) -> list[int]:
+        """Report every target LOST (its last box, score 0) and end it; forget the cached frames.
+
+        LOST, not IDLE: IDLE says an operator cancelled the target, while here nobody decided
+        the target is gone; the node only stopped looking, and a controller following the box
+        must stop as it does for a lost target. The reason goes to the log (/rosout, which the
+        operator console shows): TrackedBox has no field for it. The targets are ended rather
+        than kept for the next activation because the frames in between are never seen; a
+        new selection starts tracking again. Returns the ids reported.
+        """
+        self._publish_arrays()  # what this cycle tracked goes out before the LOST boxes
+        lost = [
+            dataclasses.replace(target.last_result, status=TrackStatus.LOST, score=0.0, presence=0.0, search_wide=False)
+            for target in self._targets.targets
+        ]
+        self._targets.clear()
+        self._cache.clear()  # a selection after activation must not start on an image from before
+        self._results_for_diagnostics = ()
+        if not lost:
+            return []
+        ids = [result.target_id for result in lost]
+        self.get_logger().warning(
+            f"target{'s' if len(ids) > 1 else ''} {', '.join(str(t) for t in ids)} reported LOST and ended: "
+            f"{reason}; select again once the node is active"
+        )
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
+        boxes = [self._box_message(result, header, latency=0.0) for result in lost]
+        for box in boxes:
+            self._box_publisher.publish(box)
+        self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
         return ids
 
     # ------------------------------------------------------------------ worker thread: output
@@ -637,7 +775,7 @@ class TrackerNode(Node):
                     "cached_mb": f"{self._cache.nbytes / 2**20:.1f}",
                     **self._runtime.values(),
                 },
-                worker_alive=self._worker.is_alive(),
+                worker_alive=self._worker is not None and self._worker.is_alive(),
                 targets=results,
             )
         )
@@ -649,6 +787,153 @@ class TrackerNode(Node):
             # (seen once in a 5-minute soak). Only then is it dropped.
             if self.context.ok():
                 raise
+
+
+class TrackerNode(_TrackerParts):
+    """The tracker node (the default): loads, warms up and starts taking images in its
+    constructor; see the module docstring and the README's topic table.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._init_parts()
+        # May raise (bad parameter, missing or mismatched checkpoint): main() reports it.
+        self._load_tracker(declare_node_parameters(self))
+        self._create_outputs(lifecycle=False)
+        self._open_inputs()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info(f"ready: {self._ready_message()}")
+
+    def destroy_node(self) -> None:
+        """Stop the worker before the node's publishers go away."""
+        self._unload_tracker()
+        super().destroy_node()
+
+
+class LifecycleTrackerNode(_TrackerParts, LifecycleNode):
+    """The tracker as a managed node (REP 2003-style lifecycle, ``rclpy.lifecycle``), for systems
+    that bring their nodes up in order and switch them on and off without restarting them.
+
+    - unconfigured (at start): nothing is loaded; the lifecycle services answer.
+    - ``configure``: declares and validates the parameters, loads the model and warms it up,
+      creates the (lifecycle) publishers. A bad parameter or checkpoint fails the transition
+      with the plain node's one-line message, logged as an error, and the node stays
+      unconfigured and running: fix the parameter (``ros2 param set``) and configure again.
+    - ``activate``: subscribes to the camera and ``select_target``, offers ``cancel_tracking``,
+      publishes /diagnostics; tracking works as in the plain node.
+    - ``deactivate``: stops taking images and selections, reports every target LOST (last box,
+      score 0) and ends it, keeps the model; activating again waits for a new selection.
+    - ``cleanup``: destroys the publishers and frees the model.
+    - ``shutdown`` (from any state): the above, as far as needed; then ``finished`` completes and
+      the process exits 0.
+    """
+
+    def __init__(self, on_configured: Any = None, **node_kwargs: Any) -> None:
+        """``on_configured``: called after each successful configure (main() freezes the objects
+        loading made, see tracker_node.freeze_startup_objects).
+        """
+        LifecycleNode.__init__(self, NODE_NAME, **node_kwargs)
+        self._init_parts()
+        self._on_configured = on_configured
+        self.finished: Future = Future()  # done once the node reached finalized
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info("unconfigured: configure to load the model, then activate to track")
+
+    # ------------------------------------------------------------------ transitions
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read and validate the parameters, load and warm up the model, create the publishers."""
+        started = time.monotonic()
+        try:
+            self._load_tracker(declare_node_parameters(self, reconfigurable=True))
+            self._create_outputs(lifecycle=True)
+        except Exception as error:  # noqa: BLE001 - reported as one line; the node stays unconfigured
+            self._release()
+            self.get_logger().error(f"configure failed: {startup_error(error)[1]}")
+            return TransitionCallbackReturn.FAILURE
+        if self._on_configured is not None:
+            self._on_configured()
+        self.get_logger().info(f"configured in {time.monotonic() - started:.1f} s: {self._ready_message()}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start taking images and selections, answering cancels, publishing /diagnostics."""
+        result = super().on_activate(state)  # the lifecycle publishers first: boxes may follow at once
+        self._open_inputs()
+        self.get_logger().info("active: tracking on selections")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking input; report the targets LOST and end them; keep the model."""
+        self._suspend_targets("the tracker node was deactivated")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the model."""
+        self._release()
+        self.get_logger().info("cleaned up: model unloaded")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release whatever the node holds in ``state``; then main() ends the process (exit 0)."""
+        if self._inputs:  # shut down while active
+            self._suspend_targets("the tracker node is shutting down")
+        self._release()
+        # After this callback returns (and its service answer went out), main() stops spinning.
+        self.finished.set_result(state.label)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: release everything and return to unconfigured, as after cleanup."""
+        self.get_logger().error(f"error while {state.label}: releasing everything; the node is unconfigured")
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ helpers
+    def _suspend_targets(self, reason: str) -> None:
+        """Stop taking input, then have the worker report its targets LOST (in order after any
+        selection or frame it holds already) and wait for it.
+        """
+        self._close_inputs()
+        if not self._loaded:
+            return
+        suspend = _Suspend(reason)
+        self._slot.put_command(suspend)
+        if not suspend.done.wait(CANCEL_SERVICE_TIMEOUT_S):
+            self.get_logger().warning("the tracker did not finish its step in time; its targets were not reported")
+
+    def _release(self) -> None:
+        """Whatever configure and activate made, in reverse order; safe in any state."""
+        self._close_inputs()
+        self._destroy_outputs()
+        self._unload_tracker()
+
+    def destroy_node(self) -> None:
+        """Stop the worker before the node's publishers go away (Ctrl-C in any state)."""
+        self._stop_worker()
+        super().destroy_node()
+
+
+def startup_error(error: BaseException) -> tuple[str, str]:
+    """What went wrong loading the node, as (``"weights"`` or ``"parameter"``, one line).
+
+    The plain node exits with the code for the kind (tracker_node.main); the managed node logs
+    the line and fails its configure transition.
+    """
+    from rclpy.exceptions import ParameterException
+
+    from siamrpnpp_ros.models import CheckpointError
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (CheckpointError, FileNotFoundError)):
+        return "weights", f"cannot load weights: {text}"
+    if isinstance(error, ParameterException):
+        return "parameter", f"invalid parameter: {text}"
+    if isinstance(error, (ValueError, TypeError)):
+        return "parameter", f"invalid configuration: {text}"
+    if isinstance(error, RuntimeError):
+        # e.g. a tracker.* setting that does not fit the network's output size.
+        return "parameter", f"cannot start the tracker: {text}"
+    return "weights", f"cannot start: {type(error).__name__}: {text}"
 
 
 def _overall_status(results: tuple[SessionResult, ...]) -> TrackStatus:

@@ -304,19 +304,52 @@ def tracker_specs(model: str) -> tuple[_Spec, ...]:
     return tuple(specs)
 
 
-def declare_node_parameters(node: Any) -> NodeSettings:
+def declare_node_parameters(node: Any, reconfigurable: bool = False) -> NodeSettings:
     """Declare every parameter on ``node`` and return the validated settings.
 
     Raises ``rclpy.exceptions.ParameterException`` (wrong type, out of range) or ValueError
     (a rule across fields, an unknown model or QoS name) with a message naming the parameter.
+
+    ``reconfigurable`` (the managed node): the parameters that need a restart in the plain node
+    are declared writable instead of read-only, since there a cleanup and a configure are the
+    restart; the node refuses changes to them while configured (``needs_configure``). ``model``
+    stays read-only either way: it chose the defaults of every ``tracker.*`` parameter. A
+    parameter declared already (by an earlier configure) is read, not declared again, so a
+    configure after a failed or cleaned-up one sees the values set in between.
     """
-    model = node.declare_parameter(MODEL_SPEC.name, MODEL_SPEC.default, MODEL_SPEC.descriptor()).value
+    model = _declare(node, MODEL_SPEC, writable=False)
     if not is_model_name(model):
         raise ValueError(f"parameter model must be {THIN_NAME_HELP}; got {model!r}")
     values: dict[str, Any] = {"model": model_config(model).name}
     for spec in (*NODE_SPECS, *tracker_specs(model)):
-        values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        values[spec.name] = _declare(node, spec, writable=reconfigurable)
     return settings_from_values(values)
+
+
+def _declare(node: Any, spec: _Spec, writable: bool) -> Any:
+    """The value of ``spec``'s parameter on ``node``, declaring it first if it is not yet."""
+    if node.has_parameter(spec.name):
+        value = node.get_parameter(spec.name).value
+    else:
+        descriptor = spec.descriptor()
+        if writable:
+            descriptor.read_only = False
+        value = node.declare_parameter(spec.name, spec.default, descriptor).value
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+        value = [float(v) for v in value]
+    return value
+
+
+def needs_configure(name: str) -> bool:
+    """True for a parameter that takes effect only when the model is loaded again (read-only in
+    the plain node; in the managed node, changeable only while unconfigured).
+    """
+    if name == MODEL_SPEC.name:
+        return True
+    if name.startswith("tracker."):
+        field = name[len("tracker.") :]
+        return field not in RUNTIME_TRACKER_FIELDS and field not in DERIVED_TRACKER_FIELDS
+    return any(spec.name == name and spec.read_only for spec in NODE_SPECS)
 
 
 def settings_from_values(values: dict[str, Any]) -> NodeSettings:
