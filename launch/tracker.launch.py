@@ -10,6 +10,12 @@ the same camera topic: open http://127.0.0.1:8080/ on this machine (`console_por
 `console_host`; its access token comes from `console_token` or the environment variable
 SIAMRPNPP_CONSOLE_TOKEN).
 
+With `lifecycle:=true` the node is a managed (lifecycle) node: it starts unconfigured, and a
+lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set <namespace>/siamrpnpp_tracker
+configure`, ...) configures it (loads the model) and activates it (starts tracking).
+`autostart:=true` has this launch file do both at start, configure, then activate once the
+node reports `inactive`; a failed configure leaves the node unconfigured, with the reason logged.
+
 `model`, `weights`, `device`, `fp16`, `backend`, `use_compressed` and `max_targets` (most
 targets tracked at once) override the config file only when given; left empty, the file's
 values apply. Without `config`, the package's
@@ -19,12 +25,16 @@ file for the model is used, with its tracker settings and also its `device` and 
 
 import os
 
+import lifecycle_msgs.msg
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 
 OVERRIDABLE_PARAMETERS = ("model", "weights", "device", "backend")
 OVERRIDABLE_SWITCHES = ("use_compressed", "fp16")
@@ -69,18 +79,58 @@ def _tracker_node(context, *args, **kwargs):
         overrides["max_targets"] = int(max_targets)
 
     remappings = _camera_remappings(context)
+    common = {
+        "package": "siamrpnpp_ros",
+        "executable": "tracker_node",
+        "name": "siamrpnpp_tracker",
+        "namespace": LaunchConfiguration("namespace").perform(context),
+        "parameters": [_config_file(context), overrides],
+        "remappings": remappings,
+        "output": "screen",
+        "emulate_tty": True,
+    }
+    lifecycle = _switch(context, "lifecycle")
+    autostart = _switch(context, "autostart")
+    if not lifecycle:
+        if autostart:
+            raise ValueError("autostart applies to lifecycle:=true only")
+        return [Node(**common)]
+    # The executable's own flag (before --ros-args) selects the managed node.
+    node = LifecycleNode(arguments=["--lifecycle"], **common)
+    if not autostart:
+        return [node]  # unconfigured until a lifecycle manager configures it
     return [
-        Node(
-            package="siamrpnpp_ros",
-            executable="tracker_node",
-            name="siamrpnpp_tracker",
-            namespace=LaunchConfiguration("namespace"),
-            parameters=[_config_file(context), overrides],
-            remappings=remappings,
-            output="screen",
-            emulate_tty=True,
-        )
+        node,
+        # Activate once configured (a failed configure returns to unconfigured: nothing follows).
+        RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=node,
+                start_state="configuring",
+                goal_state="inactive",
+                entities=[
+                    EmitEvent(
+                        event=ChangeState(
+                            lifecycle_node_matcher=matches_action(node),
+                            transition_id=lifecycle_msgs.msg.Transition.TRANSITION_ACTIVATE,
+                        )
+                    )
+                ],
+            )
+        ),
+        EmitEvent(
+            event=ChangeState(
+                lifecycle_node_matcher=matches_action(node),
+                transition_id=lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE,
+            )
+        ),
     ]
+
+
+def _switch(context, name: str) -> bool:
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value == "true"
 
 
 def _camera_remappings(context) -> list:
@@ -179,6 +229,18 @@ def generate_launch_description() -> LaunchDescription:
                 description="most targets tracked at once (the node's default is 1); empty keeps the config file's",
             ),
             DeclareLaunchArgument("namespace", default_value="", description="namespace for the node and its topics"),
+            DeclareLaunchArgument(
+                "lifecycle",
+                default_value="false",
+                description="true: run the managed (lifecycle) node, which starts unconfigured and loads the "
+                "model on configure",
+            ),
+            DeclareLaunchArgument(
+                "autostart",
+                default_value="false",
+                description="with lifecycle:=true: configure and then activate the node at start, instead of "
+                "waiting for a lifecycle manager",
+            ),
             DeclareLaunchArgument(
                 "console",
                 default_value="false",

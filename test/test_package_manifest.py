@@ -27,6 +27,7 @@ MODULE_PROVIDERS = {
     "sensor_msgs": "sensor_msgs",
     "std_srvs": "std_srvs",
     "diagnostic_msgs": "diagnostic_msgs",
+    "lifecycle_msgs": "lifecycle_msgs",
     "builtin_interfaces": "builtin_interfaces",
     "launch": "launch",
     "launch_ros": "launch_ros",

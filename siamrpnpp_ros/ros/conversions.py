@@ -8,6 +8,9 @@ with a message that names the field at fault.
 Encodings follow ``sensor_msgs/image_encodings``: ``yuv422`` (and its newer name ``uyvy``)
 is UYVY byte order, ``yuv422_yuy2`` (``yuyv``) is YUYV. 16-bit encodings honour
 ``is_bigendian`` and are reduced to their high byte.
+
+``detection2d_fields`` gives the values of a ``vision_msgs/Detection2D`` for a ``TrackedBox``
+without depending on vision_msgs (the mapping: docs/ros.md).
 """
 
 from __future__ import annotations
@@ -179,3 +182,48 @@ def bgr_to_compressed(frame: np.ndarray, header: Any = None, codec: str = "jpeg"
     msg.format = f"bgr8; {codec} compressed bgr8"
     msg.data = encoded.tobytes()
     return msg
+
+
+# --------------------------------------------------------------------------- boxes for vision_msgs
+
+
+@dataclass(frozen=True)
+class Detection2DFields:
+    """The values of one ``vision_msgs/Detection2D`` (vision_msgs 4.x: Humble and newer) for a
+    ``TrackedBox``, without importing vision_msgs (this package does not depend on it).
+
+    ``center_x``, ``center_y`` go to ``bbox.center.position.x/y`` (``bbox.center.x/y`` before
+    vision_msgs 4), ``theta`` to ``bbox.center.theta``, ``size_x``, ``size_y`` to ``bbox.size_x/y``,
+    ``id`` to ``id``, and ``class_id``, ``score`` to ``results[0].hypothesis``. The field-by-field
+    table and a relay node: docs/ros.md.
+    """
+
+    id: str
+    center_x: float
+    center_y: float
+    theta: float
+    size_x: float
+    size_y: float
+    class_id: str
+    score: float
+
+
+def detection2d_fields(box: Any, class_id: str = "") -> Detection2DFields:
+    """``box`` (a ``TrackedBox``, or anything with its ``x, y, width, height, target_id, score``)
+    as ``Detection2D`` values: the centre from the top-left corner and the size, the target id as
+    the (string) tracking id, the presence as the hypothesis score, an axis-aligned box (theta 0).
+
+    ``class_id``: what the consumer calls the target (the tracker does not classify; empty by
+    default, as vision_msgs allows for an unknown class).
+    """
+    width, height = float(box.width), float(box.height)
+    return Detection2DFields(
+        id=str(int(box.target_id)),
+        center_x=float(box.x) + width / 2.0,
+        center_y=float(box.y) + height / 2.0,
+        theta=0.0,
+        size_x=width,
+        size_y=height,
+        class_id=class_id,
+        score=float(box.score),
+    )
