@@ -14,6 +14,10 @@ first, then the newest frame. A frame that is replaced before the worker gets to
 dropped (counted while a target is active), so the node always works on the newest image
 and never builds a backlog, whatever the camera rate.
 
+Two nodes share these parts (``_TrackerParts``): ``TrackerNode``, the default, which loads the
+model and starts taking images in its constructor, and ``LifecycleTrackerNode``, the managed
+node, which does the same steps one lifecycle transition at a time (docs/ros.md).
+
 Bad input never stops the node or costs the active target: such a message is dropped with
 a throttled warning. A selection made before any image arrived is rejected (not kept for
 later: by the time images come, the box may describe nothing in them).
