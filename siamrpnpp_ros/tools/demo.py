@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=str(REPO_ROOT / "out" / "demo.mp4"), help="annotated video (default out/demo.mp4)"
     )
     parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    parser.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="run the managed (lifecycle) node and configure and activate it through its lifecycle services",
+    )
     return parser
 
 
@@ -170,6 +175,41 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def bring_up(node, node_process: subprocess.Popen, quiet: bool = False) -> bool:
+    """What a lifecycle manager does for the managed tracker: configure, then activate, through
+    its ``change_state`` service. Returns False (with a message) if a transition fails or the
+    node exits first.
+    """
+    import rclpy
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from siamrpnpp_ros.ros.node import NODE_NAME
+
+    client = node.create_client(ChangeState, f"/{NODE_NAME}/change_state")
+    deadline = time.monotonic() + NODE_STARTUP_TIMEOUT_S
+    for label, transition in (
+        ("configure", Transition.TRANSITION_CONFIGURE),
+        ("activate", Transition.TRANSITION_ACTIVATE),
+    ):
+        started = time.monotonic()
+        future = None
+        while future is None or not future.done():
+            if node_process.poll() is not None or time.monotonic() > deadline:
+                print(f"demo: the tracker node did not {label} (exit code {node_process.poll()})", file=sys.stderr)
+                return False
+            if future is None and client.service_is_ready():
+                started = time.monotonic()
+                future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            rclpy.spin_once(node, timeout_sec=0.1)
+        if not future.result().success:
+            print(f"demo: {label} failed; the tracker node logged why", file=sys.stderr)
+            return False
+        if not quiet:
+            print(f"demo: {label} took {time.monotonic() - started:.2f} s", flush=True)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.executable,
         "-m",
         "siamrpnpp_ros.tracker_node",
+        *(["--lifecycle"] if args.lifecycle else []),
         "--ros-args",
         "-p",
         f"model:={model}",
@@ -270,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     node.create_subscription(TrackedBox, "tracked_box", on_box, RESULT_QOS)
     exit_code = 0
     try:
+        if args.lifecycle and not bring_up(node, node_process, quiet=args.quiet):
+            return 1
         deadline = time.monotonic() + NODE_STARTUP_TIMEOUT_S
         while not (selector.tracker_listening and node.count_publishers("tracked_box") > 0):
             if node_process.poll() is not None:
