@@ -437,12 +437,21 @@ def test_training_starts_from_the_mapped_backbone_and_unfreezes_late(tmp_path, m
     assert torch.equal(before["layer3.0.conv.0.weight"], after["layer3.0.conv.0.weight"])
     assert not torch.equal(before["layer5.0.conv.0.weight"], after["layer5.0.conv.0.weight"])
 
-    # A weights-only resume puts the trained weights over the ImageNet start.
+    # A weights-only resume puts the trained weights over the ImageNet start; here in NHWC
+    # layout (the faster one on CPU), whose checkpoints are written in the usual layout.
     saved = tmp_path / "epoch.pth"
     save_checkpoint(trainer.model, saved)
-    resumed = Trainer(config, sources=[source])
+    resumed = Trainer(config.replace(channels_last=True), sources=[source])
     resumed.resume_weights_only(saved, 1)
     assert torch.equal(resumed.model.backbone.layer5[0].conv[0].weight, after["layer5.0.conv.0.weight"])
+    stem = resumed.model.backbone.layer0[0].weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
+    resumed.prepare_epoch(1)
+    resumed.set_learning_rate(1.5)
+    assert math.isfinite(resumed.train_step(batch)["loss"])
+    save_checkpoint(resumed.model, saved)
+    state = torch.load(saved, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(v.is_contiguous() for v in state.values())
 
 
 def test_imagenet_init_needs_a_width_1_mobilenet(monkeypatch, tmp_path):

@@ -211,7 +211,9 @@ def save_checkpoint(model: nn.Module, path: PathLike) -> None:
     so a crash never leaves a truncated checkpoint under ``path``.
     """
     target = Path(os.fspath(path))
-    state = OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items())
+    # contiguous(): a model trained in NHWC layout (channels_last) is still written in the
+    # usual one, so the file is the same whatever layout the weights had in memory.
+    state = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in model.state_dict().items())
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

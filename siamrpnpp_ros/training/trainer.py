@@ -154,6 +154,9 @@ class Trainer:
                 "backbone weights %s: %d tensors loaded, %d left at init", config.backbone_weights, loaded, skipped
             )
         self.model.to(self.device)
+        if config.channels_last:
+            # nn.Module.to takes memory_format, but torch's type stubs do not list it.
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
         tracker_preset = preset_for(config.model)
         self.score_size = output_score_size(self.model, config.exemplar_size, config.search_size)
@@ -238,6 +241,9 @@ class Trainer:
         cfg = self.config
         non_blocking = self.device.type == "cuda"
         tensors = {k: torch.as_tensor(batch[k]).to(self.device, non_blocking=non_blocking) for k in _BATCH_KEYS}
+        if cfg.channels_last:
+            for key in ("template", "search"):
+                tensors[key] = tensors[key].contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         autocast = (
             torch.autocast(device_type="cuda", dtype=torch.float16)
