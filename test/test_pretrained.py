@@ -468,3 +468,20 @@ def test_imagenet_init_needs_a_width_1_mobilenet(monkeypatch, tmp_path):
         TrainConfig(model=V3, backbone_init="imagenet-resnet")
     with pytest.raises(ValueError, match="mobilev2-w1-l345-n128"):
         TrainConfig(model="mobilev2-l9")
+
+
+def test_recipe_options_reach_the_training_config():
+    from siamrpnpp_ros.training import default_model
+
+    parser = default_model.build_parser()
+    args = parser.parse_args(
+        ["--out", "x", "--model", "mobilev2-w1.0-l345-n128", "--pretrained", "imagenet-mobilenetv2"]
+        + ["--unfreeze-epoch", "3", "--train-layers", "layer4, layer5", "--backbone-lr-scale", "0.2"]
+        + ["--channels-last"]
+    )
+    assert args.model == V3  # the canonical name
+    assert (args.pretrained, args.unfreeze_epoch, args.backbone_lr_scale) == ("imagenet-mobilenetv2", 3, 0.2)
+    assert args.train_layers == "layer4, layer5" and args.channels_last
+    for bad in (["--model", "mobilev2-l9"], ["--pretrained", "imagenet-resnet"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--out", "x", *bad])

