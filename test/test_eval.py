@@ -28,7 +28,7 @@ from siamrpnpp_ros.eval import (
 from siamrpnpp_ros.eval import trackers as trackers_module
 from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark, render_sequence
 from siamrpnpp_ros.eval.metrics import NORM_PRECISION_THRESHOLDS, PRECISION_THRESHOLDS
-from siamrpnpp_ros.eval.photos import OPENCV_DOC_DATA, find_photos, generated_textures, pool_from_images
+from siamrpnpp_ros.material.photos import OPENCV_DOC_DATA, find_photos, generated_textures, pool_from_images
 from siamrpnpp_ros.models import build_model, save_checkpoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -195,8 +195,8 @@ def test_photo_sources_and_fallbacks(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no usable photos"):
         find_photos([tmp_path])
     # Nothing installed at all: generated textures, and the origin says so.
-    monkeypatch.setattr("siamrpnpp_ros.eval.photos.OPENCV_DOC_DATA", tmp_path / "missing")
-    monkeypatch.setattr("siamrpnpp_ros.eval.photos.skimage_photos", lambda: [])
+    monkeypatch.setattr("siamrpnpp_ros.material.photos.OPENCV_DOC_DATA", tmp_path / "missing")
+    monkeypatch.setattr("siamrpnpp_ros.material.photos.skimage_photos", lambda: [])
     fallback = find_photos()
     assert fallback.origin.startswith("generated") and fallback.photos[0].load().shape == (512, 512, 3)
     with pytest.raises(ValueError, match="opencv-doc"):

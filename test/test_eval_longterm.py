@@ -31,7 +31,7 @@ from siamrpnpp_ros.eval.longterm_builder import (
 )
 from siamrpnpp_ros.eval.longterm_metrics import LongTermSummary, reacquisition_delays
 from siamrpnpp_ros.eval.ope import load_result, save_result
-from siamrpnpp_ros.eval.photos import find_photos
+from siamrpnpp_ros.material.photos import find_photos
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "siamrpnpp_ros" / "data" / "default_alex-w0.25.pth"

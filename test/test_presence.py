@@ -202,8 +202,8 @@ def test_calibration_cli_runs_with_a_parameters_file_and_refuses_one_for_another
     import json
 
     from siamrpnpp_ros.eval.longterm_builder import LongTermConfig, build_long_term_benchmark
-    from siamrpnpp_ros.eval.photos import find_photos
     from siamrpnpp_ros.eval.presence import main
+    from siamrpnpp_ros.material.photos import find_photos
 
     config = LongTermConfig(
         sequences=1, seed=3, frames=60, fps=10.0, width=160, height=120, image_format="png", attributes=()

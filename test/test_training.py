@@ -586,8 +586,8 @@ def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys
     the test domain's photos, and the report scores the chosen epoch."""
     import json
 
-    from siamrpnpp_ros.eval.debian import DebianDataError
-    from siamrpnpp_ros.eval.photos import OPENCV_DOC_DATA, find_photos
+    from siamrpnpp_ros.material.debian import DebianDataError
+    from siamrpnpp_ros.material.photos import OPENCV_DOC_DATA, find_photos
     from siamrpnpp_ros.training import default_model
     from siamrpnpp_ros.training.sources import build_material
 

@@ -1,6 +1,6 @@
 """The default model's training material: Debian cut-outs and backgrounds, composited pairs.
 
-These tests fetch the real packages into the data cache (``eval/debian.py``; about 300 MB
+These tests fetch the real packages into the data cache (``material/debian.py``; about 300 MB
 the first time) and skip where apt is not available.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrpnpp_ros.eval.debian import DebianDataError
+from siamrpnpp_ros.material.debian import DebianDataError
 
 
 @pytest.fixture(scope="module")

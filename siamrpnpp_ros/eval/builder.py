@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Optional, Protocol
 import cv2
 import numpy as np
 
-from .photos import PHOTO_SPLITS, PhotoPool, find_photos
+from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
 
 if TYPE_CHECKING:
     from .longterm_builder import LongTermConfig

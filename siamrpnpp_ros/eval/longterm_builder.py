@@ -60,6 +60,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
+
 from .builder import (
     Exposure,
     _Layer,
@@ -72,7 +74,6 @@ from .builder import (
     smooth_path,
     write_sequence,
 )
-from .photos import PHOTO_SPLITS, PhotoPool, find_photos
 
 LONG_TERM_VERSION = 1
 ABSENCE_KINDS = ("exit", "occluder", "pan")

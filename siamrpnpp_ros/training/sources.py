@@ -1,7 +1,7 @@
 """The default model's training material: object cut-outs and background photos from Debian.
 
 None of it comes from the test domain (Debian's ``opencv-doc`` photos and videos and
-scikit-image's photos, see ``eval/photos.py``): training, validation, epoch choice and
+scikit-image's photos, see ``material/photos.py``): training, validation, epoch choice and
 tuning never see a pixel of those.
 
 Targets
@@ -33,7 +33,8 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.eval.debian import UnpackedPackage, default_cache, fetch_package, file_digest
+from siamrpnpp_ros.material.cache import file_digest
+from siamrpnpp_ros.material.debian import UnpackedPackage, default_cache, fetch_package
 
 LOGGER = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class TrainingMaterial:
     """The catalogue of stamps and backgrounds, with the packages they come from.
 
     ``pretrained_weights``: backbone weights the run starts from, by key
-    (``training/imagenet_weights.py``'s ``manifest_entry``: package, version, licence, file,
+    (``material/imagenet_weights.py``'s ``manifest_entry``: package, version, licence, file,
     SHA-256); empty for a model trained from scratch.
     """
 
@@ -207,7 +208,7 @@ CATALOGUE_VERSION = 1  # bump when the cataloguing rules change
 
 
 def build_material(cache: Optional[Path] = None, progress: bool = True) -> TrainingMaterial:
-    """Fetch the packages (``eval/debian.py``) and catalogue their stamps and backgrounds.
+    """Fetch the packages (``material/debian.py``) and catalogue their stamps and backgrounds.
 
     The catalogue is kept in the cache beside the packages, keyed by their versions, so
     later calls only check the versions.

@@ -13,15 +13,13 @@ without lists) :class:`DebianDataError` says so in one line.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE_ENV = "SIAMRPNPP_DATA_CACHE"
+from .cache import data_cache, file_digest
 
 
 class DebianDataError(RuntimeError):
@@ -30,8 +28,7 @@ class DebianDataError(RuntimeError):
 
 def default_cache() -> Path:
     """``$SIAMRPNPP_DATA_CACHE``, else ``~/.cache/siamrpnpp_ros/debian``."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "siamrpnpp_ros" / "debian"
+    return data_cache("debian")
 
 
 @dataclass(frozen=True)
@@ -99,15 +96,6 @@ def fetch_package(package: str, cache: Path | None = None) -> UnpackedPackage:
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
     return UnpackedPackage(package, version, root)
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex), for data manifests."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_entries(package: UnpackedPackage, files: Iterable[Path]) -> dict[str, str]:

