@@ -85,8 +85,6 @@ def test_every_third_party_import_is_declared(manifest):
 # adapter in ros/, the programs around the node in tools/.
 CORE_PACKAGES = ("models", "tracking", "export", "sequences", "training", "eval", "benchmark")
 NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing", "shutdown"}
-# Old `python -m siamrpnpp_ros.ros.X` paths of tools the README used to document: aliases only.
-ROS_ALIASES = {"latency_bench", "transport_check"}
 ROS_TOP_LEVEL = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros", "ament_index_python"}
 
 
@@ -141,16 +139,11 @@ def test_ros_package_holds_only_the_node():
     folder = REPO_ROOT / "siamrpnpp_ros" / "ros"
     assert not [p.name for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__"]
     modules = {p.stem for p in folder.glob("*.py")}
-    assert modules - NODE_MODULES - ROS_ALIASES == set(), "programs around the node belong in siamrpnpp_ros/tools/"
+    assert modules - NODE_MODULES == set(), "programs around the node belong in siamrpnpp_ros/tools/"
     assert NODE_MODULES <= modules
     for name in NODE_MODULES:
         tools = {m for m in imported_modules(folder / f"{name}.py") if m.startswith("siamrpnpp_ros.tools")}
         assert not tools, f"the node's module ros/{name}.py imports tools: {sorted(tools)}"
-    for name in ROS_ALIASES & modules:
-        path = folder / f"{name}.py"
-        own = {m for m in imported_modules(path) if m.startswith("siamrpnpp_ros")}
-        assert own == {f"siamrpnpp_ros.tools.{name}", f"siamrpnpp_ros.tools.{name}.main"}, path
-        assert len(path.read_text().splitlines()) <= 10, f"{path} must stay a thin alias of siamrpnpp_ros.tools.{name}"
 
 
 def test_manifest_passes_xmllint_against_the_format_3_schema_when_available():
