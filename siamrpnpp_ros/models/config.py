@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
+from .backbones.mobilenet_v2 import MobileNetV2
+from .compat import meta_device
+
 BackboneName = Literal["resnet50", "mobilenetv2", "alexnet"]
 _BACKBONE_NAMES: tuple[str, ...] = ("resnet50", "mobilenetv2", "alexnet")
 
@@ -341,9 +344,6 @@ def thinner_model_config(base: ModelConfig, width_mult: float) -> ModelConfig:
             rpn=dataclasses.replace(base.rpn, in_channels=(width,), hidden_channels=(width,)),
         )
     if base.backbone.name == "mobilenetv2" and base.neck is not None:
-        from .backbones import MobileNetV2
-        from .compat import meta_device
-
         # Same stage layout as the preset, channels scaled the way the backbone scales them.
         with meta_device():
             channels = MobileNetV2(width_mult=width_mult, used_layers=base.backbone.used_layers).out_channels
@@ -384,9 +384,6 @@ def layout_model_config(
     neck = max(16, int(256 * width / base.backbone.width_mult)) if neck_channels is None else int(neck_channels)
     if neck <= 0:
         raise ValueError(f"neck channels must be positive, got {neck}")
-    from .backbones import MobileNetV2
-    from .compat import meta_device
-
     with meta_device():
         channels = MobileNetV2(width_mult=width, used_layers=backbone.used_layers).out_channels
     levels = len(channels)

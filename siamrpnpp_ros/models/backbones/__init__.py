@@ -6,10 +6,16 @@ Every backbone exposes ``out_channels`` (channels of each returned feature, in
 
 from __future__ import annotations
 
-from ..config import BackboneConfig
+from typing import TYPE_CHECKING
+
 from .alexnet import AlexNetLegacy
 from .mobilenet_v2 import InvertedResidual, MobileNetV2
 from .resnet import Bottleneck, ResNet50
+
+if TYPE_CHECKING:
+    # Annotation only: ``models/config.py`` imports the backbones (it sizes the neck from a
+    # backbone's ``out_channels``), so at run time the backbones do not import it back.
+    from ..config import BackboneConfig
 
 __all__ = [
     "AlexNetLegacy",
