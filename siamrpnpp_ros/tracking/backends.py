@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from siamrpnpp_ros.models.onnx_graphs import export_search_onnx
+
 if TYPE_CHECKING:
     from siamrpnpp_ros.models import SiamRPN
 
@@ -137,7 +139,7 @@ class OnnxRuntimeModel:
     Same contract as ``SiamRPN``: ``template(z)`` returns the kernel tuple (torch tensors on
     the CPU), ``model(x, kernels)`` returns float32 ``(cls, loc)`` torch tensors. The search
     graph is exported on first use for each search size (normal and long-term wide search),
-    with the template kernels as graph inputs (``siamrpnpp_ros.export.onnx``), and run with all
+    with the template kernels as graph inputs (``siamrpnpp_ros.models.onnx_graphs``), and run with all
     graph optimisations. Inputs are passed as NumPy views (no copies on the CPU).
 
     Args:
@@ -220,8 +222,6 @@ class OnnxRuntimeModel:
         key = (int(instance_size), int(batch))
         session = self._sessions.get(key)
         if session is None:
-            from siamrpnpp_ros.export.onnx import export_search_onnx
-
             suffix = "" if batch == 1 else f"_b{int(batch)}"
             path = self.cache_dir / f"search_{int(instance_size)}{suffix}.onnx"
             if not path.is_file():
