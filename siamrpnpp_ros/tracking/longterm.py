@@ -24,12 +24,17 @@ the next searches look for the target further away, with an almost flat window
   confident one (presence at or above ``confidence_high``, or the selection's).
 
 The tracker returns to the normal search once presence exceeds ``confidence_high``.
+
+A time budget (:class:`LostSearchBudget`) can lower the tiles of a lost frame below
+``lost_tiles_per_frame`` (``LongTermTracker.lost_tiles_limit``), so that a lost frame keeps up
+with the camera; the tiles then cover the frame over more frames, in the same order.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,6 +52,10 @@ class LongTermTracker(SiamRPNTracker):
     the last confident size (module docstring). ``is_lost`` tells whether the next ``track``
     call is a lost-target search.
     """
+
+    #: At most this many tiles per lost frame, below ``lost_tiles_per_frame`` (None: no limit);
+    #: set before each frame from a :class:`LostSearchBudget` (``MultiTargetTracker.step``).
+    lost_tiles_limit: int | None = None
 
     def reset(self) -> None:
         """Forget the target and leave the lost state."""
@@ -83,7 +92,7 @@ class LongTermTracker(SiamRPNTracker):
 
     def _search_centers(self, frame: np.ndarray) -> tuple[tuple[float, float], ...]:
         """The held state's centre, or while lost with ``lost_search: tiles`` the next
-        ``lost_tiles_per_frame`` tiles' (fewer when fewer tiles cover the frame; module docstring).
+        ``lost_tile_count()`` tiles' (module docstring).
         """
         if not (self._lost and self.config.lost_search == "tiles"):
             return (self._center,)
@@ -91,8 +100,18 @@ class LongTermTracker(SiamRPNTracker):
         if self._tiles_frame_size != (width, height) or not self._tiles:
             self._tiles = self.tile_centers(width, height)
             self._tiles_frame_size = (width, height)
-        count = min(self.config.lost_tiles_per_frame, len(self._tiles))
-        return tuple(self._tiles[(self._tile_index + i) % len(self._tiles)] for i in range(count))
+        return tuple(self._tiles[(self._tile_index + i) % len(self._tiles)] for i in range(self.lost_tile_count()))
+
+    def lost_tile_count(self) -> int:
+        """Tiles the next lost search takes: ``lost_tiles_per_frame``, at most ``lost_tiles_limit``
+        (at least 1) and at most the tiles that cover the frame (once they are known).
+        """
+        count = self.config.lost_tiles_per_frame
+        if self.lost_tiles_limit is not None:
+            count = min(count, max(1, int(self.lost_tiles_limit)))
+        if self._tiles:
+            count = min(count, len(self._tiles))
+        return count
 
     def tile_centers(self, frame_width: int, frame_height: int) -> list[tuple[float, float]]:
         """The centres, in frame pixels, of the tiles that cover the frame, in the order searched.
@@ -209,3 +228,117 @@ class LongTermTracker(SiamRPNTracker):
             presence=candidate.presence,
             features=candidate.features,
         )
+
+
+#: ``lost_search_budget`` spellings: follow the camera's measured frame period, or no budget.
+BUDGET_AUTO = "auto"
+BUDGET_OFF = "off"
+#: The part of a frame period that ``auto`` leaves to the rest of the node (image conversion,
+#: publishing, the ROS transport; about 3 ms measured, docs/performance.md) and to the jitter of
+#: the step time: ``period * (1 - AUTO_MARGIN_FRACTION) - AUTO_MARGIN_MS``.
+AUTO_MARGIN_FRACTION = 0.15
+AUTO_MARGIN_MS = 4.0
+#: Weight of the newest sample in the frame-period and per-crop-cost averages (about the last
+#: 10 samples count): steady figures that still follow a change of camera rate or machine load.
+SMOOTHING = 0.1
+#: Gaps between images longer than this (seconds) are a paused stream, not the camera's period.
+MAX_FRAME_GAP_S = 2.0
+
+
+def parse_lost_search_budget(value: object) -> float | str:
+    """``lost_search_budget`` as given (``"auto"``, ``"off"``, or milliseconds as a number or a
+    numeric string) -> ``"auto"``, ``"off"`` or a float of milliseconds > 0; ValueError otherwise.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in (BUDGET_AUTO, BUDGET_OFF):
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(
+                f"lost_search_budget must be auto, off or a number of milliseconds > 0, got {value!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"lost_search_budget must be auto, off or a number of milliseconds > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class LostSearchBudget:
+    """How many network crops a frame with lost targets may run, so that it keeps up with the camera.
+
+    ``budget``: ``"auto"`` (the measured frame period, less the margin above), ``"off"`` (no
+    limit: ``lost_tiles_per_frame`` tiles on every lost frame, as without a budget) or a float of
+    milliseconds for a frame's step (all targets together).
+
+    The crops that fit are the budget over the measured cost of one crop, an exponential
+    average of the step time over the crops of each step (:meth:`observe_step`): measured on
+    this machine, under its current load, never assumed. A step of one crop (a tracking frame)
+    costs more per crop than a batch of tiles, so before the first lost frames the estimate errs
+    on the side of fewer tiles. Nothing here reads a clock: the caller passes the times, so a
+    test can drive it with a fake one.
+    """
+
+    budget: float | str = BUDGET_AUTO
+    frame_period_s: float | None = None  # the average time between images, seconds
+    crop_cost_s: float | None = None  # the average step time per crop, seconds
+    _last_frame_s: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.budget = parse_lost_search_budget(self.budget)
+
+    def observe_frame(self, when_s: float) -> None:
+        """An image arrived at ``when_s`` (seconds on a monotonic clock): update the frame period."""
+        previous, self._last_frame_s = self._last_frame_s, float(when_s)
+        if previous is None:
+            return
+        gap = self._last_frame_s - previous
+        if not 0.0 < gap <= MAX_FRAME_GAP_S:
+            return  # the clock stood still or the stream paused: no period sample
+        self.frame_period_s = (
+            gap if self.frame_period_s is None else (1 - SMOOTHING) * self.frame_period_s + SMOOTHING * gap
+        )
+
+    def observe_step(self, seconds: float, crops: int) -> None:
+        """A step ran ``crops`` network crops (all targets) in ``seconds``: update the crop cost."""
+        if crops < 1 or not seconds > 0.0:
+            return
+        sample = seconds / crops
+        self.crop_cost_s = (
+            sample if self.crop_cost_s is None else (1 - SMOOTHING) * self.crop_cost_s + SMOOTHING * sample
+        )
+
+    def seconds(self) -> float | None:
+        """The time a frame's step may take, in seconds; None for no limit (``off``, or ``auto``
+        before two images have given a frame period).
+        """
+        if self.budget == BUDGET_OFF:
+            return None
+        if self.budget == BUDGET_AUTO:
+            if self.frame_period_s is None:
+                return None
+            return max(0.0, self.frame_period_s * (1 - AUTO_MARGIN_FRACTION) - AUTO_MARGIN_MS / 1e3)
+        return float(self.budget) / 1e3
+
+    def tiles_per_lost_target(self, normal_searches: int, lost_targets: int) -> int | None:
+        """Tiles each of ``lost_targets`` lost targets may search this frame, besides
+        ``normal_searches`` one-crop searches of the others; None for no limit.
+
+        The crops that fit in :meth:`seconds` at the measured crop cost, less the normal searches
+        (they are never cut: a tracked target keeps its step), shared equally (equal counts batch
+        together, ``MultiTargetTracker._run_network``); at least 1, so every lost target keeps
+        searching however tight the budget. Without a measured cost yet: 1.
+        """
+        limit = self.seconds()
+        if limit is None or lost_targets < 1:
+            return None
+        if self.crop_cost_s is None:
+            return 1
+        crops = math.floor(limit / self.crop_cost_s + 1e-9)
+        return max(1, (crops - normal_searches) // lost_targets)
+
+
+def _average(average: float | None, sample: float) -> float:
+    """The exponential average ``average`` with ``sample`` added (the first sample as it is)."""
+    return sample if average is None else (1 - SMOOTHING) * average + SMOOTHING * sample

@@ -19,6 +19,11 @@ Each frame (:meth:`MultiTargetTracker.step`):
 3. every target decodes its own slice of the outputs and updates its own state
    (``finish_search``), then its session updates its status and LOST logic.
 
+With a time budget (``lost_budget``, a ``LostSearchBudget``, ``tracking/longterm.py``), step 1
+first gives every lost target the tiles that fit: the budget's crops at the measured cost per
+crop, less one per target that searches normally, shared among the lost targets. Frames
+without a lost target are not touched by it, except that their time feeds the cost average.
+
 So crops, decoding and state stay per target, the same code as the single-target tracker;
 only the network work is batched. A size group of one target runs exactly the single-target
 path (bit-identical to ``SiamRPNTracker.track``). In a batch, the convolution library may
@@ -42,13 +47,14 @@ the others wait for the next frame.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .longterm import LongTermTracker
+from .longterm import LongTermTracker, LostSearchBudget
 from .session import LostPolicy, SessionResult, TrackingSession, TrackStatus
 from .tracker import SearchRequest, SiamRPNTracker, TrackResult, validate_frame
 
@@ -111,14 +117,29 @@ class MultiTargetTracker:
     logic of every target (``TrackingSession``). Not thread-safe: call it from one thread.
 
     Boxes are top-left ``(x, y, w, h)`` in frame pixels, as everywhere in ``tracking``.
+
+    ``lost_budget``: the time budget of frames with lost targets (module docstring); None: every
+    lost frame searches ``lost_tiles_per_frame`` tiles. ``clock``: seconds on a monotonic clock,
+    read around each step to measure its cost for the budget (a test may pass a fake one).
     """
 
-    def __init__(self, tracker: SiamRPNTracker, policy: LostPolicy | None = None, max_targets: int = 8) -> None:
+    def __init__(
+        self,
+        tracker: SiamRPNTracker,
+        policy: LostPolicy | None = None,
+        max_targets: int = 8,
+        lost_budget: LostSearchBudget | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if isinstance(max_targets, bool) or not isinstance(max_targets, int) or max_targets < 1:
             raise ValueError(f"max_targets must be an integer >= 1, got {max_targets!r}")
         self._prototype = tracker
         self.policy = policy or LostPolicy()
         self.max_targets = max_targets
+        self.lost_budget = lost_budget
+        self._clock = clock
+        #: Network crops the last ``step`` ran, all targets together (a per-frame cost counter).
+        self.last_step_crops = 0
         self._targets: dict[int, Target] = {}  # in the order they were added
         self._newest_frame = -1
         self._stacked_kernels: dict[tuple[tuple[int, int], ...], tuple[torch.Tensor, ...]] = {}
@@ -265,8 +286,14 @@ class MultiTargetTracker:
         ]
         self._newest_frame = max(self._newest_frame, index)
         if not chosen:
+            self.last_step_crops = 0
             return []
+        budget = self.lost_budget
+        if budget is not None:
+            self._limit_lost_tiles(budget, chosen)
+        started = self._clock()
         requests = [target.tracker.prepare_search(frame) for target in chosen]
+        self.last_step_crops = sum(request.crop_count for request in requests)
         outputs = self._run_network(chosen, requests)
         results = []
         for target, request, (cls, loc) in zip(chosen, requests, outputs, strict=True):
@@ -276,7 +303,25 @@ class MultiTargetTracker:
             target.last_result = result
             target.last_tracked = tracked
             results.append(result)
+        if budget is not None:
+            budget.observe_step(self._clock() - started, self.last_step_crops)
         return results
+
+    @staticmethod
+    def _limit_lost_tiles(budget: LostSearchBudget, chosen: Sequence[Target]) -> None:
+        """Give each lost target among ``chosen`` the tiles ``budget`` allows this frame."""
+        lost = [
+            target.tracker
+            for target in chosen
+            if isinstance(target.tracker, LongTermTracker)
+            and target.tracker.is_lost
+            and target.tracker.config.lost_search == "tiles"
+        ]
+        if not lost:
+            return  # a tracking frame: nothing to limit, its steps run as without a budget
+        allowed = budget.tiles_per_lost_target(len(chosen) - len(lost), len(lost))
+        for tracker in lost:
+            tracker.lost_tiles_limit = allowed
 
     def _run_network(
         self, targets: Sequence[Target], requests: Sequence[SearchRequest]
@@ -326,12 +371,16 @@ class MultiTargetTracker:
         """Every batch size a network call of :meth:`step` can have at the normal search size,
         ascending: 1 to ``max_targets`` crops of targets searching normally, and with the
         long-term tracker's tiles, ``lost_tiles_per_frame`` crops for each of 1 to
-        ``max_targets`` lost targets (tiles batch apart from normal searches, ``_run_network``).
+        ``max_targets`` lost targets (tiles batch apart from normal searches, ``_run_network``);
+        with a ``lost_budget``, any tile count up to that (the budget may cut it).
         """
         sizes = set(range(1, self.max_targets + 1))
         config = self._prototype.config
         if isinstance(self._prototype, LongTermTracker) and config.lost_search == "tiles":
-            sizes.update(config.lost_tiles_per_frame * lost for lost in range(1, self.max_targets + 1))
+            counts = [config.lost_tiles_per_frame]
+            if self.lost_budget is not None:
+                counts = list(range(1, config.lost_tiles_per_frame + 1))
+            sizes.update(count * lost for count in counts for lost in range(1, self.max_targets + 1))
         return sorted(sizes)
 
     def warm_up(self, batch_sizes: Sequence[int] | None = None, instance_size: int | None = None) -> None:
