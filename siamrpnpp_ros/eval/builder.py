@@ -51,15 +51,34 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import Optional
 
 import cv2
 import numpy as np
 
+from siamrpnpp_ros.material.compositor import (
+    Exposure,
+    Layer,
+    background_view,
+    cut_target,
+    extent_box,
+    extent_to_xywh,
+    output_problems,
+    sequence_indices,
+    similarity,
+    smooth_path,
+    textured_region,
+    velocity_blur,
+    write_sequence,
+)
 from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
 
-if TYPE_CHECKING:
-    from .longterm_builder import LongTermConfig
+from .longterm_builder import (
+    ABSENCE_KINDS,
+    LONG_TERM_ATTRIBUTES,
+    LongTermConfig,
+    build_long_term_benchmark,
+)
 
 GENERATOR_VERSION = 1
 ATTRIBUTES = (
@@ -73,7 +92,6 @@ ATTRIBUTES = (
     "camera_motion",
 )
 KINDS = ("object", "window")
-NOISE_PAD = 64  # extra rows/columns of the per-sequence noise field, for random offsets
 
 
 @dataclass(frozen=True)
@@ -123,10 +141,7 @@ class BuilderConfig:
         low, high = self.target_size
         if not 0.02 <= low <= high <= 0.5:
             problems.append(f"target_size must satisfy 0.02 <= min <= max <= 0.5, got {self.target_size}")
-        if self.image_format not in ("jpg", "png"):
-            problems.append(f"image_format must be jpg or png, got {self.image_format!r}")
-        if self.photo_split not in PHOTO_SPLITS:
-            problems.append(f"photo_split must be one of {PHOTO_SPLITS}")
+        problems += output_problems(self.image_format, self.photo_split, PHOTO_SPLITS)
         if not 0 <= self.attribute_prob <= 1:
             problems.append("attribute_prob must be in [0, 1]")
         if problems:
@@ -146,206 +161,6 @@ class SequencePlan:
     extra_photos: list[str] = field(default_factory=list)
     #: ``x, y, w, h`` of the target's appearance in ``target_source`` (source pixels).
     target_region: list[float] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------- helpers
-def smooth_path(rng: np.random.Generator, frames: int, low: float, high: float, knot_every: float) -> np.ndarray:
-    """A smooth random curve over ``frames`` frames with values in ``[low, high]``.
-
-    Random knots every ``knot_every`` frames (jittered), joined by cosine easing,
-    so speed varies and there are no kinks.
-    """
-    knot_count = max(2, int(math.ceil(frames / max(knot_every, 1.0))) + 1)
-    positions = np.linspace(0, frames - 1, knot_count)
-    values = rng.uniform(low, high, size=knot_count)
-    t = np.arange(frames, dtype=np.float64)
-    segment = np.clip(np.searchsorted(positions, t, side="right") - 1, 0, knot_count - 2)
-    start, end = positions[segment], positions[segment + 1]
-    local = np.where(end > start, (t - start) / np.maximum(end - start, 1e-9), 0.0)
-    eased = (1 - np.cos(np.pi * local)) / 2
-    return values[segment] * (1 - eased) + values[segment + 1] * eased
-
-
-def similarity(
-    center: Sequence[float],
-    angle_degrees: float,
-    scale_x: float,
-    scale_y: float,
-    anchor: Sequence[float] | np.ndarray,
-) -> np.ndarray:
-    """2x3 affine: move ``anchor`` (source px) to ``center`` (frame px), scaled then rotated."""
-    theta = math.radians(angle_degrees)
-    cos, sin = math.cos(theta), math.sin(theta)
-    linear = np.array([[cos, -sin], [sin, cos]]) @ np.diag([scale_x, scale_y])
-    offset = np.asarray(center, dtype=np.float64) - linear @ np.asarray(anchor, dtype=np.float64)
-    return np.hstack([linear, offset[:, None]])
-
-
-def shape_mask(height: int, width: int, shape: str, supersample: int = 4) -> np.ndarray:
-    """Anti-aliased float32 coverage mask (0..1) filling the ``width`` x ``height`` patch.
-
-    ``rect``: all ones. ``ellipse``: the inscribed ellipse, semi-axes ``width/2``, ``height/2``.
-    """
-    if shape == "rect":
-        return np.ones((height, width), np.float32)
-    big = np.zeros((height * supersample, width * supersample), np.uint8)
-    centre = ((width * supersample - 1) / 2, (height * supersample - 1) / 2)
-    axes = (width * supersample / 2, height * supersample / 2)
-    cv2.ellipse(big, (centre, (axes[0] * 2, axes[1] * 2), 0.0), 255, -1, lineType=cv2.LINE_AA)
-    return cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-
-
-def extent_box(shape: str, patch_size: tuple[int, int], affine: np.ndarray) -> tuple[float, float, float, float]:
-    """Continuous extent ``(u0, v0, u1, v1)`` (frame px, pixel centres at integers) of a patch
-    of ``patch_size`` = (w, h) pixels placed by ``affine``.
-
-    The patch covers ``[-0.5, w-0.5] x [-0.5, h-0.5]`` in its own pixels; for an ellipse the
-    exact bounds of the transformed ellipse are used, for a rectangle its corners.
-    """
-    width, height = patch_size
-    linear = affine[:, :2]
-    if shape == "ellipse":
-        centre = affine @ np.array([(width - 1) / 2, (height - 1) / 2, 1.0])
-        # Image of the unit circle under linear @ diag(w/2, h/2): half-extents are row norms.
-        axes = linear @ np.diag([width / 2, height / 2])
-        half = np.linalg.norm(axes, axis=1)
-        return (centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1])
-    corners = np.array(
-        [[-0.5, -0.5, 1], [width - 0.5, -0.5, 1], [-0.5, height - 0.5, 1], [width - 0.5, height - 0.5, 1]]
-    )
-    moved = corners @ affine.T
-    return (moved[:, 0].min(), moved[:, 1].min(), moved[:, 0].max(), moved[:, 1].max())
-
-
-def extent_to_xywh(extent: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
-    """Clip a continuous extent to the frame and convert to the ``xywh`` pixel convention.
-
-    A shape spanning ``[u0, u1]`` covers pixel centres ``u0+0.5 .. u1-0.5``: ``x = u0 + 0.5``,
-    ``w = u1 - u0`` (so ``x + (w-1)/2`` is its centre). NaNs when wholly outside.
-    """
-    u0, v0, u1, v1 = extent
-    u0, u1 = max(u0, -0.5), min(u1, width - 0.5)
-    v0, v1 = max(v0, -0.5), min(v1, height - 0.5)
-    if u1 <= u0 or v1 <= v0:
-        return np.full(4, np.nan)
-    return np.array([u0 + 0.5, v0 + 0.5, u1 - u0, v1 - v0])
-
-
-def composite(
-    canvas: np.ndarray,
-    patch: np.ndarray,
-    mask: np.ndarray,
-    affine: np.ndarray,
-    blur_kernel: Optional[np.ndarray] = None,
-) -> None:
-    """Paint ``patch`` (h x w x 3 float32) with coverage ``mask`` onto ``canvas`` (float32, in place).
-
-    Only the region the patch lands on is warped. ``blur_kernel`` (e.g. motion blur) smears
-    colour and coverage together (premultiplied), so edges blur into the background.
-    """
-    height, width = canvas.shape[:2]
-    ph, pw = mask.shape
-    margin = 0 if blur_kernel is None else blur_kernel.shape[0]
-    corners = np.array([[-1, -1, 1], [pw, -1, 1], [-1, ph, 1], [pw, ph, 1]], dtype=np.float64) @ affine.T
-    x0 = max(int(math.floor(corners[:, 0].min())) - margin - 1, 0)
-    y0 = max(int(math.floor(corners[:, 1].min())) - margin - 1, 0)
-    x1 = min(int(math.ceil(corners[:, 0].max())) + margin + 2, width)
-    y1 = min(int(math.ceil(corners[:, 1].max())) + margin + 2, height)
-    if x1 <= x0 or y1 <= y0:
-        return
-    local = affine.copy()
-    local[:, 2] -= (x0, y0)
-    size = (x1 - x0, y1 - y0)
-    premultiplied = np.dstack([patch * mask[..., None], mask])
-    warped = cv2.warpAffine(
-        premultiplied, local, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    if blur_kernel is not None:
-        warped = cv2.filter2D(warped, -1, blur_kernel, borderType=cv2.BORDER_CONSTANT)
-    alpha = np.clip(warped[..., 3:4], 0.0, 1.0)
-    region = canvas[y0:y1, x0:x1]
-    region *= 1.0 - alpha
-    region += warped[..., :3]
-
-
-def motion_kernel(length: int, angle_degrees: float) -> np.ndarray:
-    """Normalised line kernel (odd ``length`` px) along ``angle_degrees``."""
-    from siamrpnpp_ros.training.augment import motion_blur_kernel
-
-    return motion_blur_kernel(length, angle_degrees)
-
-
-def _textured_region(
-    image: np.ndarray, rng: np.random.Generator, side_range: tuple[float, float], max_aspect: float
-) -> np.ndarray:
-    from siamrpnpp_ros.training.augment import random_patch_box
-
-    return random_patch_box(image, rng, side_range=side_range, max_aspect=max_aspect, min_std=20.0, attempts=20)
-
-
-class Exposure:
-    """The lighting and sensor noise of one sequence: drawn once from ``rng``, applied per frame.
-
-    ``illumination``: a global gain (``gain_range``, knots every ``gain_knots`` frames) times a
-    shading ramp turning through the frame (knots every ``angle_knots`` frames, strength drawn
-    in ``strength_range``). ``noise_sigma``: Gaussian sensor noise, grey levels; each frame takes
-    a random window of one noise field, fresh-looking noise for the price of a slice.
-    """
-
-    def __init__(
-        self,
-        rng: np.random.Generator,
-        frames: int,
-        width: int,
-        height: int,
-        illumination: bool,
-        noise_sigma: float,
-        gain_range: tuple[float, float],
-        gain_knots: tuple[float, float],
-        angle_knots: tuple[float, float],
-        strength_range: tuple[float, float],
-    ) -> None:
-        self.illumination = illumination
-        if illumination:
-            self.gain_path = smooth_path(rng, frames, gain_range[0], gain_range[1], rng.uniform(*gain_knots))
-            self.ramp_angle = smooth_path(rng, frames, 0, 2 * math.pi, rng.uniform(*angle_knots))
-            self.ramp_strength = rng.uniform(*strength_range)
-        short = min(width, height)
-        grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.grid_x = (grid_x - width / 2) / short
-        self.grid_y = (grid_y - height / 2) / short
-        self.size = (width, height)
-        self.noise_field: Optional[np.ndarray] = None
-        if noise_sigma > 0:
-            noise = rng.standard_normal(size=(height + NOISE_PAD, width + NOISE_PAD, 3), dtype=np.float32)
-            self.noise_field = noise * np.float32(noise_sigma)
-
-    def develop(self, canvas: np.ndarray, t: int, rng: np.random.Generator) -> np.ndarray:
-        """Frame ``t`` as HxWx3 uint8: ``canvas`` (float32, changed in place) lit and noised."""
-        if self.illumination:
-            ramp = self.grid_x * np.float32(self.ramp_strength * math.cos(self.ramp_angle[t]))
-            ramp += self.grid_y * np.float32(self.ramp_strength * math.sin(self.ramp_angle[t]))
-            ramp += np.float32(1.0)
-            ramp *= np.float32(self.gain_path[t])
-            canvas *= ramp[..., None]
-        if self.noise_field is not None:
-            width, height = self.size
-            oy, ox = int(rng.integers(NOISE_PAD + 1)), int(rng.integers(NOISE_PAD + 1))
-            canvas += self.noise_field[oy : oy + height, ox : ox + width]
-        # Rounds and saturates to 0..255. cv2.add takes a scalar src2; its stubs do not say so.
-        return cv2.add(canvas, 0.0, dtype=cv2.CV_8U)  # type: ignore[call-overload,no-any-return]
-
-
-# ---------------------------------------------------------------------- one sequence
-class _Layer:
-    """A moving patch: appearance, coverage mask and per-frame placement."""
-
-    def __init__(self, patch: np.ndarray, shape: str) -> None:
-        self.patch = patch.astype(np.float32)
-        self.shape = shape
-        self.mask = shape_mask(patch.shape[0], patch.shape[1], shape)
-        self.size = (patch.shape[1], patch.shape[0])
-        self.anchor = ((patch.shape[1] - 1) / 2, (patch.shape[0] - 1) / 2)
 
 
 def render_sequence(
@@ -396,12 +211,8 @@ def render_sequence(
     if kind == "object":
         object_photo = pool.photos[int(photo_ids[1 % len(pool)])]
         target_source = object_photo.name
-        source = object_photo.load()
-        region = _textured_region(source, rng, (0.2, 0.6), 2.0)
-        x, y, w, h = (int(v) for v in region)
-        patch = cv2.resize(source[y : y + h, x : x + w], (target_w, target_h), interpolation=cv2.INTER_AREA)
-        shape = "ellipse" if rng.random() < 0.4 else "rect"
-        target = _Layer(patch, shape)
+        target, region = cut_target(object_photo.load(), rng, (target_w, target_h))
+        shape = target.shape
         # Background camera: the photo scaled to cover the frame (with slack to pan over).
         cover = max(W / bw, H / bh) * (1.3 if "camera_motion" in attributes else 1.0)
         slack_x, slack_y = bw * cover - W, bh * cover - H
@@ -426,7 +237,7 @@ def render_sequence(
         zoom_path = zoom0 * scale_path
         photo_side = min(side / zoom0, 0.9 * min(bw, bh))
         fraction = photo_side / min(bw, bh)
-        region = _textured_region(background, rng, (fraction * 0.9, min(fraction * 1.1, 0.95)), 2.0)
+        region = textured_region(background, rng, (fraction * 0.9, min(fraction * 1.1, 0.95)), 2.0)
         rx, ry, rw, rh = (float(v) for v in region)
         anchor = np.array([rx + (rw - 1) / 2, ry + (rh - 1) / 2])
         frame_centre = np.array([(W - 1) / 2, (H - 1) / 2])
@@ -448,15 +259,15 @@ def render_sequence(
         background_affines = target_affines
         target_w, target_h = int(round(rw)), int(round(rh))
         patch = background[int(ry) : int(ry) + target_h, int(rx) : int(rx) + target_w]
-        target = _Layer(patch, "rect")  # appearance for distractors; its anchor is its own centre
+        target = Layer(patch, "rect")  # appearance for distractors; its anchor is its own centre
 
     # Distractors: recoloured copies of the target's look, on their own paths (drawn under it).
-    distractors: list[tuple[_Layer, list[np.ndarray]]] = []
+    distractors: list[tuple[Layer, list[np.ndarray]]] = []
     if "distractors" in attributes:
         for _ in range(int(rng.integers(1, 3))):
             gains = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
             look = np.clip(target.patch * gains, 0, 255)
-            layer = _Layer(look, target.shape)
+            layer = Layer(look, target.shape)
             size_factor = rng.uniform(0.8, 1.2)
             dx = smooth_path(rng, F, margin_x, W - margin_x, rng.uniform(20, 50))
             dy = smooth_path(rng, F, margin_y, H - margin_y, rng.uniform(20, 50))
@@ -471,13 +282,13 @@ def render_sequence(
             distractors.append((layer, placements))
 
     # Occluders: crops of other photos crossing in front of the target.
-    occluders: list[tuple[_Layer, list[np.ndarray]]] = []
+    occluders: list[tuple[Layer, list[np.ndarray]]] = []
     if "occlusion" in attributes:
         for k in range(int(rng.integers(1, 3))):
             photo = pool.photos[int(photo_ids[(2 + k) % len(pool)])]
             extra.append(photo.name)
             source = photo.load()
-            occluder_region = _textured_region(source, rng, (0.15, 0.5), 2.5)
+            occluder_region = textured_region(source, rng, (0.15, 0.5), 2.5)
             x, y, w, h = (int(v) for v in occluder_region)
             occluder_side = (
                 math.sqrt(target_w * target_h) * (zoom0 if kind == "window" else 1.0) * rng.uniform(0.6, 1.3)
@@ -485,7 +296,7 @@ def render_sequence(
             occluder_aspect = math.exp(rng.uniform(math.log(0.4), math.log(2.5)))
             ow = max(8, int(occluder_side * math.sqrt(occluder_aspect)))
             oh = max(8, int(occluder_side / math.sqrt(occluder_aspect)))
-            layer = _Layer(cv2.resize(source[y : y + h, x : x + w], (ow, oh), interpolation=cv2.INTER_AREA), "rect")
+            layer = Layer(cv2.resize(source[y : y + h, x : x + w], (ow, oh), interpolation=cv2.INTER_AREA), "rect")
             meet = int(rng.integers(int(0.15 * F), max(int(0.15 * F) + 1, int(0.85 * F))))
             duration = rng.uniform(15, 40)
             direction = rng.uniform(0, 2 * math.pi)
@@ -505,28 +316,19 @@ def render_sequence(
     frames: list[np.ndarray] = []
     groundtruth = np.zeros((F, 4), dtype=np.float64)
     for t in range(F):
-        canvas: np.ndarray = cv2.warpAffine(
-            background, background_affines[t], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
-        ).astype(np.float32)
+        canvas = background_view(background, background_affines[t], (W, H))
         for layer, placements in distractors:
-            composite(canvas, layer.patch, layer.mask, placements[t])
+            layer.paint(canvas, placements[t])
+        kernel = None
+        if "motion_blur" in attributes and t > 0:
+            kernel = velocity_blur(centre_x[t] - centre_x[t - 1], centre_y[t] - centre_y[t - 1])
         if kind == "object":
-            kernel = None
-            if "motion_blur" in attributes and t > 0:
-                vx, vy = centre_x[t] - centre_x[t - 1], centre_y[t] - centre_y[t - 1]
-                speed = math.hypot(vx, vy)
-                if speed > 2.0:
-                    kernel = motion_kernel(int(round(speed * 0.8)) | 1, math.degrees(math.atan2(vy, vx)))
-            composite(canvas, target.patch, target.mask, target_affines[t], kernel)
-        elif "motion_blur" in attributes and t > 0:
+            target.paint(canvas, target_affines[t], kernel)
+        elif kernel is not None:
             # The whole view moves with the camera: blur the frame along the target's motion.
-            vx, vy = centre_x[t] - centre_x[t - 1], centre_y[t] - centre_y[t - 1]
-            speed = math.hypot(vx, vy)
-            if speed > 2.0:
-                kernel = motion_kernel(int(round(speed * 0.8)) | 1, math.degrees(math.atan2(vy, vx)))
-                canvas = cv2.filter2D(canvas, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+            canvas = cv2.filter2D(canvas, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
         for layer, placements in occluders:
-            composite(canvas, layer.patch, layer.mask, placements[t])
+            layer.paint(canvas, placements[t])
         frames.append(exposure.develop(canvas, t, rng))
 
         if kind == "object":
@@ -552,37 +354,6 @@ def render_sequence(
 
 
 # ---------------------------------------------------------------------- whole benchmark
-class ImageSettings(Protocol):
-    """How frames are written (``BuilderConfig`` and ``LongTermConfig`` both have it)."""
-
-    @property
-    def image_format(self) -> str:
-        """Image file format of the frames, ``jpg`` or ``png``."""
-        ...
-
-    @property
-    def jpeg_quality(self) -> int:
-        """JPEG quality when the format is ``jpg``."""
-        ...
-
-
-def write_sequence(folder: Path, frames: list[np.ndarray], groundtruth: np.ndarray, config: ImageSettings) -> None:
-    """Write frames as ``img/0001.<ext>`` and ``groundtruth.txt`` (``x,y,w,h``, 3 decimals)."""
-    image_dir = folder / "img"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    params = (
-        [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
-        if config.image_format == "jpg"
-        else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    )
-    for number, frame in enumerate(frames, start=1):
-        path = image_dir / f"{number:04d}.{config.image_format}"
-        if not cv2.imwrite(str(path), frame, params):
-            raise OSError(f"cannot write {path}")
-    lines = [",".join("nan" if not np.isfinite(v) else f"{v:.3f}" for v in row) for row in groundtruth]
-    (folder / "groundtruth.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 def build_benchmark(
     out_dir: str | os.PathLike[str],
     config: BuilderConfig,
@@ -590,7 +361,7 @@ def build_benchmark(
     progress: bool = False,
 ) -> dict:
     """Generate ``config.sequences`` sequences into ``out_dir``; returns the manifest (also
-    written as ``benchmark.json``). ``pool`` defaults to :func:`~.photos.find_photos`.
+    written as ``benchmark.json``). ``pool`` defaults to :func:`~siamrpnpp_ros.material.photos.find_photos`.
     """
     pool = (pool or find_photos()).select(config.photo_split)
     if len(pool) < 1:
@@ -598,12 +369,7 @@ def build_benchmark(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[SequencePlan] = []
-    indices = range(config.sequences)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="sequences", dynamic_ncols=True)
-    for index in indices:
+    for index in sequence_indices(config.sequences, progress):
         frames, groundtruth, plan = render_sequence(pool, config, index)
         write_sequence(folder / plan.name, frames, groundtruth, config)
         plans.append(plan)
@@ -629,8 +395,6 @@ def _size(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The builder's argument parser (short-term, or long-term with ``--long-term``)."""
-    from .longterm_builder import ABSENCE_KINDS, LONG_TERM_ATTRIBUTES
-
     parser = argparse.ArgumentParser(
         prog="python -m siamrpnpp_ros.eval.builder",
         description="Build OTB-format tracking sequences with exact ground truth from real photos.",
@@ -717,8 +481,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _long_term_config(args: argparse.Namespace) -> LongTermConfig:
-    from .longterm_builder import LONG_TERM_ATTRIBUTES, LongTermConfig
-
     attributes = LONG_TERM_ATTRIBUTES if args.attributes is None else tuple(args.attributes)
     unsupported = [a for a in attributes if a not in LONG_TERM_ATTRIBUTES]
     if unsupported:
@@ -752,8 +514,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.long_term:
-            from .longterm_builder import build_long_term_benchmark
-
             long_term_config = _long_term_config(args)
         else:
             config = BuilderConfig(

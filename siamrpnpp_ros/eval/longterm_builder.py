@@ -60,20 +60,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
-
-from .builder import (
+from siamrpnpp_ros.material.compositor import (
     Exposure,
-    _Layer,
-    _textured_region,
-    composite,
+    Layer,
+    background_view,
+    cut_target,
     extent_box,
     extent_to_xywh,
-    motion_kernel,
+    output_problems,
+    sequence_indices,
     similarity,
     smooth_path,
+    textured_region,
+    velocity_blur,
     write_sequence,
 )
+from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
 
 LONG_TERM_VERSION = 1
 ABSENCE_KINDS = ("exit", "occluder", "pan")
@@ -159,10 +161,7 @@ class LongTermConfig:
         size_low, size_high = self.target_size
         if not 0.02 <= size_low <= size_high <= 0.35:
             problems.append(f"target_size must satisfy 0.02 <= min <= max <= 0.35, got {self.target_size}")
-        if self.image_format not in ("jpg", "png"):
-            problems.append(f"image_format must be jpg or png, got {self.image_format!r}")
-        if self.photo_split not in PHOTO_SPLITS:
-            problems.append(f"photo_split must be one of {PHOTO_SPLITS}")
+        problems += output_problems(self.image_format, self.photo_split, PHOTO_SPLITS)
         if not problems and self.frames < self.min_frames:
             problems.append(
                 f"{self.frames} frames cannot hold one absence at {self.fps:g} fps; need >= {self.min_frames}"
@@ -308,10 +307,10 @@ def _blend_in(path: np.ndarray, event: _Event, away: np.ndarray, back: np.ndarra
 
 
 def _visible_fraction(
-    target: _Layer,
+    target: Layer,
     affines: list[np.ndarray],
     scales: np.ndarray,
-    occluder: tuple[_Layer, list[np.ndarray]] | None,
+    occluder: tuple[Layer, list[np.ndarray]] | None,
     width: int,
     height: int,
 ) -> np.ndarray:
@@ -443,12 +442,8 @@ def _render(
     target_w = max(12, round(side * math.sqrt(aspect)))
     target_h = max(12, round(side / math.sqrt(aspect)))
     reach = 0.5 * math.hypot(target_w, target_h) * float(scale_path.max())  # covers any rotation
-    source = object_photo.load()
-    region = _textured_region(source, rng, (0.2, 0.6), 2.0)
-    x, y, w, h = (int(v) for v in region)
-    patch = cv2.resize(source[y : y + h, x : x + w], (target_w, target_h), interpolation=cv2.INTER_AREA)
-    shape = "ellipse" if rng.random() < 0.4 else "rect"
-    target = _Layer(patch, shape)
+    target, region = cut_target(object_photo.load(), rng, (target_w, target_h))
+    shape = target.shape
 
     # Where the target would be with the camera at rest: a smooth path that keeps it in view.
     margin_x, margin_y = min(reach, W * 0.45), min(reach, H * 0.45)
@@ -463,25 +458,25 @@ def _render(
     position = base.copy()  # scene coordinates (= frame coordinates while the camera is at rest)
     camera = np.zeros((F, 2))  # camera offset: frame = scene - camera
 
-    occluder: tuple[_Layer, list[np.ndarray]] | None = None
+    occluder: tuple[Layer, list[np.ndarray]] | None = None
     occluder_source = ""
     occluder_centre = np.zeros(2)
     if any(e.kind == "occluder" for e in events):
         photo = pool.photos[int(photo_ids[2 % len(pool)])]
         occluder_source = photo.name
         occluder_image = photo.load()
-        ox, oy, ow_src, oh_src = (int(v) for v in _textured_region(occluder_image, rng, (0.2, 0.6), 2.0))
+        ox, oy, ow_src, oh_src = (int(v) for v in textured_region(occluder_image, rng, (0.2, 0.6), 2.0))
         ow = int(min(2 * reach * rng.uniform(1.2, 1.5), 0.9 * W))
         oh = int(min(2 * reach * rng.uniform(1.2, 1.5), 0.9 * H))
         look = cv2.resize(occluder_image[oy : oy + oh_src, ox : ox + ow_src], (ow, oh), interpolation=cv2.INTER_AREA)
-        occluder_layer = _Layer(look, "rect")
+        occluder_layer = Layer(look, "rect")
         occluder_centre = _place_occluder(rng, base, events, (ow, oh), reach, W, H)
         occluder = (occluder_layer, [])
-    lookalike_layers: list[tuple[_Layer, np.ndarray]] = []  # appearance, scene path (F, 2)
+    lookalike_layers: list[tuple[Layer, np.ndarray]] = []  # appearance, scene path (F, 2)
 
-    def lookalike_look() -> _Layer:
+    def lookalike_look() -> Layer:
         gains = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
-        return _Layer(np.clip(target.patch * gains, 0, 255), target.shape)
+        return Layer(np.clip(target.patch * gains, 0, 255), target.shape)
 
     for event in events:
         hold = slice(event.hold_start, event.hold_end + 1)
@@ -611,21 +606,16 @@ def _render(
     frames: list[np.ndarray] = []
     groundtruth = np.full((F, 4), np.nan)
     for t in range(F):
-        canvas = cv2.warpAffine(
-            background, background_affines[t], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
-        ).astype(np.float32)
+        canvas = background_view(background, background_affines[t], (W, H))
         for layer, placements in lookalikes:
-            composite(canvas, layer.patch, layer.mask, placements[t])
+            layer.paint(canvas, placements[t])
         kernel = None
         if "motion_blur" in attributes and t > 0:
-            vx, vy = frame_position[t] - frame_position[t - 1]
-            speed = math.hypot(vx, vy)
-            if speed > 2.0:
-                kernel = motion_kernel(round(speed * 0.8) | 1, math.degrees(math.atan2(vy, vx)))
+            kernel = velocity_blur(*(frame_position[t] - frame_position[t - 1]))
         if draw_target:
-            composite(canvas, target.patch, target.mask, target_affines[t], kernel)
+            target.paint(canvas, target_affines[t], kernel)
         if occluder is not None:
-            composite(canvas, occluder[0].patch, occluder[0].mask, occluder[1][t])
+            occluder[0].paint(canvas, occluder[1][t])
         frames.append(exposure.develop(canvas, t, rng))
         if not absent[t]:
             groundtruth[t] = extent_to_xywh(extent_box(target.shape, target.size, target_affines[t]), W, H)
@@ -672,7 +662,7 @@ def build_long_term_benchmark(
     progress: bool = False,
 ) -> dict:
     """Generate ``config.sequences`` long-term sequences into ``out_dir``; returns the manifest
-    (also written as ``benchmark.json``). ``pool`` defaults to :func:`~.photos.find_photos`
+    (also written as ``benchmark.json``). ``pool`` defaults to :func:`~siamrpnpp_ros.material.photos.find_photos`
     (the held-out test photos); pass another pool for validation sets.
     """
     pool = (pool or find_photos()).select(config.photo_split)
@@ -681,12 +671,7 @@ def build_long_term_benchmark(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[LongTermSequencePlan] = []
-    indices = range(config.sequences)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="sequences", dynamic_ncols=True)
-    for index in indices:
+    for index in sequence_indices(config.sequences, progress):
         frames, groundtruth, visible, plan = render_long_term_sequence(pool, config, index)
         write_sequence(folder / plan.name, frames, groundtruth, config)
         (folder / plan.name / "visibility.txt").write_text(

@@ -31,6 +31,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# Shared with the benchmark builders' compositor; random_patch_box (the target box of a
+# self-supervised pair) is part of this module's API too.
+from siamrpnpp_ros.material.compositor import motion_blur_kernel
+from siamrpnpp_ros.material.compositor import random_patch_box as random_patch_box
+
 # AlexNet's PCA colour augmentation constants (ImageNet RGB pixel covariance, values 0..1):
 # eigenvalues and unit eigenvectors (columns). Scaled to 0..255 below.
 _PCA_EIGENVALUES = np.array([0.2175, 0.0188, 0.0045])
@@ -199,57 +204,7 @@ def random_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def motion_blur_kernel(length: int, angle_degrees: float) -> np.ndarray:
-    """Normalised line kernel of ``length`` pixels (odd) at ``angle_degrees`` (0 = horizontal)."""
-    length = max(1, int(length) | 1)
-    kernel: np.ndarray = np.zeros((length, length), dtype=np.float32)
-    kernel[length // 2, :] = 1.0
-    rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle_degrees, 1.0)
-    kernel = cv2.warpAffine(kernel, rotation, (length, length), flags=cv2.INTER_LINEAR)
-    total = kernel.sum()
-    if total <= 0:  # pragma: no cover - a 1-pixel kernel cannot vanish, kept for safety
-        kernel[length // 2, length // 2] = 1.0
-        total = 1.0
-    normalised: np.ndarray = kernel / total
-    return normalised
-
-
 # ---------------------------------------------------------------- self-supervised views
-def random_patch_box(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    side_range: tuple[float, float] = (0.12, 0.45),
-    max_aspect: float = 2.5,
-    min_std: float = 14.0,
-    attempts: int = 12,
-) -> np.ndarray:
-    """A random ``xywh`` box on ``image`` to serve as the target of a self-supervised pair.
-
-    Side ``sqrt(w*h)`` is drawn in ``side_range`` times the shorter image side, aspect
-    ``w/h`` log-uniform in ``[1/max_aspect, max_aspect]``. Patches whose grey-level
-    standard deviation is below ``min_std`` (flat sky, walls: nothing to track) are
-    redrawn up to ``attempts`` times; the most textured candidate wins otherwise.
-    """
-    height, width = image.shape[:2]
-    short = min(height, width)
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    best_box, best_std = None, -1.0
-    for _ in range(max(1, attempts)):
-        side = rng.uniform(*side_range) * short
-        aspect = math.exp(rng.uniform(-math.log(max_aspect), math.log(max_aspect)))
-        w = int(np.clip(round(side * math.sqrt(aspect)), 8, width))
-        h = int(np.clip(round(side / math.sqrt(aspect)), 8, height))
-        x = int(rng.integers(0, width - w + 1))
-        y = int(rng.integers(0, height - h + 1))
-        std = float(gray[y : y + h, x : x + w].std())
-        if std > best_std:
-            best_box, best_std = np.array([x, y, w, h], dtype=np.float64), std
-        if std >= min_std:
-            break
-    assert best_box is not None
-    return best_box
-
-
 def augmented_view(
     image: np.ndarray,
     box: np.ndarray,
