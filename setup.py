@@ -37,7 +37,7 @@ setup(
             "siamrpnpp-train=siamrpnpp_ros.train:main",
             "siamrpnpp-eval=siamrpnpp_ros.evaluate:main",
             "siamrpnpp-build-benchmark=siamrpnpp_ros.eval.builder:main",
-            "siamrpnpp-ablation=siamrpnpp_ros.eval.ablation:main",
+            "siamrpnpp-ablation=siamrpnpp_ros.training.ablation:main",
             "siamrpnpp-bench=siamrpnpp_ros.bench:main",
             "siamrpnpp-export=siamrpnpp_ros.export.onnx:main",
             "siamrpnpp-tune=siamrpnpp_ros.eval.tune:main",

@@ -351,8 +351,8 @@ def test_tracker_spec_takes_an_optional_parameters_file(tmp_path):
 
 @pytest.mark.slow
 def test_shift_ablation_writes_table_and_plot(tiny_benchmark, tmp_path):
-    from siamrpnpp_ros.eval.ablation import run_ablation
     from siamrpnpp_ros.training import TrainConfig
+    from siamrpnpp_ros.training.ablation import run_ablation
 
     base = TrainConfig(
         data=(str(tiny_benchmark),),

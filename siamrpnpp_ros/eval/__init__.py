@@ -8,9 +8,10 @@
 Long-term benchmarks (the target is absent for a while; ``builder --long-term``) are scored
 with ``run_long_term`` and reported with ``write_long_term_report``.
 
-Command lines: ``siamrpnpp-eval`` (``python -m siamrpnpp_ros.evaluate``), the benchmark
-builder ``python -m siamrpnpp_ros.eval.builder`` and the shift-range ablation
-``python -m siamrpnpp_ros.eval.ablation``.
+Command lines: ``siamrpnpp-eval`` (``python -m siamrpnpp_ros.evaluate``) and the benchmark
+builder ``python -m siamrpnpp_ros.eval.builder``. Nothing here imports ``training``; the
+experiments that train and then evaluate (the shift-range ablation, the default model's
+recipe) live in ``training`` and import this package.
 """
 
 from .longterm_metrics import LongTermSequenceScore, LongTermSummary, long_term_score

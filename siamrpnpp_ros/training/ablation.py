@@ -17,7 +17,7 @@ benchmark, and writes:
 Without training data it first builds disjoint train/test benchmarks from the
 train/test photo splits (``OUT/data/train``, ``OUT/data/test``)::
 
-    python -m siamrpnpp_ros.eval.ablation --out ablation --model mobilev2 --epochs 20 \
+    python -m siamrpnpp_ros.training.ablation --out ablation --model mobilev2 --epochs 20 \
         --samples-per-epoch 4000 --train-sequences 60 --test-sequences 20
 """
 
@@ -33,6 +33,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+import torch
+
+from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
+from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_model_runner
+from siamrpnpp_ros.eval.report import write_report
+from siamrpnpp_ros.eval.trackers import opencv_availability
+from siamrpnpp_ros.models import load_checkpoint
+from siamrpnpp_ros.tracking.config import preset_for
+from siamrpnpp_ros.tracking.factory import select_device
+
+from .config import TrainConfig, load_train_config
+from .model import build_training_model
+from .trainer import EPOCH_LOG_FIELDS, CsvLog, Trainer, find_resume_point
 
 DEFAULT_SHIFTS = (0.0, 16.0, 32.0, 64.0)
 LOGGER = logging.getLogger(__name__)
@@ -57,10 +71,8 @@ def run_label(shift: float) -> str:
     return f"shift {shift:g}px"
 
 
-def train_variant(base: Any, shift: float, out_dir: Path) -> Path:
+def train_variant(base: TrainConfig, shift: float, out_dir: Path) -> Path:
     """Train (or resume, or reuse) the model for one shift; returns its weights file."""
-    from siamrpnpp_ros.training.trainer import Trainer, find_resume_point
-
     run_dir = out_dir / "runs" / f"shift_{shift:g}"
     config = base.replace(search_augment=dataclasses.replace(base.search_augment, shift=float(shift)), out=str(run_dir))
     final = run_dir / "model.pth"
@@ -79,15 +91,11 @@ def train_variant(base: Any, shift: float, out_dir: Path) -> Path:
 
 
 def _epochs_done(run_dir: Path) -> int:
-    from siamrpnpp_ros.training.trainer import EPOCH_LOG_FIELDS, CsvLog
-
     rows = CsvLog(run_dir / "epochs.csv", EPOCH_LOG_FIELDS).rows()
     return max((int(r["epoch"]) for r in rows), default=0)
 
 
 def _train_stats(run_dir: Path) -> tuple[float, float]:
-    from siamrpnpp_ros.training.trainer import EPOCH_LOG_FIELDS, CsvLog
-
     rows = CsvLog(run_dir / "epochs.csv", EPOCH_LOG_FIELDS).rows()
     if not rows:
         return math.nan, math.nan
@@ -95,7 +103,7 @@ def _train_stats(run_dir: Path) -> tuple[float, float]:
 
 
 def run_ablation(
-    base: Any,
+    base: TrainConfig,
     benchmark: str | Path,
     out_dir: str | Path,
     shifts: Sequence[float] = DEFAULT_SHIFTS,
@@ -105,17 +113,6 @@ def run_ablation(
     progress: bool = True,
 ) -> list[AblationRow]:
     """Train every shift variant of ``base`` (a TrainConfig), evaluate all, write the outputs."""
-    import torch
-
-    from siamrpnpp_ros.models import load_checkpoint
-    from siamrpnpp_ros.tracking.config import preset_for
-    from siamrpnpp_ros.tracking.factory import select_device
-    from siamrpnpp_ros.training.model import build_training_model
-
-    from .ope import load_benchmark, opencv_runner, run_ope, siamrpn_model_runner
-    from .report import write_report
-    from .trackers import opencv_availability
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shifts = [float(s) for s in shifts]
@@ -243,7 +240,7 @@ def write_ablation_outputs(
 def build_parser() -> argparse.ArgumentParser:
     """The ablation's argument parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m siamrpnpp_ros.eval.ablation",
+        prog="python -m siamrpnpp_ros.training.ablation",
         description="Train one SiamRPN++ per maximum search shift (same budget) and compare them with OPE.",
     )
     add = parser.add_argument
@@ -288,10 +285,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ablation with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from siamrpnpp_ros.training.config import TrainConfig, load_train_config
-
-    from .builder import BuilderConfig, build_benchmark
-
     try:
         base = load_train_config(args.config) if args.config else TrainConfig()
         changes: dict[str, Any] = {}
