@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from siamrpnpp_ros.tools.latency_bench import COLUMNS, RunRecord, analyse, pingpong_index
+from siamrpnpp_ros.tools.latency_bench import COLUMNS, Material, RunRecord, analyse, pingpong_index, vanish_frames
 
 
 def test_pingpong_plays_forwards_then_backwards():
@@ -103,3 +104,42 @@ def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_vi
         assert 0 < frame["node_ms"] < frame["e2e_ms"]
         assert frame["wait_ms"] >= 0 and frame["work_ms"] > 0
     assert run["e2e_p50_ms"] > 0 and math.isfinite(run["e2e_p90_ms"])
+
+
+def test_ros_overhead_subtracts_the_step_of_the_frames_kind():
+    """A LOST frame's longer step is model work, not ROS overhead (issue #29)."""
+    pytest.importorskip("rclpy", reason="rclpy is not installed")
+    record = RunRecord("raw", 921600)
+    record.window = [(1000 + i, 10.0 + i * 0.1) for i in range(4)]
+    record.boxes = [
+        (999, 9.95, 0.020, 1),
+        (1000, 10.024, 0.021, 2),  # TRACKING: 24 ms e2e, the node's normal step 18 ms
+        (1001, 10.160, 0.057, 3),  # LOST: 60 ms e2e, the node's lost step 55 ms
+        (1002, 10.226, 0.022, 2),
+    ]
+    period = {
+        "tracker_step_mean_ms": "30.0",
+        "tracking_step_mean_ms": "18.0",
+        "lost_step_mean_ms": "55.0",
+        "lost_frames_in_period": "1",
+        "decode_mean_ms": "0.5",
+    }
+    record.node_periods = [(10.1, period), (10.2, period)]
+    run = analyse(record, {"model_ms": 17.0})
+    tracking, lost, tracking_again = run["frames"]
+    assert tracking["step_ms"] == 18.0 and tracking["overhead_ms"] == pytest.approx(24.0 - 18.0)
+    assert lost["step_ms"] == 55.0 and lost["overhead_ms"] == pytest.approx(60.0 - 55.0)
+    assert tracking_again["overhead_ms"] == pytest.approx(26.0 - 18.0)
+    assert run["by_status"]["LOST"]["boxes"] == 1 and run["by_status"]["TRACKING"]["boxes"] == 2
+    assert run["by_status"]["LOST"]["e2e_p50_ms"] == pytest.approx(60.0)
+    assert run["by_status"]["TRACKING"]["e2e_p90_ms"] == pytest.approx(25.8)
+
+
+def test_vanish_plays_the_empty_pan_after_the_target_is_gone():
+    frames = [np.full((48, 64, 3), i, np.uint8) for i in range(5)]
+    material = Material(frames, None, (10.0, 10.0, 8.0, 8.0), "clip", "alex-w0.25", None)
+    vanish_frames(material, 3, 4)
+    assert len(material.frames) == 7 and material.vanish_from == 3
+    order = [material.play_index(i) for i in range(12)]
+    assert order[:3] == [0, 1, 2] and all(index >= 3 for index in order[3:])
+    assert order[3:10] == [3, 4, 5, 6, 5, 4, 3]

@@ -32,6 +32,9 @@ class StatsSnapshot:
     # Frames never tracked because no target was active; tracker steps that searched wide.
     idle: int = 0
     wide_searches: int = 0
+    # Frames whose step had a lost target's search (tiles or wide crop), and their step time.
+    wide_frames: int = 0
+    wide_step_sum: float = 0.0
 
 
 class NodeStats:
@@ -51,6 +54,8 @@ class NodeStats:
         self._step_sum = 0.0
         self.idle = 0
         self.wide_searches = 0
+        self._wide_frames = 0
+        self._wide_step_sum = 0.0
 
     def image_received(self, when: float) -> None:
         """Count one image arriving at monotonic time ``when``."""
@@ -98,6 +103,9 @@ class NodeStats:
             self._wait_sum += wait
             self._decode_sum += decode
             self._step_sum += step
+            if wide_searches:
+                self._wide_frames += 1
+                self._wide_step_sum += step
 
     def snapshot(self) -> StatsSnapshot:
         """The totals now; resets the running latency maximum."""
@@ -116,6 +124,8 @@ class NodeStats:
                 self._step_sum,
                 self.idle,
                 self.wide_searches,
+                self._wide_frames,
+                self._wide_step_sum,
             )
             self._latency_max = 0.0
             return snapshot
@@ -199,9 +209,14 @@ def tracker_status(
     input_rate = received / period
     processing_rate = processed / period
 
-    def mean_ms(total_now: float, total_before: float) -> str:
-        """Mean per processed frame over the period, in ms."""
-        return f"{1000.0 * (total_now - total_before) / processed if processed else 0.0:.1f}"
+    def mean_ms(total_now: float, total_before: float, frames: int | None = None) -> str:
+        """Mean per processed frame (or per one of ``frames``) over the period, in ms."""
+        count = processed if frames is None else frames
+        return f"{1000.0 * (total_now - total_before) / count if count else 0.0:.1f}"
+
+    # The step split by kind: a lost target's search costs more (docs/performance.md, A lost frame).
+    lost_frames = current.wide_frames - previous.wide_frames
+    lost_step = current.wide_step_sum - previous.wide_step_sum
 
     silence = None if current.last_received is None else current.when - current.last_received
     active = tracking_status not in ("IDLE",)
@@ -235,6 +250,11 @@ def tracker_status(
         "queue_wait_mean_ms": mean_ms(current.wait_sum, previous.wait_sum),
         "decode_mean_ms": mean_ms(current.decode_sum, previous.decode_sum),
         "tracker_step_mean_ms": mean_ms(current.step_sum, previous.step_sum),
+        "lost_frames_in_period": str(lost_frames),
+        "lost_step_mean_ms": mean_ms(lost_step, 0.0, lost_frames),
+        "tracking_step_mean_ms": mean_ms(
+            current.step_sum - previous.step_sum - lost_step, 0.0, processed - lost_frames
+        ),
         "frames_received": str(current.received),
         "frames_processed": str(current.processed),
         "dropped_frames": str(current.dropped),

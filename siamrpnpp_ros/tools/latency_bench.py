@@ -32,12 +32,26 @@ that got a box; ``dropped`` counts the others. The columns (medians unless p90):
                  the previous box (the worker takes the next frame as soon as it has
                  published a box); 0 when the tracker was idle when the frame arrived.
 ``work``         ``node`` - ``wait``: decoding the message + the tracker's step + publishing.
-``model``        ``TrackingSession.step()`` timed in this process on the same frames with the
-                 node's settings, before the node starts (``--model-frames``; no ROS at all).
-``overhead``     per frame, ``e2e`` - ``wait`` - ``model``: what ROS adds above the model
-                 (transport, decoding, the node's bookkeeping), to be kept under 5 ms.
+``step``         the model work: the tracker's step as it ran in the node (its /diagnostics
+                 means over the measured window), of the frame's kind: a LOST box's frame
+                 costs a lost search (several tiles), a TRACKING box's a normal step.
+                 Without those figures, ``model`` (below) stands in.
+``ros``          per frame, ``e2e`` - ``wait`` - ``step``: the ROS overhead, i.e. the
+                 transport both ways plus the node's work around the model (decoding the
+                 message, publishing, hand-over between threads), to be kept under 5 ms.
                  The slot wait is left out: it comes from the camera's phase against a
                  tracker slower than the camera, and is 0 where the tracker keeps up.
+                 (Before issue #29 this column subtracted ``model`` whatever the frame's
+                 kind, so it counted a lost frame's extra network passes as ROS overhead.)
+
+``model`` (under the table) is ``MultiTargetTracker.step()`` timed in this process on the
+same frames with the node's settings, before the node starts (``--model-frames``; no ROS).
+Under the table, TRACKING and LOST boxes are also reported apart: count, step, e2e p50/p90.
+
+``--vanish-after N`` plays a sequence in which the target vanishes for good: after the
+video's first ``N`` frames, the camera pans slowly over the first frame with the target
+painted out (the mean colour over its selection box), back and forth, until the run ends,
+so the target is LOST on most measured frames (issue #29's "vanishes" case).
 
 ``decode`` (under the table) is ``image_to_bgr`` / ``compressed_to_bgr`` timed here on the
 same messages: the share of ``work`` that is conversion. Timings on a shared machine are
@@ -102,9 +116,11 @@ COLUMNS = (
     "e2e-node p50",
     "wait p50",
     "work p50",
-    "model p50",
-    "overhead p50",
+    "step p50",
+    "ros p50",
 )
+
+STATUS_COLUMNS = ("image", "status", "boxes", "step", "e2e p50", "e2e p90", "ros p50")
 
 
 # ----------------------------------------------------------------------------- input frames
@@ -118,6 +134,16 @@ class Material:
     video: str
     model: str
     weights: str | None  # None: the node's bundled weights for ``model``
+    vanish_from: int | None = None  # frames from this index on hold no target (``--vanish-after``)
+
+    def play_index(self, index: int) -> int:
+        """The frame shown ``index``-th: forwards then backwards; with ``vanish_from``, once the
+        target has vanished, back and forth over the frames without it only.
+        """
+        count = len(self.frames)
+        if self.vanish_from is None or index < self.vanish_from:
+            return pingpong_index(count, index)
+        return self.vanish_from + pingpong_index(count - self.vanish_from, index - self.vanish_from)
 
 
 def pingpong_index(count: int, index: int) -> int:
@@ -173,7 +199,38 @@ def load_material(args: argparse.Namespace) -> Material:
         boxes = sequence.groundtruth[: len(frames)] * scale
     else:  # no ground truth: the middle of the image
         init_box = (args.width * 3 / 8, args.height * 3 / 8, args.width / 4, args.height / 4)
-    return Material(frames, boxes, init_box, str(video), model, weights)  # type: ignore[arg-type]
+    material = Material(frames, boxes, init_box, str(video), model, weights)  # type: ignore[arg-type]
+    if args.vanish_after is not None:
+        vanish_frames(material, args.vanish_after, args.distinct_frames)
+    return material
+
+
+def vanish_frames(material: Material, after: int, count: int) -> None:
+    """Keep the first ``after`` frames, then ``count`` frames of a slow pan over the first frame
+    with the target painted out (``--vanish-after``): the target is gone for good.
+    """
+    import cv2
+
+    from siamrpnpp_ros.benchmark.lost import _target_painted_out
+
+    if after < 1 or after >= len(material.frames):
+        raise SystemExit(f"{PROGRAM}: --vanish-after must be in 1..{len(material.frames) - 1}")
+    empty = _target_painted_out(material.frames[0], _box_for(material, 0))
+    height, width = empty.shape[:2]
+    zoom = 1.25  # a crop 1/1.25 of the frame, moved sideways: a camera panning slowly
+    crop_w, crop_h = int(width / zoom), int(height / zoom)
+    pan = [
+        cv2.resize(
+            empty[(height - crop_h) // 2 : (height - crop_h) // 2 + crop_h, x : x + crop_w],
+            (width, height),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        for x in np.linspace(0, width - crop_w, max(2, count)).astype(int)
+    ]
+    material.frames = material.frames[:after] + pan
+    material.vanish_from = after
+    if material.boxes is not None:  # boxes are only read for the selection, on the first frames
+        material.boxes = material.boxes[:after]
 
 
 def build_messages(frames: Sequence[np.ndarray], transport: str, jpeg_quality: int) -> list[Any]:
@@ -301,13 +358,12 @@ def measure_reference(
             context.try_shutdown()
     # The node's core: one target is exactly TrackingSession.step(); N share a batched pass.
     targets = MultiTargetTracker(build_tracker_for(settings), settings.policy, max(1, args.targets))
-    count = len(material.frames)
     for target_id, box in enumerate(_boxes_for(material, 0, args.targets), start=1):
         targets.add(material.frames[0], box, target_id, 0)
-    targets.step(material.frames[pingpong_index(count, 1)], 1)  # warm-up, as the node does
+    targets.step(material.frames[material.play_index(1)], 1)  # warm-up, as the node does
     samples, wide = [], 0
     for index in range(2, 2 + args.model_frames):
-        frame = material.frames[pingpong_index(count, index)]
+        frame = material.frames[material.play_index(index)]
         start = time.perf_counter()
         results = targets.step(frame, index)
         samples.append(time.perf_counter() - start)
@@ -455,7 +511,6 @@ def run_transport(
             )
 
             period = 1.0 / args.rate
-            count = len(messages)
             published: dict[int, float] = {}  # stamp -> publish time, every frame of the run
             headers: list[Any] = []
             last_stamp = 0
@@ -474,7 +529,7 @@ def run_transport(
             def publish() -> None:
                 nonlocal last_stamp, window_index, last_measured
                 index = record.published_total
-                message = messages[pingpong_index(count, index)]
+                message = messages[material.play_index(index)]
                 stamp_ns = max(node.get_clock().now().nanoseconds, last_stamp + 1)
                 last_stamp = stamp_ns
                 message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
@@ -502,7 +557,7 @@ def run_transport(
             def select() -> None:
                 nonlocal selected_at
                 frame_index, stamp_ns = headers[-1]
-                boxes = _boxes_for(material, pingpong_index(count, frame_index), args.targets)
+                boxes = _boxes_for(material, material.play_index(frame_index), args.targets)
                 for target_id, box in enumerate(boxes, start=1):
                     if target_id in initialized:
                         continue
@@ -566,40 +621,19 @@ def _rate(times: Sequence[float]) -> float:
 
 # ----------------------------------------------------------------------------- statistics
 def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
-    """Per processed frame in the measured window: e2e, node, e2e-node, wait, work, overhead (ms)."""
+    """Per processed frame in the measured window: e2e, node, e2e-node, wait, work, step, ros (ms);
+    the run's percentiles, and the same for TRACKING and LOST boxes apart.
+    """
     from siamrpnpp_ros.msg import TrackedBox
 
     tracking, lost = TrackedBox.STATUS_TRACKING, TrackedBox.STATUS_LOST
     publish_times = dict(record.window)
-    model_s = reference.get("model_ms", math.nan) / 1e3
-    frames: list[dict[str, Any]] = []
-    previous_arrival: float | None = None
-    for stamp_ns, arrived, latency, status in record.boxes:
-        if previous_arrival is not None and stamp_ns in publish_times and status in (tracking, lost):
-            e2e = arrived - publish_times[stamp_ns]
-            wait = max(0.0, latency - (arrived - previous_arrival))
-            frames.append(
-                {
-                    "stamp_ns": stamp_ns,
-                    "status": status,
-                    "e2e_ms": 1e3 * e2e,
-                    "node_ms": 1e3 * latency,
-                    "ros_ms": 1e3 * (e2e - latency),
-                    "wait_ms": 1e3 * wait,
-                    "work_ms": 1e3 * (latency - wait),
-                    "overhead_ms": 1e3 * (e2e - wait - model_s),
-                }
-            )
-        previous_arrival = arrived
-
-    def p(key: str, q: float = 50) -> float:
-        values = [f[key] for f in frames if math.isfinite(f[key])]
-        return float(np.percentile(values, q)) if values else math.nan
+    model_ms = reference.get("model_ms", math.nan)
 
     # The node's own split (its /diagnostics means per period, over the measured window): the
-    # tracker step as it ran inside the node, so that e2e - wait - node step is what ROS adds
-    # around the step (transport, executors, decoding, publishing) whatever the machine's load,
-    # and node step - model is how much slower the step ran in the node than on its own.
+    # tracker step as it ran inside the node, for lost and for normal frames apart, so that
+    # e2e - wait - step is what ROS adds around the model whatever the frame's kind and the
+    # machine's load, and node step - model is how much slower the step ran in the node.
     window_start = record.window[0][1] if record.window else math.inf
     window_end = max((arrived for _, arrived, _, _ in record.boxes), default=-math.inf)
     periods = [
@@ -609,15 +643,62 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         and float(values.get("tracker_step_mean_ms", "0") or 0) > 0
     ]
 
-    def node_mean(key: str) -> float:
-        values = [float(v[key]) for v in periods if v.get(key)]
+    def node_mean(key: str, weight: str | None = None) -> float:
+        """The median over the periods of ``key``; with ``weight``, only periods where it is > 0."""
+        values = [float(v[key]) for v in periods if v.get(key) and (weight is None or int(v.get(weight, "0")) > 0)]
         return float(np.median(values)) if values else math.nan
 
     node_step_ms = node_mean("tracker_step_mean_ms")
+    lost_frames_key = "lost_frames_in_period"
+    step_by_status = {
+        lost: node_mean("lost_step_mean_ms", lost_frames_key),
+        tracking: node_mean("tracking_step_mean_ms"),
+    }
+    for status, value in list(step_by_status.items()):
+        if not math.isfinite(value) or value <= 0:  # an older node, or no such frames: the reference
+            step_by_status[status] = node_step_ms if math.isfinite(node_step_ms) else model_ms
+
+    frames: list[dict[str, Any]] = []
+    previous_arrival: float | None = None
+    for stamp_ns, arrived, latency, status in record.boxes:
+        if previous_arrival is not None and stamp_ns in publish_times and status in (tracking, lost):
+            e2e = arrived - publish_times[stamp_ns]
+            wait = max(0.0, latency - (arrived - previous_arrival))
+            step_ms = step_by_status[status]
+            frames.append(
+                {
+                    "stamp_ns": stamp_ns,
+                    "status": status,
+                    "e2e_ms": 1e3 * e2e,
+                    "node_ms": 1e3 * latency,
+                    "ros_ms": 1e3 * (e2e - latency),
+                    "wait_ms": 1e3 * wait,
+                    "work_ms": 1e3 * (latency - wait),
+                    "step_ms": step_ms,
+                    "overhead_ms": 1e3 * (e2e - wait) - step_ms,
+                }
+            )
+        previous_arrival = arrived
+
+    def p(key: str, q: float = 50, status: int | None = None) -> float:
+        values = [f[key] for f in frames if math.isfinite(f[key]) and (status is None or f["status"] == status)]
+        return float(np.percentile(values, q)) if values else math.nan
+
     around_step = [f["e2e_ms"] - f["wait_ms"] - node_step_ms for f in frames]
     stats = record.node_stats
     node_received = int(stats["frames_received"]) if "frames_received" in stats else None
     statuses = [f["status"] for f in frames]
+    by_status = {
+        name: {
+            "boxes": statuses.count(status),
+            "step_ms": step_by_status[status],
+            "e2e_p50_ms": p("e2e_ms", status=status),
+            "e2e_p90_ms": p("e2e_ms", 90, status=status),
+            "work_p50_ms": p("work_ms", status=status),
+            "overhead_p50_ms": p("overhead_ms", status=status),
+        }
+        for name, status in (("TRACKING", tracking), ("LOST", lost))
+    }
     return {
         "image": record.transport,
         "message_kib": record.message_bytes / 1024,
@@ -631,6 +712,7 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         "node_rejected_in_run": int(stats["rejected_images"]) if "rejected_images" in stats else None,
         "tracking": statuses.count(tracking),
         "lost": statuses.count(lost),
+        "by_status": by_status,
         "startup_s": record.startup_s,
         "e2e_p50_ms": p("e2e_ms"),
         "e2e_p90_ms": p("e2e_ms", 90),
@@ -640,7 +722,8 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
         "ros_p90_ms": p("ros_ms", 90),
         "wait_p50_ms": p("wait_ms"),
         "work_p50_ms": p("work_ms"),
-        "model_p50_ms": reference.get("model_ms", math.nan),
+        "step_p50_ms": p("step_ms"),
+        "model_p50_ms": model_ms,
         "overhead_p50_ms": p("overhead_ms"),
         "overhead_p90_ms": p("overhead_ms", 90),
         "decode_p50_ms": reference.get(f"decode_{record.transport}_ms", math.nan),
@@ -661,8 +744,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"model {s['model']} on {s['device']}, image QoS {s['qos']}, {os.cpu_count()} cores, "
         f"load average start {_load(report['loadavg_start'])}, end {_load(report['loadavg_end'])}",
         "# times in ms over the frames that got a box; e2e = publish() -> /tracked_box received; node = its "
-        "processing_latency; wait = in the node's slot (est.); work = node - wait; model = step() timed "
-        "without ROS; overhead = e2e - wait - model",
+        "processing_latency; e2e-node = the transport; wait = in the node's slot (est.); work = node - wait; "
+        "step = the model work, the node's tracker step for the frame's kind (TRACKING or LOST); "
+        "ros = e2e - wait - step, the ROS overhead (transport + the node's work around the model)",
         markdown_row(COLUMNS),
         "|" + "---|" * len(COLUMNS),
     ]
@@ -678,10 +762,25 @@ def format_table(report: dict[str, Any]) -> str:
             format_cell(r["ros_p50_ms"]),
             format_cell(r["wait_p50_ms"]),
             format_cell(r["work_p50_ms"]),
-            format_cell(r["model_p50_ms"]),
+            format_cell(r["step_p50_ms"]),
             format_cell(r["overhead_p50_ms"]),
         ]
         lines.append(markdown_row(cells))
+    lines.append("# the boxes by status: TRACKING frames run a normal step, LOST frames a lost-target search")
+    lines.append(markdown_row(STATUS_COLUMNS))
+    lines.append("|" + "---|" * len(STATUS_COLUMNS))
+    for r in report["runs"]:
+        for name, figures in r["by_status"].items():
+            cells = [
+                r["image"],
+                name,
+                figures["boxes"],
+                format_cell(figures["step_ms"]),
+                format_cell(figures["e2e_p50_ms"]),
+                format_cell(figures["e2e_p90_ms"]),
+                format_cell(figures["overhead_p50_ms"]),
+            ]
+            lines.append(markdown_row(cells))
     for r in report["runs"]:
         received = r["node_received_in_run"]
         lost = "?" if received is None else r["published_in_run"] - received
@@ -784,6 +883,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=120,
         help="frames read from the video (played forwards and backwards; default 120)",
     )
+    parser.add_argument(
+        "--vanish-after",
+        type=int,
+        metavar="N",
+        help="the target vanishes for good after the video's first N frames: then a slow pan over the first "
+        "frame with the target painted out (see the module docstring)",
+    )
     parser.add_argument("--json", help="write the report (with per-frame figures) to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -834,6 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "param",
                 "transports",
                 "targets",
+                "vanish_after",
             )
         }
         | {"model": material.model, "weights": material.weights or "bundled", "video": material.video},
