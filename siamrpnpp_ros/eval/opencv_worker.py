@@ -11,6 +11,9 @@ import argparse
 import json
 import sys
 
+from .ope import load_sequence, track_sequence
+from .trackers import OpenCVFrameTracker
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
@@ -20,10 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-
-    from .ope import load_sequence, track_sequence
-    from .trackers import OpenCVFrameTracker
-
     sequence = load_sequence(args.sequence).truncated(args.frames)
     result = track_sequence(OpenCVFrameTracker(args.kind), sequence)
     assert result.confidence is not None and result.present is not None  # OpenCVFrameTracker reports them

@@ -32,7 +32,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from siamrpnpp_ros.tracking.presence import FEATURE_NAMES, SCORE_MAP_FEATURES
+from siamrpnpp_ros.tracking.config import load_tracker_config
+from siamrpnpp_ros.tracking.factory import build_session
+from siamrpnpp_ros.tracking.presence import FEATURE_NAMES, RAW_SCORE_WEIGHTS, SCORE_MAP_FEATURES
+from siamrpnpp_ros.tracking.session import TrackingSession
+
+from .metrics import overlap_ratio
+from .ope import load_benchmark
 
 LOGGER = logging.getLogger(__name__)
 
@@ -84,9 +90,6 @@ def collect_samples(
     label each tracked frame (see the module docstring).
     """
     from tqdm import tqdm
-
-    from siamrpnpp_ros.eval.metrics import overlap_ratio
-    from siamrpnpp_ros.tracking.session import TrackingSession
 
     rows: list[np.ndarray] = []
     labels: list[float] = []
@@ -159,15 +162,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Fit presence weights as ``argv`` (default ``sys.argv[1:]``) says; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from siamrpnpp_ros.eval.ope import load_benchmark
-    from siamrpnpp_ros.tracking.factory import build_session
-    from siamrpnpp_ros.tracking.presence import RAW_SCORE_WEIGHTS
-
     try:
         config = None
         if args.config:
-            from siamrpnpp_ros.tracking.config import load_tracker_config
-
             _, config = load_tracker_config(args.config, args.model)
         benchmark = load_benchmark(args.benchmark)
         if args.max_sequences:

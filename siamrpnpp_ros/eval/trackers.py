@@ -104,7 +104,7 @@ class SessionFrameTracker:
     """
 
     def __init__(self, tracker: Any, policy: Any = None) -> None:
-        from siamrpnpp_ros.tracking.session import TrackingSession
+        from siamrpnpp_ros.tracking.session import TrackingSession  # torch: only when used, see the top
 
         self.session = TrackingSession(tracker, policy)
         self._report: tuple[float, bool] = (1.0, True)
@@ -116,7 +116,7 @@ class SessionFrameTracker:
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
         """The session's box in ``frame`` (its last confident box while LOST)."""
-        from siamrpnpp_ros.tracking.session import TrackStatus
+        from siamrpnpp_ros.tracking.session import TrackStatus  # torch: only when used, see the top
 
         result = self.session.step(frame)
         confidence = float(result.presence)  # what LOST follows, and what the node publishes as score

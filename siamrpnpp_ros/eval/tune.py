@@ -25,7 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from siamrpnpp_ros.models import build_model, load_checkpoint
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+from siamrpnpp_ros.tracking.config import preset_for
+from siamrpnpp_ros.tracking.factory import default_weights_path, select_device
+
+from .ope import load_benchmark, run_ope, siamrpn_model_runner
 
 FIELDS = ("penalty_k", "window_influence", "lr", "auc", "precision_20", "norm_precision_02")
 
@@ -52,11 +57,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the grid search as ``argv`` (default ``sys.argv[1:]``) says; returns the exit status."""
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
-
-    from siamrpnpp_ros.eval.ope import load_benchmark, run_ope, siamrpn_model_runner
-    from siamrpnpp_ros.models import build_model, load_checkpoint
-    from siamrpnpp_ros.tracking.config import preset_for
-    from siamrpnpp_ros.tracking.factory import default_weights_path, select_device
 
     try:
         preset = preset_for(args.model)

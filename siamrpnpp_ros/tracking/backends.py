@@ -28,15 +28,14 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from siamrpnpp_ros.models import SiamRPN
+from siamrpnpp_ros.models.fusion import fuse_for_inference
 from siamrpnpp_ros.models.onnx_graphs import export_search_onnx
-
-if TYPE_CHECKING:
-    from siamrpnpp_ros.models import SiamRPN
 
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
 
@@ -110,8 +109,6 @@ def prepare_model(
     for alex/r50, NHWC for mobilev2; NCHW on other devices); ``channels_last`` True/False forces
     NHWC/NCHW without NNPACK. Neither: ``model`` unchanged.
     """
-    from siamrpnpp_ros.models.fusion import fuse_for_inference
-
     model = model.to(device).eval()
     if device.type == "cpu" and (optimize or fuse_bn):
         tune_allocator()
@@ -172,9 +169,6 @@ class OnnxRuntimeModel:
             raise ImportError(
                 "the onnxruntime back-end needs the onnxruntime package (pip install onnxruntime)"
             ) from error
-        from siamrpnpp_ros.models import SiamRPN
-        from siamrpnpp_ros.models.fusion import fuse_for_inference
-
         self._ort = ort
         torch_model = model.to("cpu").float().eval()
         if isinstance(torch_model, SiamRPN) and fold_bn:

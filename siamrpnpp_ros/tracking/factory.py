@@ -11,6 +11,9 @@ from typing import Any
 
 import torch
 
+from siamrpnpp_ros.models import build_model, load_checkpoint, model_config
+
+from .backends import build_backend, configure_threads
 from .config import TrackerConfig, preset_for
 from .longterm import LongTermTracker
 from .session import LostPolicy, TrackingSession, align_long_term_thresholds
@@ -57,8 +60,6 @@ def default_weights_path(model_name: str) -> Path:
     (the canonical name, so ``alex-w0.50`` finds ``alex-w0.5``'s). FileNotFoundError for a model
     without bundled weights: only ``DEFAULT_MODEL`` has them.
     """
-    from siamrpnpp_ros.models import model_config
-
     path = DEFAULT_WEIGHTS_DIR / f"default_{model_config(model_name).name}.pth"
     if not path.is_file():
         raise FileNotFoundError(
@@ -113,10 +114,6 @@ def build_tracker(
     * ``compile``: wrap the torch network's forward in ``torch.compile`` (CUDA graphs via
       ``mode="reduce-overhead"`` on CUDA); compiles on the first frames, off by default.
     """
-    from siamrpnpp_ros.models import build_model, load_checkpoint, model_config
-
-    from .backends import build_backend, configure_threads
-
     model_config(model_name)  # ValueError naming the valid forms, before any file is touched
     resolved_device = select_device(device)
     if fp16 and resolved_device.type != "cuda":
