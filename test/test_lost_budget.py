@@ -109,6 +109,7 @@ def _first_loss(searched) -> list[tuple[tuple[float, float], ...]]:
 # ---------------------------------------------------------------------------- the arithmetic
 def test_budget_spellings_and_refusals():
     assert parse_lost_search_budget("auto") == "auto" and parse_lost_search_budget(" OFF ") == "off"
+    assert parse_lost_search_budget(False) == "off"  # what YAML (a ROS command line) makes of off
     assert parse_lost_search_budget("25") == 25.0 and parse_lost_search_budget(12) == 12.0
     for bad in ("fast", "0", -5, 0.0, math.nan, math.inf, True, None):
         with pytest.raises(ValueError, match="lost_search_budget"):

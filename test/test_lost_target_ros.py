@@ -61,7 +61,9 @@ def test_target_out_of_sight_turns_lost_and_is_tracked_again_on_return(ros_peer,
     session.start(footage[0], PEDESTRIAN, target_id=7)
     expected = [session.step(frame) for frame in shown]
 
-    process = ros_peer(*node_args("-p", "image_qos:=reliable", "-p", "device:=cpu"))
+    # No lost-search budget: the node must then do exactly what the core does (which has none);
+    # the budget's own tests are test/test_lost_budget*.py.
+    process = ros_peer(*node_args("-p", "image_qos:=reliable", "-p", "device:=cpu", "-p", "lost_search_budget_ms:=off"))
     client = TrackerClient(ros_node, process, image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     client.wait_for_node()
     counter = iter(range(10_000))

@@ -59,6 +59,7 @@ from siamrpnpp_ros.ros.parameters import (
 )
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DEBUG_IMAGE_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
 from siamrpnpp_ros.tracking.backends import provider_name
+from siamrpnpp_ros.tracking.longterm import LostSearchBudget
 from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 from siamrpnpp_ros.tracking.session import SessionResult, TrackStatus, align_long_term_thresholds, clip_selection
 
@@ -157,7 +158,12 @@ class _TrackerParts(Node):
         Raises what loading raises (a bad checkpoint, a setting the network cannot take), with
         nothing left running, so the caller can report it and the node stays as it was.
         """
-        self._targets = MultiTargetTracker(self._build_tracker(settings), settings.policy, settings.max_targets)
+        # The lost search's time budget (tracking.longterm.LostSearchBudget): the executor thread
+        # feeds it each image's arrival time (the camera's period), the worker the step times.
+        self._lost_budget = LostSearchBudget(settings.lost_search_budget_ms)
+        self._targets = MultiTargetTracker(
+            self._build_tracker(settings), settings.policy, settings.max_targets, lost_budget=self._lost_budget
+        )
         self.settings = settings
         self._cache = FrameCache(settings.frame_cache_size, settings.frame_cache_max_mb * 1024 * 1024)
         self._slot = WorkSlot()
@@ -383,6 +389,7 @@ class _TrackerParts(Node):
         self._older_stamps_in_a_row = 0
         if stamp_ns:
             self._newest_stamp_ns = stamp_ns
+        self._lost_budget.observe_frame(received)
         frame = ReceivedFrame(msg, stamp_ns, self._sequence, received, nbytes, decode)
         self._sequence += 1
         self._cache.add(frame)
@@ -466,6 +473,7 @@ class _TrackerParts(Node):
                 command.done.set()
         elif isinstance(command, _ApplySettings):
             settings = command.settings
+            self._lost_budget.budget = settings.lost_search_budget_ms  # validated already
             self._targets.set_policy(settings.policy)
             self._targets.set_config(
                 align_long_term_thresholds(settings.tracker, settings.policy)
@@ -777,6 +785,7 @@ class _TrackerParts(Node):
                     "max_targets": str(self.settings.max_targets),
                     "cached_frames": str(len(self._cache)),
                     "cached_mb": f"{self._cache.nbytes / 2**20:.1f}",
+                    **_budget_values(self._lost_budget),
                     **self._runtime.values(),
                 },
                 worker_alive=self._worker is not None and self._worker.is_alive(),
@@ -938,6 +947,22 @@ def startup_error(error: BaseException) -> tuple[str, str]:
         # e.g. a tracker.* setting that does not fit the network's output size.
         return "parameter", f"cannot start the tracker: {text}"
     return "weights", f"cannot start: {type(error).__name__}: {text}"
+
+
+def _budget_values(budget: LostSearchBudget) -> dict[str, str]:
+    """The lost search's budget in /diagnostics: the setting, the measured image period and cost
+    per network crop, and the step time a lost frame may take now (ms; empty while unknown).
+    """
+
+    def ms(seconds: float | None) -> str:
+        return "" if seconds is None else f"{seconds * 1e3:.1f}"
+
+    return {
+        "lost_search_budget": str(budget.budget),
+        "image_period_ms": ms(budget.frame_period_s),
+        "crop_cost_ms": ms(budget.crop_cost_s),
+        "lost_step_budget_ms": ms(budget.seconds()),
+    }
 
 
 def _overall_status(results: tuple[SessionResult, ...]) -> TrackStatus:

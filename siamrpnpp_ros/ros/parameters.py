@@ -24,6 +24,7 @@ from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name, model_con
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
 from siamrpnpp_ros.tracking.config import TrackerConfig, preset_for, tracker_field_names
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+from siamrpnpp_ros.tracking.longterm import BUDGET_AUTO, parse_lost_search_budget
 from siamrpnpp_ros.tracking.session import LostPolicy
 
 MAX_INT = 2**31 - 1
@@ -54,6 +55,8 @@ class NodeSettings:
     policy: LostPolicy
     tracker: TrackerConfig
     max_targets: int = 1
+    # "auto", "off" or milliseconds (tracking.longterm.LostSearchBudget).
+    lost_search_budget_ms: float | str = BUDGET_AUTO
 
     @property
     def weights_path(self) -> str | None:
@@ -70,11 +73,14 @@ class _Spec:
     float_range: tuple[float, float] | None = None
     int_range: tuple[int, int] | None = None
     constraints: str = ""
+    # Any type (e.g. "auto" or a number of milliseconds, which the command line types as a number).
+    dynamic_typing: bool = False
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(
             name=self.name,
-            type=_parameter_type(self.default),
+            type=ParameterType.PARAMETER_NOT_SET if self.dynamic_typing else _parameter_type(self.default),
+            dynamic_typing=self.dynamic_typing,
             description=self.description,
             read_only=self.read_only,
             additional_constraints=self.constraints,
@@ -155,6 +161,17 @@ NODE_SPECS: tuple[_Spec, ...] = (
         True,
         "Use pysot's long-term tracker: while the score is low it holds the box and searches a wider "
         "region (lost_score_threshold / recover_score_threshold drive it). false = plain SiamRPN++.",
+    ),
+    _Spec(
+        "lost_search_budget_ms",
+        BUDGET_AUTO,
+        "Long-term tracker, lost_search tiles: the time a frame with a lost target may take, so the node "
+        "keeps up with the camera. auto = the measured image period less a margin for the rest of the "
+        "node; a number = that many milliseconds; off = always tracker.lost_tiles_per_frame tiles. "
+        "Fewer tiles per frame cover the image over more frames, nearest the last box first.",
+        read_only=False,
+        constraints="auto, off, or a number of milliseconds > 0",
+        dynamic_typing=True,
     ),
     _Spec(
         "use_compressed",
@@ -376,6 +393,10 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         )
     except ValueError as error:
         raise ValueError(f"invalid lost/recover parameters: {error}") from None
+    try:
+        budget = parse_lost_search_budget(values["lost_search_budget_ms"], "lost_search_budget_ms")
+    except ValueError as error:
+        raise ValueError(f"parameter {error}") from None
     tracker_values = {name[len("tracker.") :]: value for name, value in values.items() if name.startswith("tracker.")}
     try:
         tracker = preset_for(values["model"]).replace(**tracker_values)
@@ -402,6 +423,7 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         policy=policy,
         tracker=tracker,
         max_targets=int(values["max_targets"]),
+        lost_search_budget_ms=budget,
     )
 
 

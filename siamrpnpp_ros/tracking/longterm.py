@@ -245,10 +245,14 @@ SMOOTHING = 0.1
 MAX_FRAME_GAP_S = 2.0
 
 
-def parse_lost_search_budget(value: object) -> float | str:
-    """``lost_search_budget`` as given (``"auto"``, ``"off"``, or milliseconds as a number or a
-    numeric string) -> ``"auto"``, ``"off"`` or a float of milliseconds > 0; ValueError otherwise.
+def parse_lost_search_budget(value: object, name: str = "lost_search_budget") -> float | str:
+    """A budget as given (``"auto"``, ``"off"`` or ``False``, or milliseconds as a number or a
+    numeric string) -> ``"auto"``, ``"off"`` or a float of milliseconds > 0; ValueError naming
+    ``name`` otherwise.
     """
+    problem = f"{name} must be auto, off or a number of milliseconds > 0, got {value!r}"
+    if value is False:
+        return BUDGET_OFF  # YAML, hence ROS's command line and parameter files, reads off as false
     if isinstance(value, str):
         text = value.strip().lower()
         if text in (BUDGET_AUTO, BUDGET_OFF):
@@ -256,11 +260,9 @@ def parse_lost_search_budget(value: object) -> float | str:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(
-                f"lost_search_budget must be auto, off or a number of milliseconds > 0, got {value!r}"
-            ) from None
+            raise ValueError(problem) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"lost_search_budget must be auto, off or a number of milliseconds > 0, got {value!r}")
+        raise ValueError(problem)
     return float(value)
 
 
