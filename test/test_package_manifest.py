@@ -83,7 +83,28 @@ def test_every_third_party_import_is_declared(manifest):
 
 # The layout (README "Layout"; docs/development.md "Import direction"): a ROS-free core, the node
 # adapter in ros/, the programs around the node in tools/.
-CORE_PACKAGES = ("models", "tracking", "export", "sequences", "training", "eval", "benchmark")
+CORE_PACKAGES = ("models", "tracking", "export", "sequences", "material", "training", "eval", "benchmark")
+# The folders of the package each folder may import (a folder may always import itself), one way:
+# models <- tracking (<- export) <- eval <- training, and benchmark beside them; material and
+# sequences are leaves, material for training and eval only; ros/ and tools/ on top of the core.
+FOLDER_IMPORTS: dict[str, set[str]] = {
+    "models": set(),
+    "sequences": set(),
+    "material": set(),
+    "tracking": {"models"},
+    "export": {"models", "tracking"},
+    "eval": {"models", "tracking", "sequences", "material"},
+    "training": {"models", "tracking", "sequences", "material", "eval"},
+    "benchmark": {"models", "tracking", "sequences"},
+    "ros": {"models", "tracking"},
+    "tools": {"models", "tracking", "sequences", "benchmark", "ros"},
+}
+# Top-level modules a folder may import besides: leaves that import no folder of the package.
+TOP_LEVEL_IMPORTS: dict[str, set[str]] = {
+    "export": {"requirements_check"},
+    "ros": {"msg"},
+    "tools": {"msg", "tracker_node"},
+}
 NODE_MODULES = {"__init__", "node", "conversions", "frames", "parameters", "qos", "diagnostics", "drawing", "shutdown"}
 ROS_TOP_LEVEL = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros", "ament_index_python"}
 
@@ -133,6 +154,58 @@ def test_core_does_not_import_ros():
                 if name.split(".")[:2] in (["siamrpnpp_ros", "ros"], ["siamrpnpp_ros", "tools"])
             }
             assert not adapter, f"{module.relative_to(REPO_ROOT)} is core but imports the ROS side: {sorted(adapter)}"
+
+
+def package_imports(module: Path) -> set[tuple[str, str]]:
+    """``(kind, name)`` of each part of the package that ``module`` imports, at module level or
+    inside a function alike: ``("folder", "tracking")`` or ``("module", "requirements_check")``."""
+    found: set[tuple[str, str]] = set()
+    for name in imported_modules(module):
+        parts = name.split(".")
+        if parts[0] != "siamrpnpp_ros" or len(parts) < 2:
+            continue
+        if (REPO_ROOT / "siamrpnpp_ros" / parts[1]).is_dir():
+            found.add(("folder", parts[1]))
+        elif (REPO_ROOT / "siamrpnpp_ros" / f"{parts[1]}.py").is_file() or parts[1] == "msg":
+            found.add(("module", parts[1]))
+    return found
+
+
+def test_folder_order_is_acyclic():
+    order: list[str] = []
+    pending = dict(FOLDER_IMPORTS)
+    while pending:
+        ready = sorted(f for f, needs in pending.items() if needs <= set(order))
+        assert ready, f"FOLDER_IMPORTS has a loop among {sorted(pending)}"
+        order += ready
+        for folder in ready:
+            del pending[folder]
+
+
+def test_folders_import_one_way():
+    """Every folder imports only the folders below it (FOLDER_IMPORTS), checked on every import
+    statement, module-level or inside a function, so a loop cannot hide in a function."""
+    folders = {p.name for p in (REPO_ROOT / "siamrpnpp_ros").iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert folders == FOLDER_IMPORTS.keys(), "add the new folder to FOLDER_IMPORTS and the README"
+    wrong = []
+    for folder, allowed in FOLDER_IMPORTS.items():
+        for module in sorted((REPO_ROOT / "siamrpnpp_ros" / folder).rglob("*.py")):
+            for kind, name in sorted(package_imports(module)):
+                if kind == "folder" and name != folder and name not in allowed:
+                    wrong.append(f"{module.relative_to(REPO_ROOT)} imports {name}/")
+                elif kind == "module" and name not in TOP_LEVEL_IMPORTS.get(folder, set()):
+                    wrong.append(f"{module.relative_to(REPO_ROOT)} imports the top-level {name}")
+    assert not wrong, "imports against the folder order (FOLDER_IMPORTS):\n" + "\n".join(wrong)
+
+
+def test_material_is_imported_by_training_and_eval_only():
+    users = set()
+    for module in sorted((REPO_ROOT / "siamrpnpp_ros").rglob("*.py")):
+        parts = module.relative_to(REPO_ROOT / "siamrpnpp_ros").parts
+        where = parts[0] if len(parts) > 1 else module.stem
+        if where != "material" and ("folder", "material") in package_imports(module):
+            users.add(where)
+    assert users <= {"training", "eval"}, f"material/ is imported by {sorted(users - {'training', 'eval'})}"
 
 
 def test_ros_package_holds_only_the_node():
