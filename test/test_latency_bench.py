@@ -93,6 +93,9 @@ def test_short_raw_run_through_ros(ros_environment, parity_checkpoint, parity_vi
     assert len(cells) == len(COLUMNS)
     assert cells[1] == "15" and int(cells[2]) >= 1 and int(cells[2]) + int(cells[3]) == 15
     assert any(line.startswith("# raw: 900 KiB per message") for line in lines), out
+    # TRACKING and LOST apart, under the table (a short run tracks throughout).
+    assert any(line.startswith("| raw, TRACKING | ") for line in lines), out
+    assert any(line.startswith("| raw, LOST | ") for line in lines), out
 
     report = json.loads(report_path.read_text())
     (run,) = report["runs"]

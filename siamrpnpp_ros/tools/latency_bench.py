@@ -120,7 +120,7 @@ COLUMNS = (
     "ros p50",
 )
 
-STATUS_COLUMNS = ("image", "status", "boxes", "step", "e2e p50", "e2e p90", "ros p50")
+STATUS_COLUMNS = ("image, status", "boxes", "step", "e2e p50", "e2e p90", "ros p50")
 
 
 # ----------------------------------------------------------------------------- input frames
@@ -772,10 +772,9 @@ def format_table(report: dict[str, Any]) -> str:
     for r in report["runs"]:
         for name, figures in r["by_status"].items():
             cells = [
-                r["image"],
-                name,
+                f"{r['image']}, {name}",
                 figures["boxes"],
-                format_cell(figures["step_ms"]),
+                format_cell(figures["step_ms"] if figures["boxes"] else math.nan),
                 format_cell(figures["e2e_p50_ms"]),
                 format_cell(figures["e2e_p90_ms"]),
                 format_cell(figures["overhead_p50_ms"]),
