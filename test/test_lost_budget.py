@@ -200,3 +200,16 @@ def test_tracking_frames_are_untouched_by_the_budget(slow_clock, parity_frames):
             run.append(result.box)
         boxes.append(run)
     assert boxes[0] == boxes[1]
+
+
+def test_phase_breakdown_splits_a_lost_step(parity_video, parity_frames):
+    """``python -m siamrpnpp_ros.benchmark.lost`` (docs/performance.md, A lost frame) runs and adds up."""
+    from siamrpnpp_ros.benchmark.lost import PHASES, format_breakdown, phase_breakdown
+
+    _, groundtruth = parity_frames
+    report = phase_breakdown(str(parity_video), tuple(float(v) for v in groundtruth[0]), 12, (2,), threads=1)
+    assert "lost, 2 tiles" in report
+    lost = report["lost, 2 tiles"]
+    assert lost["frames"] >= 1 and lost["network"] > 0 and lost["crops"] > 0
+    assert set(PHASES) <= set(lost)
+    assert "| step / tracking |" in format_breakdown(report) or "tracking" not in report

@@ -16,6 +16,7 @@ median normal step. Weights as for ``--targets`` (``benchmark/targets.py``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -134,3 +135,137 @@ def format_lost_table(report: dict[str, Any]) -> str:
         ]
         lines.append(markdown_row(cells))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- where the time goes
+#: The parts of a step that ``phase_breakdown`` times, in the order printed.
+PHASES = ("step", "crops", "network", "decode", "appearance", "presence features", "rest")
+VTEST_VIDEO = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+VTEST_TARGET = (638.0, 240.0, 48.0, 82.0)  # the demo's pedestrian on frame 0 (tools/demo.py)
+
+
+def phase_breakdown(
+    video: str = VTEST_VIDEO,
+    box: tuple[float, float, float, float] = VTEST_TARGET,
+    frames: int = 150,
+    tile_counts: tuple[int, ...] = (1, 4),
+    threads: int = 2,
+) -> dict[str, dict[str, float]]:
+    """Where a lost frame's time goes, against a tracking frame's, side by side in one process.
+
+    One long-term tracker (bundled model, CPU) follows ``box`` on the video; one per tile count
+    is held lost on the same frames with the target painted out. Each step is split by wrapping
+    the tracker's parts: the search crops (``search_crop``), the network pass (``_run_model``),
+    the appearance descriptor and its comparison (``appearance.describe``/``similarity``), the
+    presence features, the decode (the rest of ``finish_search``: score map, penalties, the
+    tiles' comparison, the state update) and the rest of the step (tile order, batching the
+    crops). Returns ``{row: {phase: ms}}``, the 25th percentile of each phase over the frames of
+    that row's kind (the lower quartile: a busy machine inflates some steps, rarely all), and
+    ``frames`` per row. The trackers take their steps in an order that rotates per frame.
+    """
+    import torch
+
+    from siamrpnpp_ros.sequences import open_sequence
+    from siamrpnpp_ros.tracking import tracker as tracker_module
+    from siamrpnpp_ros.tracking.factory import build_tracker
+    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
+
+    torch.set_num_threads(threads)
+    images = []
+    for image in open_sequence(video):
+        images.append(image)
+        if len(images) > frames:
+            break
+    spent: dict[str, float] = {}
+
+    def timed(phase: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    originals = (
+        tracker_module.appearance.describe,
+        tracker_module.appearance.similarity,
+        tracker_module.presence_features,
+    )
+    tracker_module.appearance.describe = timed("describe", originals[0])  # type: ignore[assignment]
+    tracker_module.appearance.similarity = timed("similarity", originals[1])  # type: ignore[assignment]
+    tracker_module.presence_features = timed("presence features", originals[2])  # type: ignore[assignment]
+    try:
+        runners: list[tuple[str, Any, list[np.ndarray]]] = []
+        empty = [_target_painted_out(image, box) for image in images]
+        for tiles in (0, *tile_counts):
+            tracker = build_tracker("alex-w0.25", None, device="cpu", long_term=True)
+            config = tracker.config.replace(lost_tiles_per_frame=max(1, tiles))
+            tracker.config = align_long_term_thresholds(config, LostPolicy())
+            tracker.init(images[0], box)
+            tracker.search_crop = timed("crops", tracker.search_crop)
+            tracker._run_model = timed("network", tracker._run_model)
+            tracker.finish_search = timed("finish", tracker.finish_search)
+            name = "tracking" if tiles == 0 else f"lost, {tiles} tile{'s' if tiles > 1 else ''}"
+            runners.append((name, tracker, images if tiles == 0 else empty))
+        samples: dict[str, dict[str, list[float]]] = {name: {} for name, _, _ in runners}
+        for index in range(1, len(images)):
+            shift = index % len(runners)
+            for name, tracker, source in runners[shift:] + runners[:shift]:
+                spent.clear()
+                start = time.perf_counter()
+                result = tracker.track(source[index])
+                step = time.perf_counter() - start
+                if index <= 5 or result.search_wide != (name != "tracking"):
+                    continue  # warm-up, or not this row's kind of step
+                looks = spent.get("describe", 0.0) + spent.get("similarity", 0.0)
+                parts = {
+                    "step": step,
+                    "crops": spent.get("crops", 0.0),
+                    "network": spent.get("network", 0.0),
+                    "appearance": looks,
+                    "presence features": spent.get("presence features", 0.0),
+                    "decode": spent.get("finish", 0.0) - looks - spent.get("presence features", 0.0),
+                }
+                parts["rest"] = step - parts["crops"] - parts["network"] - spent.get("finish", 0.0)
+                for phase, seconds in parts.items():
+                    samples[name].setdefault(phase, []).append(seconds)
+    finally:
+        (
+            tracker_module.appearance.describe,
+            tracker_module.appearance.similarity,
+            tracker_module.presence_features,
+        ) = originals  # type: ignore[assignment]
+    report: dict[str, dict[str, float]] = {}
+    for name, phases in samples.items():
+        if not phases:
+            continue
+        report[name] = {phase: float(np.percentile(values, 25)) * 1e3 for phase, values in phases.items()}
+        report[name]["frames"] = float(len(phases["step"]))
+    return report
+
+
+def format_breakdown(report: dict[str, dict[str, float]]) -> str:
+    """``phase_breakdown``'s report as a Markdown table (ms), with each row's step over tracking's."""
+    names = list(report)
+    lines = [markdown_row(("phase", *(f"{n} ({int(report[n]['frames'])} frames)" for n in names)))]
+    lines.append("|" + "---|" * (len(names) + 1))
+    for phase in PHASES:
+        lines.append(markdown_row((phase, *(format_cell(report[n].get(phase, math.nan), 2) for n in names))))
+    if "tracking" in report:
+        base = report["tracking"]["step"]
+        lines.append(markdown_row(("step / tracking", *(format_cell(report[n]["step"] / base, 2) for n in names))))
+    lines.append(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Where a lost frame's time goes (phase_breakdown).")
+    parser.add_argument("--video", default=VTEST_VIDEO)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--tiles", default="1,4", help="comma-separated tile counts of the lost rows")
+    parser.add_argument("--threads", type=int, default=2)
+    options = parser.parse_args()
+    counts = tuple(int(c) for c in options.tiles.split(",") if c.strip())
+    print(format_breakdown(phase_breakdown(options.video, VTEST_TARGET, options.frames, counts, options.threads)))
