@@ -60,21 +60,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from siamrpnpp_ros.material.compositor import (
-    Exposure,
-    Layer,
-    background_view,
-    cut_target,
-    extent_box,
-    extent_to_xywh,
-    output_problems,
-    sequence_indices,
-    similarity,
-    smooth_path,
-    textured_region,
-    velocity_blur,
-    write_sequence,
-)
+from siamrpnpp_ros.material import compositor
 from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
 
 LONG_TERM_VERSION = 1
@@ -161,7 +147,7 @@ class LongTermConfig:
         size_low, size_high = self.target_size
         if not 0.02 <= size_low <= size_high <= 0.35:
             problems.append(f"target_size must satisfy 0.02 <= min <= max <= 0.35, got {self.target_size}")
-        problems += output_problems(self.image_format, self.photo_split, PHOTO_SPLITS)
+        problems += compositor.output_problems(self.image_format, self.photo_split, PHOTO_SPLITS)
         if not problems and self.frames < self.min_frames:
             problems.append(
                 f"{self.frames} frames cannot hold one absence at {self.fps:g} fps; need >= {self.min_frames}"
@@ -307,10 +293,10 @@ def _blend_in(path: np.ndarray, event: _Event, away: np.ndarray, back: np.ndarra
 
 
 def _visible_fraction(
-    target: Layer,
+    target: compositor.Layer,
     affines: list[np.ndarray],
     scales: np.ndarray,
-    occluder: tuple[Layer, list[np.ndarray]] | None,
+    occluder: tuple[compositor.Layer, list[np.ndarray]] | None,
     width: int,
     height: int,
 ) -> np.ndarray:
@@ -428,12 +414,12 @@ def _render(
     # Target: size, shape, scale and angle paths (milder than short-term: the long-term
     # challenge is the absence).
     if "scale" in attributes:
-        log_scale = smooth_path(rng, F, math.log(0.75), math.log(1.33), rng.uniform(40, 80))
+        log_scale = compositor.smooth_path(rng, F, math.log(0.75), math.log(1.33), rng.uniform(40, 80))
         scale_path = np.exp(log_scale - log_scale[0])
     else:
         scale_path = np.ones(F)
     if "rotation" in attributes:
-        angle_path = smooth_path(rng, F, -25.0, 25.0, rng.uniform(40, 80))
+        angle_path = compositor.smooth_path(rng, F, -25.0, 25.0, rng.uniform(40, 80))
         angle_path -= angle_path[0]
     else:
         angle_path = np.zeros(F)
@@ -442,7 +428,7 @@ def _render(
     target_w = max(12, round(side * math.sqrt(aspect)))
     target_h = max(12, round(side / math.sqrt(aspect)))
     reach = 0.5 * math.hypot(target_w, target_h) * float(scale_path.max())  # covers any rotation
-    target, region = cut_target(object_photo.load(), rng, (target_w, target_h))
+    target, region = compositor.cut_target(object_photo.load(), rng, (target_w, target_h))
     shape = target.shape
 
     # Where the target would be with the camera at rest: a smooth path that keeps it in view.
@@ -450,33 +436,33 @@ def _render(
     knot_every = rng.uniform(25, 50)
     base = np.stack(
         [
-            smooth_path(rng, F, margin_x, W - margin_x, knot_every),
-            smooth_path(rng, F, margin_y, H - margin_y, knot_every),
+            compositor.smooth_path(rng, F, margin_x, W - margin_x, knot_every),
+            compositor.smooth_path(rng, F, margin_y, H - margin_y, knot_every),
         ],
         axis=1,
     )
     position = base.copy()  # scene coordinates (= frame coordinates while the camera is at rest)
     camera = np.zeros((F, 2))  # camera offset: frame = scene - camera
 
-    occluder: tuple[Layer, list[np.ndarray]] | None = None
+    occluder: tuple[compositor.Layer, list[np.ndarray]] | None = None
     occluder_source = ""
     occluder_centre = np.zeros(2)
     if any(e.kind == "occluder" for e in events):
         photo = pool.photos[int(photo_ids[2 % len(pool)])]
         occluder_source = photo.name
         occluder_image = photo.load()
-        ox, oy, ow_src, oh_src = (int(v) for v in textured_region(occluder_image, rng, (0.2, 0.6), 2.0))
+        ox, oy, ow_src, oh_src = (int(v) for v in compositor.textured_region(occluder_image, rng, (0.2, 0.6), 2.0))
         ow = int(min(2 * reach * rng.uniform(1.2, 1.5), 0.9 * W))
         oh = int(min(2 * reach * rng.uniform(1.2, 1.5), 0.9 * H))
         look = cv2.resize(occluder_image[oy : oy + oh_src, ox : ox + ow_src], (ow, oh), interpolation=cv2.INTER_AREA)
-        occluder_layer = Layer(look, "rect")
+        occluder_layer = compositor.Layer(look, "rect")
         occluder_centre = _place_occluder(rng, base, events, (ow, oh), reach, W, H)
         occluder = (occluder_layer, [])
-    lookalike_layers: list[tuple[Layer, np.ndarray]] = []  # appearance, scene path (F, 2)
+    lookalike_layers: list[tuple[compositor.Layer, np.ndarray]] = []  # appearance, scene path (F, 2)
 
-    def lookalike_look() -> Layer:
+    def lookalike_look() -> compositor.Layer:
         gains = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
-        return Layer(np.clip(target.patch * gains, 0, 255), target.shape)
+        return compositor.Layer(np.clip(target.patch * gains, 0, 255), target.shape)
 
     for event in events:
         hold = slice(event.hold_start, event.hold_end + 1)
@@ -527,8 +513,8 @@ def _render(
                 # It walks in shortly after the target is gone and out around when it returns.
                 path = np.stack(
                     [
-                        smooth_path(rng, F, margin_x, W - margin_x, rng.uniform(20, 40)),
-                        smooth_path(rng, F, margin_y, H - margin_y, rng.uniform(20, 40)),
+                        compositor.smooth_path(rng, F, margin_x, W - margin_x, rng.uniform(20, 40)),
+                        compositor.smooth_path(rng, F, margin_y, H - margin_y, rng.uniform(20, 40)),
                     ],
                     axis=1,
                 )
@@ -557,12 +543,13 @@ def _render(
 
     frame_position = position - camera
     target_affines = [
-        similarity(frame_position[t], angle_path[t], scale_path[t], scale_path[t], target.anchor) for t in range(F)
+        compositor.similarity(frame_position[t], angle_path[t], scale_path[t], scale_path[t], target.anchor)
+        for t in range(F)
     ]
     if occluder is not None:
         occluder = (
             occluder[0],
-            [similarity(occluder_centre - camera[t], 0.0, 1.0, 1.0, occluder[0].anchor) for t in range(F)],
+            [compositor.similarity(occluder_centre - camera[t], 0.0, 1.0, 1.0, occluder[0].anchor) for t in range(F)],
         )
     visible = _visible_fraction(target, target_affines, scale_path, occluder, W, H)
     absent = visible < config.visibility_threshold
@@ -587,7 +574,7 @@ def _render(
             (
                 layer,
                 [
-                    similarity(
+                    compositor.similarity(
                         path[t] - camera[t],
                         angle0 + angle_path[t],
                         size_factor * scale_path[t],
@@ -599,26 +586,28 @@ def _render(
             )
         )
 
-    exposure = Exposure(
+    exposure = compositor.Exposure(
         rng, F, W, H, "illumination" in attributes, config.noise_sigma, (0.55, 1.3), (40, 90), (60, 120), (0.15, 0.35)
     )
 
     frames: list[np.ndarray] = []
     groundtruth = np.full((F, 4), np.nan)
     for t in range(F):
-        canvas = background_view(background, background_affines[t], (W, H))
+        canvas = compositor.background_view(background, background_affines[t], (W, H))
         for layer, placements in lookalikes:
             layer.paint(canvas, placements[t])
         kernel = None
         if "motion_blur" in attributes and t > 0:
-            kernel = velocity_blur(*(frame_position[t] - frame_position[t - 1]))
+            kernel = compositor.velocity_blur(*(frame_position[t] - frame_position[t - 1]))
         if draw_target:
             target.paint(canvas, target_affines[t], kernel)
         if occluder is not None:
             occluder[0].paint(canvas, occluder[1][t])
         frames.append(exposure.develop(canvas, t, rng))
         if not absent[t]:
-            groundtruth[t] = extent_to_xywh(extent_box(target.shape, target.size, target_affines[t]), W, H)
+            groundtruth[t] = compositor.extent_to_xywh(
+                compositor.extent_box(target.shape, target.size, target_affines[t]), W, H
+            )
 
     runs = absent_runs(absent)
     plan = LongTermSequencePlan(
@@ -671,9 +660,9 @@ def build_long_term_benchmark(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[LongTermSequencePlan] = []
-    for index in sequence_indices(config.sequences, progress):
+    for index in compositor.sequence_indices(config.sequences, progress):
         frames, groundtruth, visible, plan = render_long_term_sequence(pool, config, index)
-        write_sequence(folder / plan.name, frames, groundtruth, config)
+        compositor.write_sequence(folder / plan.name, frames, groundtruth, config)
         (folder / plan.name / "visibility.txt").write_text(
             "\n".join(f"{v:.3f}" for v in visible) + "\n", encoding="utf-8"
         )
