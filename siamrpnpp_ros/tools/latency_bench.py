@@ -644,8 +644,14 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
     ]
 
     def node_mean(key: str, weight: str | None = None) -> float:
-        """The median over the periods of ``key``; with ``weight``, only periods where it is > 0."""
-        values = [float(v[key]) for v in periods if v.get(key) and (weight is None or int(v.get(weight, "0")) > 0)]
+        """The median over the periods of ``key``; with ``weight``, only periods where it is > 0.
+        A mean of 0 is a period without such frames (the node writes 0.0 then), not a sample.
+        """
+        values = [
+            float(v[key])
+            for v in periods
+            if v.get(key) and float(v[key]) > 0 and (weight is None or int(v.get(weight, "0")) > 0)
+        ]
         return float(np.median(values)) if values else math.nan
 
     node_step_ms = node_mean("tracker_step_mean_ms")
