@@ -213,3 +213,22 @@ def test_phase_breakdown_splits_a_lost_step(parity_video, parity_frames):
     assert lost["frames"] >= 1 and lost["network"] > 0 and lost["crops"] > 0
     assert set(PHASES) <= set(lost)
     assert "| step / tracking |" in format_breakdown(report) or "tracking" not in report
+
+
+def test_diagnostics_split_the_step_into_lost_and_tracking_frames():
+    """/diagnostics report a lost frame's step apart from a tracking frame's (what latency_bench reads)."""
+    pytest.importorskip("diagnostic_msgs", reason="the ROS messages are not installed")
+    from siamrpnpp_ros.ros.diagnostics import NodeStats, tracker_status
+
+    stats = NodeStats()
+    before = stats.snapshot()
+    for step, wide in ((0.010, 0), (0.012, 0), (0.040, 1), (0.050, 1)):
+        stats.frame_processed(step + 0.002, step=step, wide_searches=wide)
+    status = tracker_status(
+        name="t", hardware_id="cpu", previous=before, current=stats.snapshot(), tracking_status="LOST",
+        target_id=1, extra={}, worker_alive=True,
+    )  # fmt: skip
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["lost_frames_in_period"] == "2"
+    assert values["lost_step_mean_ms"] == "45.0" and values["tracking_step_mean_ms"] == "11.0"
+    assert values["tracker_step_mean_ms"] == "28.0"
