@@ -71,7 +71,7 @@ from siamrpnpp_ros.material.compositor import (
     velocity_blur,
     write_sequence,
 )
-from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
+from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos, pool_for
 
 from .longterm_builder import (
     ABSENCE_KINDS,
@@ -363,9 +363,7 @@ def build_benchmark(
     """Generate ``config.sequences`` sequences into ``out_dir``; returns the manifest (also
     written as ``benchmark.json``). ``pool`` defaults to :func:`~siamrpnpp_ros.material.photos.find_photos`.
     """
-    pool = (pool or find_photos()).select(config.photo_split)
-    if len(pool) < 1:
-        raise ValueError("the photo pool is empty")
+    pool = pool_for(pool, config.photo_split)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[SequencePlan] = []

@@ -61,7 +61,7 @@ import cv2
 import numpy as np
 
 from siamrpnpp_ros.material import compositor
-from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, find_photos
+from siamrpnpp_ros.material.photos import PHOTO_SPLITS, PhotoPool, pool_for
 
 LONG_TERM_VERSION = 1
 ABSENCE_KINDS = ("exit", "occluder", "pan")
@@ -654,9 +654,7 @@ def build_long_term_benchmark(
     (also written as ``benchmark.json``). ``pool`` defaults to :func:`~siamrpnpp_ros.material.photos.find_photos`
     (the held-out test photos); pass another pool for validation sets.
     """
-    pool = (pool or find_photos()).select(config.photo_split)
-    if len(pool) < 1:
-        raise ValueError("the photo pool is empty")
+    pool = pool_for(pool, config.photo_split)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     plans: list[LongTermSequencePlan] = []

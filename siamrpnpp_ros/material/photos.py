@@ -239,6 +239,16 @@ def find_photos(folders: Sequence[str | os.PathLike[str]] = (), allow_generated:
     return PhotoPool(tuple(generated_textures()), "generated textures (no opencv-doc / scikit-image photos found)")
 
 
+def pool_for(pool: Optional[PhotoPool], split: str) -> PhotoPool:
+    """``pool`` (default: :func:`find_photos`) narrowed to the photo ``split`` (``all``, ``train``
+    or ``test``); ValueError when that leaves no photo.
+    """
+    chosen = (pool or find_photos()).select(split)
+    if len(chosen) < 1:
+        raise ValueError("the photo pool is empty")
+    return chosen
+
+
 def pool_from_images(images: Sequence[np.ndarray], origin: str = "in-memory images") -> PhotoPool:
     """A pool of in-memory BGR images (tests, custom generators)."""
     return PhotoPool(tuple(Photo(f"image_{i:02d}", _constant(im)) for i, im in enumerate(images)), origin)
