@@ -464,18 +464,29 @@ def launch_module(monkeypatch):
     def record(kind):
         return lambda *args, **kwargs: SimpleNamespace(kind=kind, args=args, **kwargs)
 
-    modules = {
-        "launch": types.ModuleType("launch"),
-        "launch.actions": types.ModuleType("launch.actions"),
-        "launch.substitutions": types.ModuleType("launch.substitutions"),
-        "launch_ros": types.ModuleType("launch_ros"),
-        "launch_ros.actions": types.ModuleType("launch_ros.actions"),
-    }
+    names = (
+        "launch",
+        "launch.actions",
+        "launch.events",
+        "launch.substitutions",
+        "launch_ros",
+        "launch_ros.actions",
+        "launch_ros.event_handlers",
+        "launch_ros.events",
+        "launch_ros.events.lifecycle",
+    )
+    modules = {name: types.ModuleType(name) for name in names}
     modules["launch"].LaunchDescription = lambda actions: actions
     modules["launch.actions"].DeclareLaunchArgument = record("argument")
     modules["launch.actions"].OpaqueFunction = record("opaque")
+    modules["launch.actions"].EmitEvent = record("emit")
+    modules["launch.actions"].RegisterEventHandler = record("handler")
+    modules["launch.events"].matches_action = lambda action: action
     modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     modules["launch_ros.actions"].Node = record("node")
+    modules["launch_ros.actions"].LifecycleNode = record("lifecycle_node")
+    modules["launch_ros.event_handlers"].OnStateTransition = record("on_transition")
+    modules["launch_ros.events.lifecycle"].ChangeState = record("change_state")
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     spec = importlib.util.spec_from_file_location("tracker_launch", repo / "launch" / "tracker.launch.py")
@@ -501,7 +512,7 @@ def test_launch_file_starts_the_console_beside_the_node_only_when_asked(launch_m
     (console,) = launch_module._console_node(context)
     (tracker,) = launch_module._tracker_node(context)
     assert (console.executable, console.name) == ("operator_console", "operator_console")
-    assert console.namespace.name == tracker.namespace.name == "namespace", "same namespace as the node"
+    assert console.namespace.name == "namespace" and tracker.namespace == "drone1", "same namespace as the node"
     assert (
         console.remappings
         == tracker.remappings
@@ -515,6 +526,24 @@ def test_launch_file_starts_the_console_beside_the_node_only_when_asked(launch_m
     for name, value in (("console", "yes"), ("console_port", "80a"), ("console_port", "70000")):
         with pytest.raises(ValueError):
             launch_module._console_node(dict(context, **{name: value}))
+
+
+def test_launch_file_starts_a_managed_node_only_with_lifecycle_true(launch_module):
+    arguments = {
+        a.args[0]: a.default_value for a in launch_module.generate_launch_description() if a.kind == "argument"
+    }
+    assert (arguments["lifecycle"], arguments["autostart"]) == ("false", "false")
+    context = dict(arguments, image_topic="/cam/image_raw", namespace="drone1")
+    (plain,) = launch_module._tracker_node(context)
+    assert plain.kind == "node"
+    with pytest.raises(ValueError):
+        launch_module._tracker_node(dict(context, autostart="true"))  # autostart needs lifecycle
+
+    (managed,) = launch_module._tracker_node(dict(context, lifecycle="true"))
+    assert managed.kind == "lifecycle_node" and managed.arguments == ["--lifecycle"]
+    assert (managed.name, managed.namespace) == ("siamrpnpp_tracker", "drone1")
+    started = launch_module._tracker_node(dict(context, lifecycle="true", autostart="true"))
+    assert [action.kind for action in started][0] == "lifecycle_node" and len(started) > 1
 
 
 def test_pip_installs_the_page_and_the_operator_console_command():

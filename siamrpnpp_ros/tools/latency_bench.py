@@ -199,10 +199,7 @@ def load_material(args: argparse.Namespace) -> Material:
         boxes = sequence.groundtruth[: len(frames)] * scale
     else:  # no ground truth: the middle of the image
         init_box = (args.width * 3 / 8, args.height * 3 / 8, args.width / 4, args.height / 4)
-    material = Material(frames, boxes, init_box, str(video), model, weights)  # type: ignore[arg-type]
-    if args.vanish_after is not None:
-        vanish_frames(material, args.vanish_after, args.distinct_frames)
-    return material
+    return Material(frames, boxes, init_box, str(video), model, weights)  # type: ignore[arg-type]
 
 
 def vanish_frames(material: Material, after: int, count: int) -> None:
@@ -914,6 +911,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loadavg_start = _loadavg()
     material = load_material(args)
+    if args.vanish_after is not None:  # a bench option only: the soak plays its own absences
+        vanish_frames(material, args.vanish_after, args.distinct_frames)
     messages = {t: build_messages(material.frames, t, args.jpeg_quality) for t in transports}
     base_domain = os.getpid() + 75
     if not args.quiet:
