@@ -645,11 +645,7 @@ class _TrackerParts(Node):
         self.get_logger().info(
             f"stopped tracking target{'s' if len(ids) > 1 else ''} {', '.join(str(t) for t in ids)} ({reason})"
         )
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
-        boxes = [self._box_message(result, header, latency=0.0) for result in ended]
-        for box in boxes:
-            self._box_publisher.publish(box)
-        self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
+        self._publish_final_boxes(ended)
         self._results_for_diagnostics = tuple(target.last_result for target in self._targets.targets)
         return ids
 
@@ -678,12 +674,18 @@ class _TrackerParts(Node):
             f"target{'s' if len(ids) > 1 else ''} {', '.join(str(t) for t in ids)} reported LOST and ended: "
             f"{reason}; select again once the node is active"
         )
+        self._publish_final_boxes(lost)
+        return ids
+
+    def _publish_final_boxes(self, results: list[SessionResult]) -> None:
+        """Publish the last box of targets that end outside an image callback (cancelled or
+        suspended): stamped now, on the last image's frame, each alone and in one array.
+        """
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
-        boxes = [self._box_message(result, header, latency=0.0) for result in lost]
+        boxes = [self._box_message(result, header, latency=0.0) for result in results]
         for box in boxes:
             self._box_publisher.publish(box)
         self._array_publisher.publish(TrackedBoxArray(header=header, boxes=boxes))
-        return ids
 
     # ------------------------------------------------------------------ worker thread: output
     def _box_message(self, result: SessionResult, header: Header, latency: float) -> TrackedBox:
