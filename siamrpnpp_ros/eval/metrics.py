@@ -22,6 +22,7 @@ the same), as in OTB.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -96,40 +97,43 @@ def _check_lengths(groundtruth: np.ndarray, predictions: np.ndarray) -> tuple[np
     return gt[mask], pred[mask]
 
 
+def _share_passing(
+    groundtruth: np.ndarray,
+    predictions: np.ndarray,
+    thresholds: np.ndarray,
+    per_frame: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    passes: np.ufunc,
+) -> np.ndarray:
+    """Share of valid frames whose ``per_frame`` value ``passes`` each threshold (zeros when
+    no frame is valid): the one recipe of the success and precision curves.
+    """
+    gt, pred = _check_lengths(groundtruth, predictions)
+    if len(gt) == 0:
+        return np.zeros(len(thresholds))
+    values = per_frame(gt, pred)
+    curve: np.ndarray = passes(values[None, :], np.asarray(thresholds)[:, None]).mean(axis=1)
+    return curve
+
+
 def success_curve(
     groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS
 ) -> np.ndarray:
     """Share of valid frames with IoU > each threshold (zeros when no frame is valid)."""
-    gt, pred = _check_lengths(groundtruth, predictions)
-    if len(gt) == 0:
-        return np.zeros(len(thresholds))
-    iou = overlap_ratio(gt, pred)
-    curve: np.ndarray = (iou[None, :] > np.asarray(thresholds)[:, None]).mean(axis=1)
-    return curve
+    return _share_passing(groundtruth, predictions, thresholds, overlap_ratio, np.greater)
 
 
 def precision_curve(
     groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOLDS
 ) -> np.ndarray:
     """Share of valid frames with centre error <= each threshold (pixels)."""
-    gt, pred = _check_lengths(groundtruth, predictions)
-    if len(gt) == 0:
-        return np.zeros(len(thresholds))
-    errors = center_errors(gt, pred)
-    curve: np.ndarray = (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
-    return curve
+    return _share_passing(groundtruth, predictions, thresholds, center_errors, np.less_equal)
 
 
 def normalized_precision_curve(
     groundtruth: np.ndarray, predictions: np.ndarray, thresholds: np.ndarray = NORM_PRECISION_THRESHOLDS
 ) -> np.ndarray:
     """Share of valid frames with normalised centre error <= each threshold."""
-    gt, pred = _check_lengths(groundtruth, predictions)
-    if len(gt) == 0:
-        return np.zeros(len(thresholds))
-    errors = normalized_center_errors(gt, pred)
-    curve: np.ndarray = (errors[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
-    return curve
+    return _share_passing(groundtruth, predictions, thresholds, normalized_center_errors, np.less_equal)
 
 
 def area_under_curve(curve: np.ndarray) -> float:

@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,8 @@ from .metrics import (
     SUCCESS_THRESHOLDS,
     TrackerSummary,
 )
+
+SummaryT = TypeVar("SummaryT", TrackerSummary, LongTermSummary)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,16 @@ def summaries_to_json(summaries: Iterable[TrackerSummary]) -> dict:
     }
 
 
+def _report_inputs(summaries: Iterable[SummaryT], out_dir: str | Path) -> tuple[list[SummaryT], Path]:
+    """``summaries`` as a list (ValueError when empty) and ``out_dir``, created if missing."""
+    items = list(summaries)
+    if not items:
+        raise ValueError("nothing to report: no tracker results")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return items, folder
+
+
 def write_report(
     summaries: Iterable[TrackerSummary],
     out_dir: str | Path,
@@ -194,11 +206,7 @@ def write_report(
     ``notes`` are listed under the table (e.g. skipped baselines and why). ``attributes``
     (``{sequence name: its attributes}``, ``ope.sequence_attributes``) adds a per-attribute table.
     """
-    items = list(summaries)
-    if not items:
-        raise ValueError("nothing to report: no tracker results")
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    items, folder = _report_inputs(summaries, out_dir)
     files = ReportFiles(
         folder / "report.md",
         _plot(items, "success", folder / "success_plot.png", f"Success plots of OPE — {title}"),
@@ -382,11 +390,7 @@ def write_long_term_report(
     ``results.json`` for long-term ``summaries`` into ``out_dir``; ``fps``: the benchmark's
     frame rate (delays are also given in seconds).
     """
-    items = list(summaries)
-    if not items:
-        raise ValueError("nothing to report: no tracker results")
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    items, folder = _report_inputs(summaries, out_dir)
     files = LongTermReportFiles(
         folder / "report.md",
         _pr_plot(items, folder / "pr_plot.png", f"Tracking precision/recall — {title}"),

@@ -183,6 +183,7 @@ class ModelConfig:
 
 
 # Read-only view: presets are shared by every caller, so nobody may edit them in place.
+# RPNConfig's defaults are pysot's MultiRPN: 5 anchors, three 256-channel levels.
 MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType(
     {
         # experiments/siamrpn_r50_l234_dwxcorr
@@ -190,39 +191,21 @@ MODEL_PRESETS: Mapping[str, ModelConfig] = MappingProxyType(
             name="r50",
             backbone=BackboneConfig(name="resnet50", used_layers=(2, 3, 4)),
             neck=NeckConfig(in_channels=(512, 1024, 2048), out_channels=(256, 256, 256)),
-            rpn=RPNConfig(
-                anchor_num=5,
-                in_channels=(256, 256, 256),
-                hidden_channels=(256, 256, 256),
-                weighted=True,
-                multi=True,
-            ),
+            rpn=RPNConfig(weighted=True),
         ),
         # experiments/siamrpn_mobilev2_l234_dwxcorr
         "mobilev2": ModelConfig(
             name="mobilev2",
             backbone=BackboneConfig(name="mobilenetv2", used_layers=(3, 5, 7), width_mult=1.4),
             neck=NeckConfig(in_channels=(44, 134, 448), out_channels=(256, 256, 256)),
-            rpn=RPNConfig(
-                anchor_num=5,
-                in_channels=(256, 256, 256),
-                hidden_channels=(256, 256, 256),
-                weighted=False,
-                multi=True,
-            ),
+            rpn=RPNConfig(weighted=False),
         ),
         # experiments/siamrpn_alex_dwxcorr (no neck: ADJUST false)
         "alex": ModelConfig(
             name="alex",
             backbone=BackboneConfig(name="alexnet", used_layers=(5,), width_mult=1.0),
             neck=None,
-            rpn=RPNConfig(
-                anchor_num=5,
-                in_channels=(256,),
-                hidden_channels=(256,),
-                weighted=False,
-                multi=False,
-            ),
+            rpn=RPNConfig(in_channels=(256,), hidden_channels=(256,), weighted=False, multi=False),
         ),
     }
 )
