@@ -8,6 +8,7 @@ processing latency. The statistics are also checked on a made-up run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -20,6 +21,17 @@ from siamrpnpp_ros.tools.latency_bench import COLUMNS, Material, RunRecord, anal
 def test_pingpong_plays_forwards_then_backwards():
     assert [pingpong_index(4, i) for i in range(9)] == [0, 1, 2, 3, 2, 1, 0, 1, 2]
     assert pingpong_index(1, 5) == 0
+
+
+@pytest.mark.parametrize("program", ["latency_bench", "soak"])
+def test_an_unknown_node_parameter_is_refused_naming_the_nearest(program, capsys):
+    # The node would silently ignore it: the real name is tracker.lost_tiles_per_frame.
+    main = importlib.import_module(f"siamrpnpp_ros.tools.{program}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--param", "max_targets:=2", "--param", "lost_tiles_per_frame:=1"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert exit_info.value.code == 2 and len(errors) == 1
+    assert "'lost_tiles_per_frame'" in errors[0] and "nearest: tracker.lost_tiles_per_frame" in errors[0]
 
 
 def test_analyse_splits_slot_wait_from_work():

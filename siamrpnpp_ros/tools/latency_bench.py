@@ -7,7 +7,7 @@ r"""End-to-end latency through ROS: an image's ``publish()`` to its ``/tracked_b
 For each transport (``raw``: ``sensor_msgs/Image`` bgr8; ``compressed``: ``CompressedImage``
 JPEG) the real tracker node is started in its own process (``python -m
 siamrpnpp_ros.tracker_node``) on a private ROS domain with localhost discovery and the Fast
-DDS large-image profile (``tools.environment``). This process plays the camera: it publishes
+DDS large-image profile (``tools.node_under_test``). This process plays the camera: it publishes
 the video's frames (resized to ``--width`` x ``--height``, played forwards then backwards so
 the motion never jumps) at ``--rate`` Hz, each stamped with the ROS clock as a driver does,
 selects the target on ``/select_target`` once the node is discovered, and records, for every
@@ -66,16 +66,14 @@ batched step), and ``model`` is then ``MultiTargetTracker.step()`` with the N ta
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +87,15 @@ quiet_openmp_waits()
 
 from siamrpnpp_ros.benchmark.report import _load, format_cell, markdown_row  # noqa: E402
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument  # noqa: E402
-from siamrpnpp_ros.tools.demo import default_video, stop_process  # noqa: E402
-from siamrpnpp_ros.tools.environment import isolated_ros_environment  # noqa: E402
+from siamrpnpp_ros.tools.demo import default_video  # noqa: E402
+from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
+    NodeStartError,
+    isolated_domain,
+    node_parameter_argument,
+    pick_domain_id,
+    ros_arguments,
+    tracker_node_under_test,
+)
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL  # noqa: E402
 
 PROGRAM = "latency_bench"
@@ -104,7 +109,6 @@ SELECT_RETRY_S = 15.0  # re-send the selection if no INITIALIZING box came back 
 INIT_TIMEOUT_S = 90.0
 TAIL_TIMEOUT_S = 60.0  # after the last measured frame: until its box or a newer one arrives
 DIAGNOSTICS_PERIOD_S = 0.25
-NODE_LOG_TAIL_CHARS = 3000
 COLUMNS = (
     "image",
     "sent",
@@ -239,28 +243,7 @@ def build_messages(frames: Sequence[np.ndarray], transport: str, jpeg_quality: i
     return [bgr_to_compressed(frame, codec="jpeg", quality=jpeg_quality) for frame in frames]
 
 
-# ----------------------------------------------------------------------------- environment
-@contextlib.contextmanager
-def ros_environment(domain_id: int) -> Iterator[dict[str, str]]:
-    """This process's environment set for an isolated ROS domain (read when a context starts),
-    restored afterwards; yields the environment for child processes.
-    """
-    variables = isolated_ros_environment(domain_id)
-    saved = {key: os.environ.get(key) for key in variables}
-    os.environ.update(variables)
-    try:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
-        yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
+# ----------------------------------------------------------------------------- node
 def node_parameters(args: argparse.Namespace, material: Material, transport: str) -> list[str]:
     """``name:=value`` for the node; ``--param`` entries come last and win."""
     return [
@@ -275,34 +258,6 @@ def node_parameters(args: argparse.Namespace, material: Material, transport: str
         f"diagnostics_period:={DIAGNOSTICS_PERIOD_S}",
         *args.param,
     ]
-
-
-def wait_for_node(
-    executor: Any,
-    process: subprocess.Popen,
-    matched: Callable[[], bool],
-    started: float,
-    fail: Callable[[str], BaseException],
-) -> float:
-    """Spin ``executor`` until ``matched()`` (the node is discovered both ways); seconds since
-    ``started``. Raises ``fail(reason)`` if the node exits first or takes longer than
-    ``NODE_STARTUP_TIMEOUT_S``.
-    """
-    deadline = started + NODE_STARTUP_TIMEOUT_S
-    while not matched():
-        if process.poll() is not None:
-            raise fail("the tracker node stopped while starting")
-        if time.monotonic() > deadline:
-            raise fail(f"the tracker node was not discovered within {NODE_STARTUP_TIMEOUT_S:.0f} s")
-        executor.spin_once(timeout_sec=0.05)
-    return time.monotonic() - started
-
-
-def _ros_args(parameters: Sequence[str]) -> list[str]:
-    args = ["--ros-args"]
-    for parameter in parameters:
-        args += ["-p", parameter]
-    return args
 
 
 # ----------------------------------------------------------------------------- model reference
@@ -339,7 +294,7 @@ def measure_reference(
     from siamrpnpp_ros.ros.parameters import build_tracker_for, declare_node_parameters
     from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
-    with ros_environment(domain_id):
+    with isolated_domain(domain_id):
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=domain_id)
         try:
@@ -347,7 +302,7 @@ def measure_reference(
                 "latency_bench_reference",
                 context=context,
                 use_global_arguments=False,
-                cli_args=_ros_args(node_parameters(args, material, "raw")),
+                cli_args=ros_arguments(node_parameters(args, material, "raw")),
             )
             settings = declare_node_parameters(node)
             node.destroy_node()
@@ -413,20 +368,11 @@ def _stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-NODE_LOG_TAIL_CHARS:]
-    except OSError:
-        return ""
-
-
 def run_transport(
     args: argparse.Namespace, material: Material, transport: str, messages: list[Any], domain_id: int, log_dir: Path
 ) -> RunRecord:
     """Start a node for ``transport``, stream frames at ``args.rate`` and record every box."""
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import CompressedImage, Image
     from tqdm import tqdm
 
@@ -437,30 +383,18 @@ def run_transport(
     log_path = log_dir / f"node_{transport}.log"
     say = (lambda text: None) if args.quiet else (lambda text: tqdm.write(f"{PROGRAM}: {text}", file=sys.stderr))
 
-    with ros_environment(domain_id) as env, open(log_path, "wb") as log:
-        command = [
-            sys.executable,
-            "-m",
-            "siamrpnpp_ros.tracker_node",
-            *_ros_args(node_parameters(args, material, transport)),
-            "--log-level",
-            "warn",
-        ]
-        started = time.monotonic()
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        context = rclpy.Context()
-        rclpy.init(context=context, domain_id=domain_id)
-        node = rclpy.create_node("latency_bench_camera", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        progress = None
+    with tracker_node_under_test(
+        node_parameters(args, material, transport),
+        log_path,
+        domain_id=domain_id,
+        observer_name="latency_bench_camera",
+        log_level="warn",
+    ) as under_test:
+        process, observer, node = under_test.process, under_test.observer, under_test.observer.node
+        progress: Any = None  # the tqdm bar while streaming
 
         def fail(reason: str) -> SystemExit:
-            code = process.poll()
-            detail = f" (the node exited with {code})" if code is not None else ""
-            return SystemExit(f"{PROGRAM}: {transport}: {reason}{detail}; node log {log_path}:\n{_tail(log_path)}")
+            return SystemExit(f"{PROGRAM}: {transport}: {process.failure(reason)}")
 
         try:
             kind, topic = (Image, "image") if transport == "raw" else (CompressedImage, "image/compressed")
@@ -501,7 +435,10 @@ def run_transport(
                 )
 
             say(f"{transport}: starting the tracker node (domain {domain_id})")
-            record.startup_s = wait_for_node(executor, process, matched, started, fail)
+            try:
+                record.startup_s = observer.wait_for_endpoints(process, matched, NODE_STARTUP_TIMEOUT_S)
+            except NodeStartError as error:
+                raise fail(str(error)) from None
             say(
                 f"{transport}: node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} "
                 f"at {args.rate:g} Hz"
@@ -572,7 +509,7 @@ def run_transport(
             tail_deadline: float | None = None
             while True:
                 now = time.monotonic()
-                if process.poll() is not None:
+                if process.process.poll() is not None:
                     raise fail("the tracker node stopped")
                 if len(record.window) == args.frames:
                     if resolved():
@@ -594,22 +531,18 @@ def run_transport(
                     if time.monotonic() > next_due + period:  # fell behind: go on at the rate, no burst
                         next_due = time.monotonic()
                     continue
-                executor.spin_once(timeout_sec=min(next_due - now, 0.05))
+                observer.spin_once(min(next_due - now, 0.05))
             progress.close()
             progress = None
             # The node's counters (frames received, skipped, rejected) once the last frames are in.
             end = time.monotonic() + 3 * DIAGNOSTICS_PERIOD_S
             while time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
+                observer.spin_once()
             record.window_publish_rate = _rate([t for _, t in record.window])
             return record
         finally:
             if progress is not None:
                 progress.close()
-            stop_process(process)
-            executor.shutdown()
-            node.destroy_node()
-            context.try_shutdown()
 
 
 def _rate(times: Sequence[float]) -> float:
@@ -870,6 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         action="append",
         default=[],
+        type=node_parameter_argument,
         metavar="NAME:=VALUE",
         help="extra node parameter, e.g. long_term:=false (repeatable; wins over the bench's)",
     )
@@ -914,19 +848,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.vanish_after is not None:  # a bench option only: the soak plays its own absences
         vanish_frames(material, args.vanish_after, args.distinct_frames)
     messages = {t: build_messages(material.frames, t, args.jpeg_quality) for t in transports}
-    base_domain = os.getpid() + 75
     if not args.quiet:
         print(
             f"{PROGRAM}: {len(material.frames)} frames of {material.video}; model {material.model}, "
             f"weights {material.weights or 'bundled'}",
             file=sys.stderr,
         )
-    reference = measure_reference(args, material, transports, messages, 1 + base_domain % 100)
+    reference = measure_reference(args, material, transports, messages, pick_domain_id(75))
     runs = []
     with tempfile.TemporaryDirectory(prefix="latency_bench_") as log_dir:
         for number, transport in enumerate(transports, start=1):
             record = run_transport(
-                args, material, transport, messages[transport], 1 + (base_domain + number) % 100, Path(log_dir)
+                args, material, transport, messages[transport], pick_domain_id(75 + number), Path(log_dir)
             )
             runs.append(analyse(record, reference))
     report = {

@@ -5,9 +5,9 @@ r"""Soak benchmark: the tracker node fed by a camera for a long time; memory and
     python -m siamrpnpp_ros.tools.soak --duration 240 --rate 60 --absent-every 60 --absent-for 6 \
         --stall-every 90 --stall-for 4 --stall-restart --out out/soak/short
 
-The node is started as the latency bench starts it (``tools.latency_bench``: its own process,
+The node is started as the latency bench starts it (``tools.node_under_test``: its own process,
 ``python -m siamrpnpp_ros.tracker_node``, a private ROS domain, localhost discovery, the Fast
-DDS large-image profile, sensor-data QoS) and this process plays the camera: real footage
+DDS large-image profile; sensor-data QoS) and this process plays the camera: real footage
 (default Debian's ``vtest.avi``, resized to ``--width`` x ``--height``, played forwards then
 backwards), stamped with the ROS clock, at ``--rate`` Hz for ``--duration`` seconds after the
 target is selected. Two disturbances can be scheduled:
@@ -45,7 +45,6 @@ import itertools
 import json
 import math
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -56,9 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.tools.demo import stop_process
 from siamrpnpp_ros.tools.latency_bench import (
     FRAME_ID,
+    NODE_STARTUP_TIMEOUT_S,
     PREROLL_FRAMES,
     REPO_ROOT,
     SELECT_RETRY_S,
@@ -67,15 +66,17 @@ from siamrpnpp_ros.tools.latency_bench import (
     _finite,
     _load,
     _loadavg,
-    _ros_args,
     _stamp_ns,
-    _tail,
     build_messages,
     load_material,
     pingpong_index,
     resolve_model,
-    ros_environment,
-    wait_for_node,
+)
+from siamrpnpp_ros.tools.node_under_test import (
+    NodeStartError,
+    node_parameter_argument,
+    pick_domain_id,
+    tracker_node_under_test,
 )
 
 PROGRAM = "soak"
@@ -275,6 +276,11 @@ class Camera:
             self.context.try_shutdown()
 
 
+# Every non-IDLE box: (t arrival, stamp_ns, e2e s or NaN, processing_latency s, status,
+# x, y, width, height, score).
+BoxRow = tuple[float, int, float, float, int, float, float, float, float, float]
+
+
 @dataclass
 class SoakRecord:
     """What a soak run observed. Times are ``time.monotonic`` seconds since streaming began."""
@@ -283,9 +289,7 @@ class SoakRecord:
     published_absent: int = 0
     stalls: int = 0
     restarts: int = 0
-    # Every non-IDLE box: (t arrival, stamp_ns, e2e s or NaN, processing_latency s, status,
-    # x, y, width, height, score).
-    boxes: list[tuple[float, int, float, float, int, float, float, float, float, float]] = field(default_factory=list)
+    boxes: list[BoxRow] = field(default_factory=list)
     diagnostics: list[dict[str, float]] = field(default_factory=list)  # t + numeric node values
     final_counters: dict[str, str] = field(default_factory=dict)
     memory: list[dict[str, float]] = field(default_factory=list)
@@ -325,9 +329,7 @@ def soak_parameters(args: argparse.Namespace, material: Material) -> list[str]:
 
 def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_dir: Path) -> SoakRecord:
     """Start the node, select the target, stream for ``args.duration`` seconds; record everything."""
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import CompressedImage, Image
 
     from siamrpnpp_ros.msg import SelectTarget, TrackedBox
@@ -346,30 +348,23 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
         if not args.quiet:
             print(f"{PROGRAM}: {text}", file=sys.stderr, flush=True)
 
-    with ros_environment(domain_id) as env, open(log_path, "wb") as log:
-        for assignment in args.env:
-            name, _, value = assignment.partition("=")
-            env[name] = value
-        if args.tracemalloc:
-            env["SIAMRPNPP_TRACEMALLOC"] = "1"
-        parameters = soak_parameters(args, material)
-        command = [sys.executable, "-m", "siamrpnpp_ros.tracker_node", *_ros_args(parameters), "--log-level", "info"]
-        started = time.monotonic()
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        context = rclpy.Context()
-        rclpy.init(context=context, domain_id=domain_id)
-        node = rclpy.create_node("soak_observer", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+    node_env = dict(assignment.partition("=")[::2] for assignment in args.env)
+    if args.tracemalloc:
+        node_env["SIAMRPNPP_TRACEMALLOC"] = "1"
+    with tracker_node_under_test(
+        soak_parameters(args, material),
+        log_path,
+        domain_id=domain_id,
+        observer_name="soak_observer",
+        node_env=node_env,
+        log_level="info",
+    ) as under_test:
+        process, observer, node = under_test.process, under_test.observer, under_test.observer.node
         sampler: MemorySampler | None = None
         camera: Camera | None = None
 
         def fail(reason: str) -> SystemExit:
-            code = process.poll()
-            detail = f" (the node exited with {code})" if code is not None else ""
-            return SystemExit(f"{PROGRAM}: {reason}{detail}; node log {log_path}:\n{_tail(log_path)}")
+            return SystemExit(f"{PROGRAM}: {process.failure(reason)}")
 
         try:
             kind, topic = (Image, "image") if args.transport == "raw" else (CompressedImage, "image/compressed")
@@ -417,17 +412,18 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
 
             say(f"starting the tracker node (domain {domain_id}); log {log_path}")
-            record.startup_s = wait_for_node(
-                executor,
-                process,
-                lambda: (
-                    camera.subscribers() > 0
-                    and selections.get_subscription_count() > 0
-                    and box_subscription.get_publisher_count() > 0
-                ),
-                started,
-                fail,
-            )
+            try:
+                record.startup_s = observer.wait_for_endpoints(
+                    process,
+                    lambda: (
+                        camera.subscribers() > 0
+                        and selections.get_subscription_count() > 0
+                        and box_subscription.get_publisher_count() > 0
+                    ),
+                    NODE_STARTUP_TIMEOUT_S,
+                )
+            except NodeStartError as error:
+                raise fail(str(error)) from None
             say(
                 f"node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} at "
                 f"{args.rate:g} Hz for {args.duration:g} s after the selection"
@@ -440,7 +436,7 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             stream_start: float | None = None  # the INITIALIZING box's arrival: the soak's t = 0
             stalled = False
             clock_zero = time.monotonic()
-            sampler = MemorySampler(process.pid, args.sample_period, not args.no_smaps, clock_zero)
+            sampler = MemorySampler(process.process.pid, args.sample_period, not args.no_smaps, clock_zero)
             sampler.start()
             next_due = clock_zero
             next_report = clock_zero + args.progress_period
@@ -477,7 +473,7 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
 
             while True:
                 now = time.monotonic()
-                if process.poll() is not None:
+                if process.process.poll() is not None:
                     raise fail("the tracker node stopped")
                 if stream_start is None and init_received:
                     stream_start = init_received[0]
@@ -503,7 +499,7 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
                         record.stalls += 1
                         if args.stall_restart:
                             camera.close()
-                    executor.spin_once(timeout_sec=0.02)
+                    observer.spin_once(0.02)
                     next_due = time.monotonic()
                     continue
                 if stalled:
@@ -515,7 +511,7 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
                         record.restarts += 1
                         match_deadline = time.monotonic() + RESTART_MATCH_TIMEOUT_S
                         while camera.subscribers() == 0 and time.monotonic() < match_deadline:
-                            executor.spin_once(timeout_sec=0.01)
+                            observer.spin_once(0.01)
                         next_due = time.monotonic()
                         continue
                 if now >= next_report:
@@ -531,33 +527,30 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
                         for stamp in [s for s, t in published.items() if t < cutoff]:
                             del published[stamp]
                     continue
-                executor.spin_once(timeout_sec=min(next_due - now, 0.05))
+                observer.spin_once(min(next_due - now, 0.05))
 
             record.streamed_s = time.monotonic() - (stream_start or clock_zero)
             last_stamp_sent = last_frame[1]
             end = time.monotonic() + LAST_BOX_TIMEOUT_S
             while time.monotonic() < end and not any(stamp >= last_stamp_sent for _, stamp, *_ in record.boxes[-3:]):
-                executor.spin_once(timeout_sec=0.05)
+                observer.spin_once(0.05)
             # The node's counters once the last frames are in: at least two diagnostics periods,
             # and until every frame the node received is accounted for (its last step done).
             settled = time.monotonic() + 2.5 * args.diagnostics_period
             end = settled + FINAL_COUNTERS_TIMEOUT_S
             while time.monotonic() < end and (time.monotonic() < settled or not _accounted(record.final_counters)):
-                executor.spin_once(timeout_sec=0.05)
+                observer.spin_once(0.05)
             sampler.stop()
             record.memory = sampler.samples
             sampler = None
-            return record
         finally:
             if sampler is not None:
                 sampler.stop()
                 record.memory = sampler.samples
-            record.node_exit_code = stop_process(process)
             if camera is not None:
                 camera.close()
-            executor.shutdown()
-            node.destroy_node()
-            context.try_shutdown()
+    record.node_exit_code = under_test.exit_code
+    return record
 
 
 def _accounted(counters: dict[str, str]) -> bool:
@@ -718,7 +711,7 @@ def analyse(record: SoakRecord, args: argparse.Namespace, schedule: Schedule) ->
     }
 
 
-def per_minute(record: SoakRecord, stream: Sequence[tuple[float, int, float, float, int]]) -> list[dict[str, Any]]:
+def per_minute(record: SoakRecord, stream: Sequence[BoxRow]) -> list[dict[str, Any]]:
     """One row per minute of streaming: RSS at its end, box count and e2e percentiles."""
     t0 = record.init_s if math.isfinite(record.init_s) else 0.0
     rows = []
@@ -955,7 +948,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="RSS flatness is judged from this many seconds on (a quarter of shorter runs)",
     )
-    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE", help="extra node parameter")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=node_parameter_argument,
+        metavar="NAME:=VALUE",
+        help="extra node parameter",
+    )
     parser.add_argument(
         "--env",
         action="append",
@@ -986,7 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     material = load_material(args)
     model, weights = resolve_model(args)
     schedule = Schedule(args.absent_every, args.absent_for, args.stall_every, args.stall_for)
-    record = run_soak(args, material, 1 + (os.getpid() + 37) % 100, out_dir)
+    record = run_soak(args, material, pick_domain_id(37), out_dir)
     settings = {
         key: getattr(args, key)
         for key in (
