@@ -39,7 +39,7 @@ folded variant is opt-in. :meth:`FusedSiamRPN.set_channels_last` and
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence, cast
+from typing import Any, Optional, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,6 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("cannot fold a BatchNorm without running statistics")
-    dtype = conv.weight.dtype
     weight = conv.weight.detach().double()
     scale = torch.ones_like(bn.running_var, dtype=torch.float64)
     if bn.weight is not None:
@@ -67,22 +66,36 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     scale = scale / torch.sqrt(bn.running_var.detach().double() + bn.eps)
     shift = torch.zeros_like(scale) if bn.bias is None else bn.bias.detach().double()
     bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(scale)
-    fused = nn.Conv2d(
+    return _frozen_conv(
         conv.in_channels,
-        conv.out_channels,
-        kernel_size=conv.kernel_size,  # type: ignore[arg-type]
-        stride=conv.stride,  # type: ignore[arg-type]
-        padding=conv.padding,  # type: ignore[arg-type]
-        dilation=conv.dilation,  # type: ignore[arg-type]
+        weight * scale.reshape(-1, 1, 1, 1),
+        (bias - bn.running_mean.detach().double()) * scale + shift,
+        like=conv,
+        padding=conv.padding,
         groups=conv.groups,
-        bias=True,
         padding_mode=conv.padding_mode,
-    ).to(device=conv.weight.device)
+    )
+
+
+def _frozen_conv(in_channels: int, weight: Tensor, bias: Tensor, like: nn.Conv2d, **layout: Any) -> nn.Conv2d:
+    """A frozen conv holding ``weight`` and ``bias`` (computed in float64) cast to ``like``'s
+    dtype, on its device, with its kernel size, stride and dilation; ``layout``: the other
+    ``nn.Conv2d`` arguments (padding, groups, padding mode) where they are not the defaults.
+    """
+    conv = nn.Conv2d(
+        in_channels,
+        weight.shape[0],
+        kernel_size=like.kernel_size,  # type: ignore[arg-type]
+        stride=like.stride,  # type: ignore[arg-type]
+        dilation=like.dilation,  # type: ignore[arg-type]
+        bias=True,
+        **layout,
+    ).to(device=like.weight.device)
     with torch.no_grad():
-        fused.weight.copy_((weight * scale.reshape(-1, 1, 1, 1)).to(dtype))
-        fused.bias.copy_(((bias - bn.running_mean.detach().double()) * scale + shift).to(dtype))  # type: ignore[union-attr]
-    fused.requires_grad_(False)
-    return fused
+        conv.weight.copy_(weight.to(like.weight.dtype))
+        conv.bias.copy_(bias.to(like.weight.dtype))  # type: ignore[union-attr]
+    conv.requires_grad_(False)
+    return conv
 
 
 def fuse_backbone_bn(module: nn.Module) -> nn.Module:
@@ -210,19 +223,7 @@ def _compose_1x1_then_conv(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
     b2 = second.bias.detach().double() if second.bias is not None else torch.zeros(w2.shape[0], dtype=torch.float64)
     weight = torch.einsum("omhw,mi->oihw", w2, w1)
     bias = b2 + torch.einsum("omhw,m->o", w2, b1.to(w2.device))
-    composed = nn.Conv2d(
-        first.in_channels,
-        second.out_channels,
-        kernel_size=second.kernel_size,  # type: ignore[arg-type]
-        stride=second.stride,  # type: ignore[arg-type]
-        dilation=second.dilation,  # type: ignore[arg-type]
-        bias=True,
-    ).to(device=second.weight.device)
-    with torch.no_grad():
-        composed.weight.copy_(weight.to(second.weight.dtype))
-        composed.bias.copy_(bias.to(second.weight.dtype))  # type: ignore[union-attr]
-    composed.requires_grad_(False)
-    return composed
+    return _frozen_conv(first.in_channels, weight, bias, like=second)
 
 
 def _filled_with(merged: nn.Conv2d, convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
