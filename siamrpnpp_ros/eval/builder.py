@@ -447,22 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the target disappears: leaves the frame, goes behind a large occluder, "
         "or the camera pans away (default: all)",
     )
-    long_term.add_argument(
-        "--absences",
-        type=int,
-        nargs=2,
-        default=(1, 2),
-        metavar=("MIN", "MAX"),
-        help="absences per sequence (default 1 2)",
-    )
-    long_term.add_argument(
-        "--absence-seconds",
-        type=float,
-        nargs=2,
-        default=(1.0, 3.0),
-        metavar=("MIN", "MAX"),
-        help="duration of one absence in seconds (default 1 3)",
-    )
+    for flag, kind, default, what in (
+        ("--absences", int, (1, 2), "absences per sequence (default 1 2)"),
+        ("--absence-seconds", float, (1.0, 3.0), "duration of one absence in seconds (default 1 3)"),
+    ):
+        long_term.add_argument(flag, type=kind, nargs=2, default=default, metavar=("MIN", "MAX"), help=what)
     long_term.add_argument(
         "--lookalike-prob",
         type=float,
