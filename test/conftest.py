@@ -154,9 +154,11 @@ def parity_dump(parity_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def ros_environment() -> dict[str, str]:
-    """The environment for ROS peers, also applied to this process before rclpy starts."""
-    from ros_support import isolated_ros_environment, pick_domain_id
+def ros_environment():
+    """The environment for ROS peers, also applied to this process before rclpy starts
+    (``node_under_test.isolated_domain``: this session's own domain, on this host only).
+    """
+    from siamrpnpp_ros.tools.node_under_test import isolated_domain, pick_domain_id
 
     try:
         import rclpy  # noqa: F401
@@ -164,41 +166,55 @@ def ros_environment() -> dict[str, str]:
         import siamrpnpp_ros.msg  # noqa: F401
     except ImportError as error:
         pytest.fail(f"ROS 2 Python packages or generated messages missing ({error}); run tools/setup_venv.sh")
-    os.environ.update(isolated_ros_environment(pick_domain_id()))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    with isolated_domain(pick_domain_id()) as env:
+        yield env
 
 
 @pytest.fixture
-def ros_peer(ros_environment, tmp_path, request):
-    """``ros_peer(*python_args) -> PeerProcess``; peers are stopped after the test.
-
-    Their output is printed when the test fails, so a failure shows what the peers said.
-    """
-    from ros_support import PeerProcess
-
-    peers: list[PeerProcess] = []
-
-    def start(*args: str) -> PeerProcess:
-        peer = PeerProcess(list(args), ros_environment, tmp_path / f"peer{len(peers)}.log")
-        peers.append(peer)
-        return peer
-
-    yield start
-    for peer in peers:
-        peer.stop()
+def ros_processes(request):
+    """The processes a test started; stopped after it, their output printed when it failed."""
+    processes: list = []
+    yield processes
+    for process in processes:
+        process.stop()
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        for peer in peers:
-            print(f"--- output of {' '.join(peer.args)} ---\n{peer.output()}")
+        for process in processes:
+            print(f"--- output of {' '.join(process.args)} ---\n{process.output()}")
+
+
+@pytest.fixture
+def ros_peer(ros_environment, ros_processes, tmp_path):
+    """``ros_peer(*python_args) -> PythonProcess``: a Python program on the session's domain."""
+    from siamrpnpp_ros.tools.node_under_test import PythonProcess
+
+    def start(*args: str) -> PythonProcess:
+        peer = PythonProcess(args, ros_environment, tmp_path / f"peer{len(ros_processes)}.log")
+        ros_processes.append(peer)
+        return peer
+
+    return start
+
+
+@pytest.fixture
+def tracker_node(ros_environment, ros_processes, tmp_path):
+    """``tracker_node(*NAME:=VALUE, lifecycle=False, remaps=..., params_file=...) -> PythonProcess``:
+    the tracker node on the session's domain (``node_under_test.start_tracker_node``).
+    """
+    from siamrpnpp_ros.tools.node_under_test import PythonProcess, start_tracker_node
+
+    def start(*parameters: str, **options) -> PythonProcess:
+        node = start_tracker_node(parameters, ros_environment, tmp_path / f"peer{len(ros_processes)}.log", **options)
+        ros_processes.append(node)
+        return node
+
+    return start
 
 
 @pytest.fixture
 def ros_node(ros_environment, request):
-    """A real rclpy node in the test process (see ros_support.InProcessNode)."""
-    from ros_support import InProcessNode
+    """A real rclpy node in the test process (see node_under_test.InProcessNode)."""
+    from siamrpnpp_ros.tools.node_under_test import InProcessNode
 
     node = InProcessNode("test_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:40])
     yield node
@@ -213,7 +229,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
-ROS_FIXTURES = frozenset({"ros_environment", "ros_peer", "ros_node"})
+ROS_FIXTURES = frozenset({"ros_environment", "ros_processes", "ros_peer", "tracker_node", "ros_node"})
 
 
 def pytest_collection_modifyitems(config, items):

@@ -189,7 +189,7 @@ class Camera:
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_two_cameras_in_two_namespaces_track_their_own_videos(ros_peer, ros_node, parity_frames, cameras_launch):
+def test_two_cameras_in_two_namespaces_track_their_own_videos(tracker_node, ros_node, parity_frames, cameras_launch):
     from diagnostic_msgs.msg import DiagnosticArray
 
     from siamrpnpp_ros.msg import TrackedBox
@@ -213,22 +213,12 @@ def test_two_cameras_in_two_namespaces_track_their_own_videos(ros_peer, ros_node
     # As cameras.launch.py starts them: the namespace, the camera remapped, the camera's params file.
     for name, values in example_cameras(cameras_launch):
         params_file = values["config"] or str(REPO_ROOT / "config" / "default_model.yaml")
-        process = ros_peer(
-            "-m",
-            "siamrpnpp_ros.tracker_node",
-            "--ros-args",
-            "--params-file",
-            params_file,
-            "-r",
-            f"__ns:=/{values['namespace']}",
-            "-r",
-            f"image:={values['image_topic']}",
-            "-p",
+        process = tracker_node(
             "device:=cpu",
-            "-p",
             "image_qos:=reliable",
-            "-p",
             "diagnostics_period:=0.2",
+            params_file=params_file,
+            remaps=[f"__ns:=/{values['namespace']}", f"image:={values['image_topic']}"],
         )
         cameras[name] = Camera(ros_node, name, values["image_topic"], process)
 

@@ -29,11 +29,11 @@ from browser_support import (
     severe_logs,
     wait_for_http,
 )
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage
 
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
+from siamrpnpp_ros.tools.node_under_test import CONSOLE_MODULE, TrackerDiagnostics, player_args, ros_program_args
 
 STARTUP_TIMEOUT_S = 120.0  # torch and the model on a busy 2-core machine
 TIMEOUT_S = 30.0
@@ -69,7 +69,7 @@ def stamp_of(header) -> tuple[int, int]:
 
 
 def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
-    ros_peer, ros_node, still_camera, tmp_path
+    ros_peer, tracker_node, ros_node, still_camera, tmp_path
 ):
     chromium, chromedriver = require_browser()
     from selenium.webdriver.common.action_chains import ActionChains
@@ -77,45 +77,21 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
 
     folder, known_box = still_camera
     port = free_port()
-    ros_args = ["--ros-args", "-r", f"__ns:={NAMESPACE}"]
-    tracker = ros_peer(
-        "-m",
-        "siamrpnpp_ros.tracker_node",
-        *ros_args,
-        "-p",
-        "device:=cpu",
-        "-p",
-        "image_qos:=reliable",
-        "-p",
-        "diagnostics_period:=0.5",
-    )
+    remaps = [f"__ns:={NAMESPACE}"]
+    tracker = tracker_node("device:=cpu", "image_qos:=reliable", "diagnostics_period:=0.5", remaps=remaps)
     console = ros_peer(
-        "-m",
-        "siamrpnpp_ros.tools.console",
-        *ros_args,
-        "-p",
-        f"port:={port}",
-        "-p",
-        f"token:={TOKEN}",
-        "-p",
-        "width:=480",
-        "-p",
-        "jpeg_quality:=70",
+        *ros_program_args(
+            CONSOLE_MODULE,
+            parameters=[f"port:={port}", f"token:={TOKEN}", "width:=480", "jpeg_quality:=70"],
+            remaps=remaps,
+        )
     )
     selections: list[SelectTarget] = []
     boxes: list[TrackedBox] = []
     node = ros_node.node
     node.create_subscription(SelectTarget, f"{NAMESPACE}/select_target", selections.append, RELIABLE)
     node.create_subscription(TrackedBox, f"{NAMESPACE}/tracked_box", boxes.append, RELIABLE)
-    tracker_images = [0]
-
-    def on_diagnostics(message: DiagnosticArray) -> None:
-        for status in message.status:
-            for value in status.values:
-                if value.key == "frames_received" and value.value.isdigit():
-                    tracker_images[0] = max(tracker_images[0], int(value.value))
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    diagnostics = TrackerDiagnostics(node)
 
     def spin_until(condition, timeout: float, what: str) -> None:
         if not ros_node.spin_until(condition, timeout):
@@ -132,20 +108,7 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
         STARTUP_TIMEOUT_S,
         "the tracker node to start",
     )
-    player = ros_peer(
-        "-m",
-        "siamrpnpp_ros.tools.player",
-        "--video",
-        str(folder),
-        "--rate",
-        "10",
-        "--loop",
-        "--qos",
-        "reliable",
-        "--wait-subscribers",
-        "2",
-        *ros_args,
-    )
+    player = ros_peer(*player_args(folder, "--rate", "10", "--loop", "--qos", "reliable", remaps=remaps))
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     wait_for_http(f"{base}/api/state", auth, STARTUP_TIMEOUT_S, lambda: console.process.poll() is None)
@@ -167,7 +130,7 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
 
         spin_until(lambda: frames_shown() >= 3, TIMEOUT_S, "the page to show camera frames")
         # A selection made before the node has an image is refused (by the node): wait for its first.
-        spin_until(lambda: tracker_images[0] > 0, TIMEOUT_S, "the node to report received images")
+        spin_until(lambda: diagnostics.frames_received > 0, TIMEOUT_S, "the node to report received images")
         assert "token=" not in browser.current_url, "the token is taken out of the address bar"
 
         # Freeze the camera, so the frame on screen is known when the drag begins.
@@ -336,17 +299,12 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     folder, known_box = still_camera
     port = free_port()
     namespace = "/drone7"
-    ros_args = ["--ros-args", "-r", f"__ns:={namespace}"]
     console = ros_peer(
-        "-m",
-        "siamrpnpp_ros.tools.console",
-        *ros_args,
-        "-p",
-        f"port:={port}",
-        "-p",
-        "compressed:=true",
-        "-p",
-        "image_topic:=camera/image_raw",
+        *ros_program_args(
+            CONSOLE_MODULE,
+            parameters=[f"port:={port}", "compressed:=true", "image_topic:=camera/image_raw"],
+            remaps=[f"__ns:={namespace}"],
+        )
     )
     node = ros_node.node
     selections: list[SelectTarget] = []
@@ -359,19 +317,14 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
         qos_profile_sensor_data,
     )
     player = ros_peer(
-        "-m",
-        "siamrpnpp_ros.tools.player",
-        "--video",
-        str(folder),
-        "--rate",
-        "10",
-        "--loop",
-        "--compressed",
-        "--wait-subscribers",
-        "2",
-        *ros_args,
-        "-r",
-        "image/compressed:=camera/image_raw/compressed",
+        *player_args(
+            folder,
+            "--rate",
+            "10",
+            "--loop",
+            "--compressed",
+            remaps=[f"__ns:={namespace}", "image/compressed:=camera/image_raw/compressed"],
+        )
     )
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/api/state", {}, TIMEOUT_S, lambda: console.process.poll() is None)

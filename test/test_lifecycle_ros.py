@@ -29,7 +29,7 @@ from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue  # 
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node tests
-    DIAGNOSTICS_PERIOD,
+    DIAGNOSTICS,
     INITIALIZING,
     LOST,
     NODE_NAME,
@@ -56,18 +56,6 @@ CLEANUP_LIMIT_S = 10.0
 SHUTDOWN_LIMIT_S = 10.0
 FAILED_CONFIGURE_LIMIT_S = 30.0  # fails before or while opening the checkpoint
 EXIT_LIMIT_S = 15.0  # from the shutdown answer to the process's exit
-
-
-def lifecycle_node_args(*ros_args: str) -> list[str]:
-    return [
-        "-m",
-        "siamrpnpp_ros.tracker_node",
-        "--lifecycle",
-        "--ros-args",
-        "-p",
-        f"diagnostics_period:={DIAGNOSTICS_PERIOD}",
-        *ros_args,
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +148,10 @@ def _integer_parameter(name: str, value: int) -> Parameter:
     return Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value))
 
 
-def test_configure_activate_track_deactivate_reactivate_cleanup_shutdown(ros_peer, ros_node, footage):
+def test_configure_activate_track_deactivate_reactivate_cleanup_shutdown(tracker_node, ros_node, footage):
     frames, target = footage
     expected = core_boxes(frames[: TRACKED_FRAMES + 1], target)
-    process = ros_peer(*lifecycle_node_args("-p", "image_qos:=reliable", "-p", "device:=cpu"))
+    process = tracker_node(DIAGNOSTICS, "image_qos:=reliable", "device:=cpu", lifecycle=True)
     client = TrackerClient(ros_node, process, image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     manager = LifecycleManager(client)
     manager.wait_for_services()
@@ -244,13 +232,11 @@ def test_configure_activate_track_deactivate_reactivate_cleanup_shutdown(ros_pee
     print("transition times (s): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in manager.timings.items()))
 
 
-def test_a_failed_configure_leaves_the_node_alive_and_unconfigured(ros_peer, ros_node):
+def test_a_failed_configure_leaves_the_node_alive_and_unconfigured(tracker_node, ros_node):
     """A bad parameter, then a bad checkpoint: each fails configure with the plain node's one
     line; the node stays unconfigured, takes the fixed value and configures."""
     missing = "/nonexistent/siamrpnpp/model.pth"
-    process = ros_peer(
-        *lifecycle_node_args("-p", "backend:=tensorrt", "-p", f"weights:={missing}", "-p", "device:=cpu")
-    )
+    process = tracker_node(DIAGNOSTICS, "backend:=tensorrt", f"weights:={missing}", "device:=cpu", lifecycle=True)
     client = TrackerClient(ros_node, process)
     manager = LifecycleManager(client)
     manager.wait_for_services()
@@ -285,9 +271,9 @@ def test_a_failed_configure_leaves_the_node_alive_and_unconfigured(ros_peer, ros
     print("transition times (s): " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in manager.timings.items()))
 
 
-def test_ctrl_c_stops_the_managed_node_cleanly_in_any_state(ros_peer, ros_node):
+def test_ctrl_c_stops_the_managed_node_cleanly_in_any_state(tracker_node, ros_node):
     """SIGINT while active (with the model loaded) exits 0 without a traceback."""
-    process = ros_peer(*lifecycle_node_args("-p", "device:=cpu"))
+    process = tracker_node(DIAGNOSTICS, "device:=cpu", lifecycle=True)
     client = TrackerClient(ros_node, process)
     manager = LifecycleManager(client)
     manager.wait_for_services()

@@ -15,7 +15,7 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from test_node_ros import STARTUP_TIMEOUT_S, TrackerClient, node_args, stop_cleanly  # noqa: E402
+from test_node_ros import DIAGNOSTICS, STARTUP_TIMEOUT_S, TrackerClient, stop_cleanly  # noqa: E402
 
 NAME = "lost_search_budget_ms"
 
@@ -37,9 +37,9 @@ def _set(client: TrackerClient, value: str | float):
     return result
 
 
-def test_budget_parameter_is_declared_accepted_and_validated(ros_peer, ros_node):
+def test_budget_parameter_is_declared_accepted_and_validated(tracker_node, ros_node):
     # 25 on the command line is an integer parameter: the descriptor takes any type.
-    process = ros_peer(*node_args("-p", "device:=cpu", "-p", f"{NAME}:=25"))
+    process = tracker_node(DIAGNOSTICS, "device:=cpu", f"{NAME}:=25")
     client = TrackerClient(ros_node, process)
     client.wait_for_node()
     got = _get(client)
@@ -56,8 +56,8 @@ def test_budget_parameter_is_declared_accepted_and_validated(ros_peer, ros_node)
     stop_cleanly(process)
 
 
-def test_a_bad_budget_at_start_up_exits_with_one_clear_line(ros_peer):
-    peer = ros_peer("-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", f"{NAME}:=fast", "-p", "device:=cpu")
+def test_a_bad_budget_at_start_up_exits_with_one_clear_line(tracker_node):
+    peer = tracker_node(f"{NAME}:=fast", "device:=cpu")
     code = peer.process.wait(timeout=STARTUP_TIMEOUT_S)
     output = peer.output()
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]

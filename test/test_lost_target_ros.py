@@ -21,11 +21,11 @@ pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node tests
+    DIAGNOSTICS,
     LOST,
     TRACKING,
     TrackerClient,
     header_for,
-    node_args,
     stop_cleanly,
 )
 
@@ -47,7 +47,7 @@ def _footage() -> list[np.ndarray]:
 
 
 @pytest.mark.skipif(not VTEST.is_file(), reason="needs Debian's opencv-doc (vtest.avi), installed by make setup")
-def test_target_out_of_sight_turns_lost_and_is_tracked_again_on_return(ros_peer, ros_node):
+def test_target_out_of_sight_turns_lost_and_is_tracked_again_on_return(tracker_node, ros_node):
     from siamrpnpp_ros.msg import SelectTarget
     from siamrpnpp_ros.tracking.factory import build_session
 
@@ -63,7 +63,7 @@ def test_target_out_of_sight_turns_lost_and_is_tracked_again_on_return(ros_peer,
 
     # No lost-search budget: the node must then do exactly what the core does (which has none);
     # the budget's own tests are test/test_lost_budget*.py.
-    process = ros_peer(*node_args("-p", "image_qos:=reliable", "-p", "device:=cpu", "-p", "lost_search_budget_ms:=off"))
+    process = tracker_node(DIAGNOSTICS, "image_qos:=reliable", "device:=cpu", "lost_search_budget_ms:=off")
     client = TrackerClient(ros_node, process, image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     client.wait_for_node()
     counter = iter(range(10_000))

@@ -23,6 +23,7 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from test_node_ros import (  # noqa: E402
+    DIAGNOSTICS,
     FRAME_TIMEOUT_S,
     IDLE,
     INITIALIZING,
@@ -30,7 +31,6 @@ from test_node_ros import (  # noqa: E402
     TRACKING,
     TrackerClient,
     header_for,
-    node_args,
     same_header,
     stop_cleanly,
 )
@@ -95,7 +95,7 @@ def assert_rows_match(got: np.ndarray, expected: np.ndarray, what: str) -> None:
 
 
 def test_three_targets_one_cancelled_midway_match_single_target_runs(
-    ros_peer, ros_node, parity_frames, parity_checkpoint, two_torch_threads
+    tracker_node, ros_node, parity_frames, parity_checkpoint, two_torch_threads
 ):
     frames, groundtruth = parity_frames
     last, third_at, cancel_at = 40, 10, 25
@@ -104,21 +104,14 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
     ends = {1: last, 2: cancel_at, 3: last}
     expected = {tid: single_target_rows(weights, frames, first, box, ends[tid]) for tid, (first, box) in plan.items()}
 
-    node = ros_peer(
-        *node_args(
-            "-p",
-            "model:=alex",
-            "-p",
-            f"weights:={weights}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "long_term:=false",
-            "-p",
-            "image_qos:=reliable",
-            "-p",
-            "max_targets:=3",
-        )
+    node = tracker_node(
+        DIAGNOSTICS,
+        "model:=alex",
+        f"weights:={weights}",
+        "device:=cpu",
+        "long_term:=false",
+        "image_qos:=reliable",
+        "max_targets:=3",
     )
     client = MultiClient(ros_node, node, image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     client.wait_for_node()
@@ -200,26 +193,20 @@ def test_three_targets_one_cancelled_midway_match_single_target_runs(
     stop_cleanly(node)
 
 
-def test_limits_replace_and_overload(ros_peer, ros_node, parity_frames, parity_checkpoint):
+def test_limits_replace_and_overload(tracker_node, ros_node, parity_frames, parity_checkpoint):
     """START beyond max_targets and REPLACE beyond it are refused, REPLACE re-selects a tracked
     id; a camera far faster than three targets' step: every array still has all targets, the
     newest frame is answered promptly, and /diagnostics report the fallen rate."""
     frames, groundtruth = parity_frames
     frames = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames]
     box = tuple(groundtruth[0] / 4.0)
-    node = ros_peer(
-        *node_args(
-            "-p",
-            "model:=alex",
-            "-p",
-            f"weights:={parity_checkpoint('alex')}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "max_targets:=3",
-            "-p",
-            "frame_cache_size:=30",
-        )
+    node = tracker_node(
+        DIAGNOSTICS,
+        "model:=alex",
+        f"weights:={parity_checkpoint('alex')}",
+        "device:=cpu",
+        "max_targets:=3",
+        "frame_cache_size:=30",
     )
     client = MultiClient(ros_node, node)  # sensor-data QoS, as a camera driver
     client.wait_for_node()

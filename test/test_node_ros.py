@@ -76,15 +76,7 @@ def alex_weights(parity_checkpoint) -> Path:
     return parity_checkpoint("alex")
 
 
-def node_args(*ros_args: str) -> list[str]:
-    return [
-        "-m",
-        "siamrpnpp_ros.tracker_node",
-        "--ros-args",
-        "-p",
-        f"diagnostics_period:={DIAGNOSTICS_PERIOD}",
-        *ros_args,
-    ]
+DIAGNOSTICS = f"diagnostics_period:={DIAGNOSTICS_PERIOD}"  # the first parameter of most tests' nodes
 
 
 def header_for(index: int, frame_id: str = "camera_optical") -> Header:
@@ -253,7 +245,7 @@ def assert_box_matches(box: TrackedBox, golden_row: np.ndarray, context: str) ->
 
 def stop_cleanly(peer) -> None:
     code = peer.stop()
-    output = peer.log_path.read_text(errors="replace")  # peer.output() needs the log still open
+    output = peer.output()
     assert code == 0, f"the node must exit with 0 on Ctrl-C, got {code}:\n{output}"
     assert "Traceback" not in output, output
 
@@ -262,7 +254,7 @@ def stop_cleanly(peer) -> None:
 
 
 def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_frame(
-    ros_peer, ros_node, video, alex_weights, parity_golden
+    tracker_node, ros_node, video, alex_weights, parity_golden
 ):
     """Selection on frame 0 after frames 0-4 arrived: init on frame 0, catch up 1-4, then live.
 
@@ -270,19 +262,8 @@ def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_fram
     """
     frames, groundtruth = video
     golden = parity_golden("alex")
-    node = ros_peer(
-        *node_args(
-            "-p",
-            "model:=alex",
-            "-p",
-            f"weights:={alex_weights}",
-            "-p",
-            "device:=cpu",
-            "-p",
-            "long_term:=false",
-            "-p",
-            "image_qos:=reliable",
-        )
+    node = tracker_node(
+        DIAGNOSTICS, "model:=alex", f"weights:={alex_weights}", "device:=cpu", "long_term:=false", "image_qos:=reliable"
     )
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     client = TrackerClient(ros_node, node, image_qos=reliable)
@@ -329,12 +310,10 @@ def test_tracks_the_parity_video_like_pysot_after_selecting_an_older_cached_fram
     stop_cleanly(node)
 
 
-def test_bad_input_is_survived_and_the_active_target_kept(ros_peer, ros_node, small_video, alex_weights):
+def test_bad_input_is_survived_and_the_active_target_kept(tracker_node, ros_node, small_video, alex_weights):
     frames, groundtruth = small_video
-    node = ros_peer(
-        *node_args(
-            "-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu", "-p", "max_image_pixels:=100000"
-        )
+    node = tracker_node(
+        DIAGNOSTICS, "model:=alex", f"weights:={alex_weights}", "device:=cpu", "max_image_pixels:=100000"
     )
     client = TrackerClient(ros_node, node)  # sensor-data QoS, as a camera driver
     client.wait_for_node()
@@ -434,9 +413,9 @@ def test_bad_input_is_survived_and_the_active_target_kept(ros_peer, ros_node, sm
     stop_cleanly(node)
 
 
-def test_camera_pause_and_resume_keeps_tracking(ros_peer, ros_node, small_video, alex_weights):
+def test_camera_pause_and_resume_keeps_tracking(tracker_node, ros_node, small_video, alex_weights):
     frames, groundtruth = small_video
-    node = ros_peer(*node_args("-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu"))
+    node = tracker_node(DIAGNOSTICS, "model:=alex", f"weights:={alex_weights}", "device:=cpu")
     client = TrackerClient(ros_node, node)
     client.wait_for_node()
     frame_number = iter(range(1000))
@@ -480,23 +459,18 @@ def _parameter(name: str, value) -> Parameter:
     return Parameter(name=name, value=parameter_value)
 
 
-def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node, video, alex_weights, parity_golden):
+def test_params_file_compressed_input_and_runtime_parameters(
+    tracker_node, ros_node, video, alex_weights, parity_golden
+):
     """config/cpu_alex.yaml loads; PNG-compressed frames (lossless) track exactly like pysot."""
     frames, groundtruth = video
     golden = parity_golden("alex")
-    node = ros_peer(
-        *node_args(
-            "--params-file",
-            str(REPO_ROOT / "config" / "cpu_alex.yaml"),
-            "-p",
-            f"weights:={alex_weights}",
-            "-p",
-            "use_compressed:=true",
-            "-p",
-            "long_term:=false",
-            "-p",
-            "image_qos:=reliable",
-        )
+    node = tracker_node(  # the params file sets the diagnostics period
+        f"weights:={alex_weights}",
+        "use_compressed:=true",
+        "long_term:=false",
+        "image_qos:=reliable",
+        params_file=str(REPO_ROOT / "config" / "cpu_alex.yaml"),
     )
     # These PNGs are ~640 kB: reliable, as for the other full-size tests (see small_video).
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -556,8 +530,8 @@ def test_params_file_compressed_input_and_runtime_parameters(ros_peer, ros_node,
     stop_cleanly(node)
 
 
-def _run_until_exit(ros_peer, *args: str) -> tuple[int, str]:
-    peer = ros_peer(*args)
+def _run_until_exit(tracker_node, *parameters: str) -> tuple[int, str]:
+    peer = tracker_node(*parameters)
     try:
         code = peer.process.wait(timeout=STARTUP_TIMEOUT_S)
     except Exception:
@@ -565,39 +539,24 @@ def _run_until_exit(ros_peer, *args: str) -> tuple[int, str]:
     return code, peer.output()
 
 
-def test_mismatched_checkpoint_and_bad_parameters_exit_with_one_clear_line(ros_peer, parity_checkpoint):
+def test_mismatched_checkpoint_and_bad_parameters_exit_with_one_clear_line(tracker_node, parity_checkpoint):
     mobilev2 = parity_checkpoint("mobilev2")
-    code, output = _run_until_exit(
-        ros_peer,
-        "-m",
-        "siamrpnpp_ros.tracker_node",
-        "--ros-args",
-        "-p",
-        "model:=alex",
-        "-p",
-        f"weights:={mobilev2}",
-        "-p",
-        "device:=cpu",
-    )
+    code, output = _run_until_exit(tracker_node, "model:=alex", f"weights:={mobilev2}", "device:=cpu")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 1, output
     assert len(errors) == 1 and str(mobilev2) in errors[0] and "does not match model 'alex'" in errors[0], output
     assert "Traceback" not in output
 
-    code, output = _run_until_exit(ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "model:=vgg16")
+    code, output = _run_until_exit(tracker_node, "model:=vgg16")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "model must be r50, mobilev2, alex" in errors[0], output
     assert "Traceback" not in output
 
-    code, output = _run_until_exit(
-        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "backend:=tensorrt"
-    )
+    code, output = _run_until_exit(tracker_node, "backend:=tensorrt")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "backend must be one of torch, onnxruntime" in errors[0], output
 
-    code, output = _run_until_exit(
-        ros_peer, "-m", "siamrpnpp_ros.tracker_node", "--ros-args", "-p", "tracker.lost_search:=everywhere"
-    )
+    code, output = _run_until_exit(tracker_node, "tracker.lost_search:=everywhere")
     errors = [line for line in output.splitlines() if "FATAL" in line or "ERROR" in line]
     assert code == 2 and len(errors) == 1 and "lost_search must be one of tiles, wide" in errors[0], output
 
@@ -610,17 +569,13 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to read the node's memory")
-def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(ros_peer, ros_node, small_video, alex_weights):
+def test_a_fast_camera_builds_no_backlog_and_memory_stays_flat(tracker_node, ros_node, small_video, alex_weights):
     """Frames much faster than the tracker: the node skips to the newest, counts the drops,
     answers the last frame promptly, and its memory does not grow with the frame count."""
     frames, groundtruth = small_video
     frames = [cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames]
     box = groundtruth[0] / 2.0
-    node = ros_peer(
-        *node_args(
-            "-p", "model:=alex", "-p", f"weights:={alex_weights}", "-p", "device:=cpu", "-p", "frame_cache_size:=30"
-        )
-    )
+    node = tracker_node(DIAGNOSTICS, "model:=alex", f"weights:={alex_weights}", "device:=cpu", "frame_cache_size:=30")
     client = TrackerClient(ros_node, node)
     debug_images: list[Image] = []
     ros_node.node.create_subscription(Image, "debug_image", debug_images.append, 10)

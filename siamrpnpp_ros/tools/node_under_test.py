@@ -261,6 +261,28 @@ class InProcessNode:
         self.context.try_shutdown()
 
 
+class TrackerDiagnostics:
+    """What the tracker reports on /diagnostics, as ``node`` (this process's) receives it: the
+    images it received so far (a selection before its first image is refused) and, with the
+    arrival time here, the mean tracker step of each period.
+    """
+
+    def __init__(self, node: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.frames_received = 0
+        self.step_means_ms: list[tuple[float, float]] = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, message: Any) -> None:
+        for status in message.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if values.get("frames_received", "").isdigit():
+                self.frames_received = max(self.frames_received, int(values["frames_received"]))
+            with contextlib.suppress(KeyError, ValueError):
+                self.step_means_ms.append((time.monotonic(), float(values["tracker_step_mean_ms"])))
+
+
 # ----------------------------------------------------------------------------- both together
 @dataclass
 class NodeUnderTest:
