@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from siamrpnpp_ros.benchmark.report import format_cell, markdown_row, side_by_side_header
+from siamrpnpp_ros.benchmark.report import format_cell, markdown_row
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info
-from siamrpnpp_ros.benchmark.targets import _weights_for, parse_counts
+from siamrpnpp_ros.benchmark.targets import _weights_for, frame_progress, parse_counts, side_by_side_table
 
 HEADER = ("model", "mode", "tiles per lost frame", "lost step_ms", "p90_ms", "normal step_ms", "lost/normal")
 
@@ -44,8 +43,6 @@ def _target_painted_out(frame: np.ndarray, box: tuple[float, float, float, float
 
 def run_lost(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, mode, tile count) of ``args.lost_tiles``; returns the report."""
-    from tqdm import tqdm
-
     from siamrpnpp_ros.tracking.backends import configure_threads
     from siamrpnpp_ros.tracking.longterm import LongTermTracker
     from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
@@ -74,14 +71,7 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
             for _, tracker, _ in runners:
                 tracker.init(frames[0], first_box)
             steps: dict[int | str, list[float]] = {key: [] for key, _, _ in runners}
-            progress = tqdm(
-                total=len(frames) - 1,
-                desc=f"{model}/{mode}",
-                unit="frame",
-                file=sys.stderr,
-                leave=False,
-                disable=args.quiet,
-            )
+            progress = frame_progress(len(frames) - 1, f"{model}/{mode}", args.quiet)
             for index in range(1, len(frames)):
                 shift = index % len(runners)
                 for key, tracker, source_frames in runners[shift:] + runners[:shift]:
@@ -118,23 +108,13 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_lost_table(report: dict[str, Any]) -> str:
     """The Markdown table of :func:`run_lost`, with the machine and load lines."""
-    lines = side_by_side_header(
+    return side_by_side_table(
         report,
         "ms, medians over the frames; every tile count and the normal step measured side by side in one process",
         HEADER,
+        ("model", "mode", "tiles", "step_ms", "p90_ms", "normal_step_ms", "lost_over_normal"),
+        two_decimals=("lost_over_normal",),
     )
-    for r in report["results"]:
-        cells = [
-            r["model"],
-            r["mode"],
-            r["tiles"],
-            format_cell(r["step_ms"]),
-            format_cell(r["p90_ms"]),
-            format_cell(r["normal_step_ms"]),
-            format_cell(r["lost_over_normal"], 2),
-        ]
-        lines.append(markdown_row(cells))
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- where the time goes

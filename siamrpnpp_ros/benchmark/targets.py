@@ -23,6 +23,7 @@ import copy
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ HEADER = (
     "ms_per_extra_target",
     "extra/single",
 )
+#: The result key of each HEADER column: the column's name, but for the ratio (extra/single).
+COLUMNS = (*HEADER[:-1], "extra_over_single")
 
 
 def parse_counts(text: str) -> list[int]:
@@ -110,8 +113,6 @@ class _TimedNetwork:
 
 def run_targets(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, mode, target count) of ``args``; returns the report."""
-    from tqdm import tqdm
-
     from siamrpnpp_ros.tracking.backends import configure_threads
     from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
@@ -143,14 +144,7 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
                 multis[count] = multi
             step_s: dict[int, list[float]] = {count: [] for count in counts}
             network_s: dict[int, list[float]] = {count: [] for count in counts}
-            progress = tqdm(
-                total=len(frames) - 1,
-                desc=f"{model}/{mode}",
-                unit="frame",
-                file=sys.stderr,
-                leave=False,
-                disable=args.quiet,
-            )
+            progress = frame_progress(len(frames) - 1, f"{model}/{mode}", args.quiet)
             for index, frame in enumerate(frames[1:], start=1):
                 shift = index % len(counts)
                 for count in counts[shift:] + counts[:shift]:  # rotating order: load drift hits all alike
@@ -195,23 +189,30 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_targets_table(report: dict[str, Any]) -> str:
     """The Markdown table of :func:`run_targets`, with the machine and load lines."""
-    lines = side_by_side_header(
+    return side_by_side_table(
         report,
         "ms, medians over the frames; all target counts measured side by side in one process; "
         "extra/single = cost of one extra target / one single-target step",
         HEADER,
+        COLUMNS,
+        two_decimals=("per_target_rest_ms", "extra_over_single"),
     )
+
+
+def frame_progress(frames: int, label: str, quiet: bool) -> Any:
+    """The progress bar (on stderr, gone when done) of one side-by-side measurement."""
+    from tqdm import tqdm
+
+    return tqdm(total=frames, desc=label, unit="frame", file=sys.stderr, leave=False, disable=quiet)
+
+
+def side_by_side_table(
+    report: dict[str, Any], what: str, header: Sequence[str], columns: Sequence[str], two_decimals: Sequence[str]
+) -> str:
+    """:func:`side_by_side_header`, then a Markdown row per result: its ``columns`` (result
+    keys, in ``header``'s order), floats with one decimal, those in ``two_decimals`` with two.
+    """
+    lines = side_by_side_header(report, what, header)
     for r in report["results"]:
-        cells = [
-            r["model"],
-            r["mode"],
-            r["targets"],
-            format_cell(r["step_ms"]),
-            format_cell(r["p90_ms"]),
-            format_cell(r["network_ms"]),
-            format_cell(r["per_target_rest_ms"], 2),
-            format_cell(r["ms_per_extra_target"]),
-            format_cell(r["extra_over_single"], 2),
-        ]
-        lines.append(markdown_row(cells))
+        lines.append(markdown_row([format_cell(r[key], 2 if key in two_decimals else 1) for key in columns]))
     return "\n".join(lines)
