@@ -1,6 +1,6 @@
-"""Benchmark: does watching the operator console in browsers slow the tracker?
+"""Benchmark: whether watching the operator console in browsers slows the tracker.
 
-    .venv/bin/python test/bench_console.py [--rate 30] [--seconds 15] [--rounds 2] [--browsers 2]
+    .venv/bin/python tools/bench_console.py [--rate 30] [--seconds 15] [--rounds 2] [--browsers 2]
 
 Camera player (Debian's vtest.avi, looped), tracker node (bundled model, CPU, one thread) and
 console run in separate processes on a private ROS domain, tracking the person of the demo.
@@ -29,13 +29,24 @@ import sys
 import time
 from pathlib import Path
 
-TEST_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(TEST_DIR))
-sys.path.insert(0, str(TEST_DIR.parent))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "test"))  # browser_support: the browser tests' Selenium helpers
+sys.path.insert(0, str(REPO_ROOT))
 
-# After the sys.path set-up above: these helper modules live beside this script.
+# After the sys.path set-up above.
 from browser_support import free_port, open_browser, require_browser, wait_for_http  # noqa: E402
-from ros_support import InProcessNode, PeerProcess, isolated_ros_environment  # noqa: E402
+
+from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
+    CONSOLE_MODULE,
+    InProcessNode,
+    PythonProcess,
+    TrackerDiagnostics,
+    isolated_domain,
+    pick_domain_id,
+    player_args,
+    ros_program_args,
+    start_tracker_node,
+)
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)
@@ -58,6 +69,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> int:
+    """Check the browser and the layouts, then run the periods; the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=30.0, help="camera frames per second (default 30)")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per period (default 15)")
@@ -75,68 +87,43 @@ def main() -> int:
         print(f"bench_console: {error}", file=sys.stderr)
         return 2
 
-    all_cpus = sorted(os.sched_getaffinity(0))
-    if len(all_cpus) < 2:
+    if len(os.sched_getaffinity(0)) < 2:
         print("bench_console: needs at least 2 CPUs (the split layout)", file=sys.stderr)
         return 2
-    robot_cpus, station_cpus = {all_cpus[0]}, set(all_cpus[1:])
     layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
     if not layouts or set(layouts) - {"split", "shared"}:
         print(f"bench_console: --layouts takes split and/or shared, got {args.layouts!r}", file=sys.stderr)
         return 2
-    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 30) % 100))
-    env = dict(os.environ, PYTHONPATH=str(TEST_DIR.parent), PYTHONUNBUFFERED="1")
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    peers = [
-        PeerProcess(
-            [
-                "-m",
-                "siamrpnpp_ros.tracker_node",
-                "--ros-args",
-                "-p",
-                "device:=cpu",
-                "-p",
-                "image_qos:=reliable",
-                "-p",
-                "diagnostics_period:=1.0",
-                "-p",
-                "threads:=1",
-            ],
-            env,
-            logs / "tracker.log",
-        ),
-        PeerProcess(
-            ["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env, logs / "console.log"
-        ),
-    ]
-    from diagnostic_msgs.msg import DiagnosticArray
+    with isolated_domain(pick_domain_id(30)) as env:
+        return measure(args, env, logs, layouts, chromium, chromedriver)
+
+
+def measure(
+    args: argparse.Namespace, env: dict[str, str], logs: Path, layouts: list[str], chromium: str, chromedriver: str
+) -> int:
+    """Start the processes, select the person, run the A and B periods and print their figures."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from selenium.webdriver.common.by import By
 
     from siamrpnpp_ros.msg import SelectTarget, TrackedBox
 
+    all_cpus = sorted(os.sched_getaffinity(0))
+    robot_cpus, station_cpus = {all_cpus[0]}, set(all_cpus[1:])
+    port = free_port()
+    peers = [
+        start_tracker_node(
+            ["device:=cpu", "image_qos:=reliable", "diagnostics_period:=1.0", "threads:=1"], env, logs / "tracker.log"
+        ),
+        PythonProcess(ros_program_args(CONSOLE_MODULE, parameters=[f"port:={port}"]), env, logs / "console.log"),
+    ]
     ros = InProcessNode("bench_console")
     node = ros.node
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     boxes: list[tuple[float, TrackedBox]] = []
-    steps: list[tuple[float, float]] = []
-    received = [0]
+    tracker = TrackerDiagnostics(node)
     node.create_subscription(TrackedBox, "tracked_box", lambda m: boxes.append((time.monotonic(), m)), reliable)
-
-    def on_diagnostics(message: DiagnosticArray) -> None:
-        for status in message.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if values.get("frames_received", "").isdigit():
-                received[0] = max(received[0], int(values["frames_received"]))
-            if values.get("tracker_step_mean_ms"):
-                try:
-                    steps.append((time.monotonic(), float(values["tracker_step_mean_ms"])))
-                except ValueError:
-                    pass
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     selections = node.create_publisher(SelectTarget, "select_target", reliable)
     browsers: list = []
     results: list[dict] = []
@@ -147,26 +134,14 @@ def main() -> int:
             print("bench_console: the tracker did not start", file=sys.stderr)
             return 1
         peers.append(
-            PeerProcess(
-                [
-                    "-m",
-                    "siamrpnpp_ros.tools.player",
-                    "--video",
-                    args.video,
-                    "--rate",
-                    str(args.rate),
-                    "--loop",
-                    "--qos",
-                    "reliable",
-                    "--wait-subscribers",
-                    "2",
-                ],
+            PythonProcess(
+                player_args(args.video, "--rate", str(args.rate), "--loop", "--qos", "reliable"),
                 env,
                 logs / "player.log",
             )
         )
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
-        if not ros.spin_until(lambda: received[0] > 0, 60.0):  # a selection before any image is refused
+        if not ros.spin_until(lambda: tracker.frames_received > 0, 60.0):  # a selection before any image is refused
             print("bench_console: the tracker received no images", file=sys.stderr)
             return 1
         selection = SelectTarget(command=SelectTarget.COMMAND_START, target_id=1)  # zero stamp: the newest image
@@ -205,7 +180,7 @@ def main() -> int:
             window = [m for t, m in boxes if start <= t < end and m.status != TrackedBox.STATUS_IDLE]
             stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in window}
             latencies = [m.processing_latency.sec * 1e3 + m.processing_latency.nanosec * 1e-6 for m in window]
-            step = [value for t, value in steps if start <= t <= end + 1.0]
+            step = [value for t, value in tracker.step_means_ms if start <= t <= end + 1.0]
             results.append(
                 {
                     "layout": layout,
@@ -235,7 +210,7 @@ def main() -> int:
         ros.close()
 
     def mean_of(layout: str, period: str, key: str) -> float:
-        return statistics.mean(r[key] for r in results if r["layout"] == layout and r["period"] == period)
+        return float(statistics.mean(r[key] for r in results if r["layout"] == layout and r["period"] == period))
 
     print(
         f"camera {args.rate:g} fps, {args.rounds} x {args.seconds:g} s per condition, {args.browsers} browsers in B; "

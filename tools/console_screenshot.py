@@ -1,6 +1,6 @@
 """Make the README's screenshot of the operator console tracking the demo's person.
 
-    .venv/bin/python test/console_screenshot.py [--out docs/console/console.png] [--after 6]
+    .venv/bin/python tools/console_screenshot.py [--out docs/console/console.png] [--after 6]
 
 Tracker node (bundled model, CPU), console and camera player (Debian's vtest.avi at its
 10 fps, as ``make demo``) in separate processes on a private ROS domain; a headless chromium
@@ -12,25 +12,36 @@ follows, and the screenshot is taken ``--after`` seconds of tracking later.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-TEST_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(TEST_DIR))
-sys.path.insert(0, str(TEST_DIR.parent))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "test"))  # browser_support: the browser tests' Selenium helpers
+sys.path.insert(0, str(REPO_ROOT))
 
-# After the sys.path set-up above: these helper modules live beside this script.
+# After the sys.path set-up above.
 from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http  # noqa: E402
-from ros_support import InProcessNode, PeerProcess, isolated_ros_environment  # noqa: E402
+
+from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
+    CONSOLE_MODULE,
+    InProcessNode,
+    PythonProcess,
+    TrackerDiagnostics,
+    isolated_domain,
+    pick_domain_id,
+    player_args,
+    ros_program_args,
+    start_tracker_node,
+)
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)  # tools/demo.py's VTEST_TARGET
 
 
 def main() -> int:
+    """Check for the browser and the video, then make the screenshot; the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="docs/console/console.png")
     parser.add_argument("--after", type=float, default=6.0, help="seconds of tracking before the screenshot")
@@ -46,45 +57,25 @@ def main() -> int:
     if not VTEST_VIDEO.is_file():
         print(f"console_screenshot: {VTEST_VIDEO} is missing (apt install opencv-doc)", file=sys.stderr)
         return 2
-    from selenium.webdriver.common.by import By
-
-    os.environ.update(isolated_ros_environment(1 + (os.getpid() + 60) % 100))
-    env = dict(os.environ, PYTHONPATH=str(TEST_DIR.parent), PYTHONUNBUFFERED="1")
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
+    with isolated_domain(pick_domain_id(60)) as env:
+        return screenshot(args, env, logs, chromium, chromedriver)
+
+
+def screenshot(args: argparse.Namespace, env: dict[str, str], logs: Path, chromium: str, chromedriver: str) -> int:
+    """Start the processes, select the person in the browser, save the page after ``args.after`` s."""
+    from selenium.webdriver.common.by import By
+
     port = free_port()
     peers = [
-        PeerProcess(
-            [
-                "-m",
-                "siamrpnpp_ros.tracker_node",
-                "--ros-args",
-                "-p",
-                "device:=cpu",
-                "-p",
-                "diagnostics_period:=0.2",
-                "-p",
-                "image_qos:=reliable",
-            ],
-            env,
-            logs / "tracker.log",
+        start_tracker_node(
+            ["device:=cpu", "diagnostics_period:=0.2", "image_qos:=reliable"], env, logs / "tracker.log"
         ),
-        PeerProcess(
-            ["-m", "siamrpnpp_ros.tools.console", "--ros-args", "-p", f"port:={port}"], env, logs / "console.log"
-        ),
+        PythonProcess(ros_program_args(CONSOLE_MODULE, parameters=[f"port:={port}"]), env, logs / "console.log"),
     ]
     ros = InProcessNode("console_screenshot")
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    tracker_images = [0]
-
-    def on_diagnostics(message: DiagnosticArray) -> None:
-        for status in message.status:
-            for value in status.values:
-                if value.key == "frames_received" and value.value.isdigit():
-                    tracker_images[0] = max(tracker_images[0], int(value.value))
-
-    ros.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    tracker = TrackerDiagnostics(ros.node)
     browser = None
     try:
         if not ros.spin_until(
@@ -96,27 +87,14 @@ def main() -> int:
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
         browser = open_browser(chromium, chromedriver, 1280, 900)
         browser.get(f"http://127.0.0.1:{port}/")
-        player = PeerProcess(
-            [
-                "-m",
-                "siamrpnpp_ros.tools.player",
-                "--video",
-                str(VTEST_VIDEO),
-                "--frames",
-                "300",
-                "--qos",
-                "reliable",
-                "--wait-subscribers",
-                "2",
-            ],
-            env,
-            logs / "player.log",
+        player = PythonProcess(
+            player_args(VTEST_VIDEO, "--frames", "300", "--qos", "reliable"), env, logs / "player.log"
         )
         peers.append(player)
         view = browser.find_element(By.ID, "view")
         # A selection before the tracker has an image is refused: wait for both to have frames.
         if not ros.spin_until(
-            lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1 and tracker_images[0] > 0, 60.0
+            lambda: int(view.get_attribute("data-frames-shown") or 0) >= 1 and tracker.frames_received > 0, 60.0
         ):
             print("console_screenshot: the page shows no frame", file=sys.stderr)
             return 1
