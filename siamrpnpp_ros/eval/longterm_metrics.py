@@ -204,25 +204,29 @@ class LongTermSummary:
         curve = self.f_curve
         return int(np.nanargmax(curve)) if np.isfinite(curve).any() else -1
 
+    def _at_best(self, values: np.ndarray) -> float:
+        """``values`` (one per confidence threshold) at the threshold of F max; NaN without one."""
+        return float(values[self._best]) if self._best >= 0 else float("nan")
+
     @property
     def f_score(self) -> float:
         """F max: the best F-score over the confidence thresholds."""
-        return float(self.f_curve[self._best]) if self._best >= 0 else float("nan")
+        return self._at_best(self.f_curve)
 
     @property
     def precision(self) -> float:
         """Tracking precision at the threshold of F max."""
-        return float(self.precision_curve[self._best]) if self._best >= 0 else float("nan")
+        return self._at_best(self.precision_curve)
 
     @property
     def recall(self) -> float:
         """Tracking recall at the threshold of F max."""
-        return float(self.recall_curve[self._best]) if self._best >= 0 else float("nan")
+        return self._at_best(self.recall_curve)
 
     @property
     def threshold(self) -> float:
         """The confidence threshold of F max (the lowest of equally good ones)."""
-        return float(self.thresholds[self._best]) if self._best >= 0 else float("nan")
+        return self._at_best(self.thresholds)
 
     @property
     def absent_frames(self) -> int:

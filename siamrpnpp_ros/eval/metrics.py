@@ -217,6 +217,14 @@ def score_sequence(
     )
 
 
+def _mean_curve(curves: list[np.ndarray], thresholds: np.ndarray) -> np.ndarray:
+    """The mean of per-sequence ``curves`` over ``thresholds`` (zeros when there are none)."""
+    if not curves:
+        return np.zeros(len(thresholds))
+    mean: np.ndarray = np.mean(curves, axis=0)
+    return mean
+
+
 @dataclass(frozen=True)
 class TrackerSummary(_CurveSummaries):
     """A tracker's OPE result over a dataset: per-sequence scores and their means.
@@ -230,28 +238,17 @@ class TrackerSummary(_CurveSummaries):
     @property
     def success(self) -> np.ndarray:
         """Mean success curve over the sequences (zeros without sequences)."""
-        return (
-            np.mean([s.success for s in self.sequences], axis=0)
-            if self.sequences
-            else np.zeros(len(SUCCESS_THRESHOLDS))
-        )
+        return _mean_curve([s.success for s in self.sequences], SUCCESS_THRESHOLDS)
 
     @property
     def precision(self) -> np.ndarray:
         """Mean precision curve over the sequences (zeros without sequences)."""
-        return (
-            np.mean([s.precision for s in self.sequences], axis=0)
-            if self.sequences
-            else np.zeros(len(PRECISION_THRESHOLDS))
-        )
+        return _mean_curve([s.precision for s in self.sequences], PRECISION_THRESHOLDS)
 
     @property
     def norm_precision(self) -> np.ndarray:
         """Mean normalised precision curve over the sequences (zeros without sequences)."""
-        if not self.sequences:
-            return np.zeros(len(NORM_PRECISION_THRESHOLDS))
-        mean: np.ndarray = np.mean([s.norm_precision for s in self.sequences], axis=0)
-        return mean
+        return _mean_curve([s.norm_precision for s in self.sequences], NORM_PRECISION_THRESHOLDS)
 
     @property
     def frames(self) -> int:
