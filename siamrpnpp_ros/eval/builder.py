@@ -51,7 +51,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -475,25 +475,34 @@ def _long_term_config(args: argparse.Namespace) -> LongTermConfig:
             f"--long-term supports the attributes {', '.join(LONG_TERM_ATTRIBUTES)}, not {', '.join(unsupported)}"
         )
     return LongTermConfig(
-        sequences=args.sequences,
-        frames=300 if args.frames is None else args.frames,
         fps=args.fps,
-        width=args.size[0],
-        height=args.size[1],
-        seed=args.seed,
         absence_kinds=tuple(args.absence_kinds),
         absences=tuple(args.absences),
         absence_seconds=tuple(args.absence_seconds),
         lookalike_prob=args.lookalike_prob,
         visibility_threshold=args.visibility_threshold,
         attributes=attributes,
-        attribute_prob=args.attribute_prob,
-        target_size=(0.12, 0.24) if args.target_size is None else tuple(args.target_size),
-        noise_sigma=args.noise,
-        image_format=args.format,
-        photo_split=args.photo_split,
-        name_prefix="lt" if args.prefix is None else args.prefix,
+        **_shared_options(args),
     )
+
+
+def _shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of both configs that come from the shared options; ``--frames``,
+    ``--target-size`` and ``--prefix`` only when given, else each config's own default.
+    """
+    options: dict[str, Any] = {
+        "sequences": args.sequences,
+        "width": args.size[0],
+        "height": args.size[1],
+        "seed": args.seed,
+        "attribute_prob": args.attribute_prob,
+        "noise_sigma": args.noise,
+        "image_format": args.format,
+        "photo_split": args.photo_split,
+    }
+    given = {"frames": args.frames, "target_size": args.target_size, "name_prefix": args.prefix}
+    options.update((name, value) for name, value in given.items() if value is not None)
+    return options
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -504,19 +513,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             long_term_config = _long_term_config(args)
         else:
             config = BuilderConfig(
-                sequences=args.sequences,
-                frames=150 if args.frames is None else args.frames,
-                width=args.size[0],
-                height=args.size[1],
-                seed=args.seed,
                 kinds=tuple(args.kinds),
                 attributes=ATTRIBUTES if args.attributes is None else tuple(args.attributes),
-                attribute_prob=args.attribute_prob,
-                target_size=(0.12, 0.28) if args.target_size is None else tuple(args.target_size),
-                noise_sigma=args.noise,
-                image_format=args.format,
-                photo_split=args.photo_split,
-                name_prefix="seq" if args.prefix is None else args.prefix,
+                **_shared_options(args),
             )
         pool = find_photos(args.photos)
         if pool.origin.startswith("generated"):
