@@ -35,6 +35,16 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+def first_12_frames_on_cpu(parity_checkpoint, parity_video) -> list[str]:
+    """CLI arguments: the alex parity weights on the first 12 frames of the parity video, on the CPU."""
+    return [
+        "--weights", str(parity_checkpoint("alex")),
+        "--video", str(parity_video),
+        "--device", "cpu",
+        "--max-frames", "12",
+    ]  # fmt: skip
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode != 0, f"expected failure, got exit 0; stdout: {result.stdout}"
     assert "Traceback" not in result.stderr, result.stderr
@@ -164,26 +174,12 @@ def test_strip_of_the_first_frames(parity_checkpoint, parity_video, tmp_path, ca
     assert strip_indices(20, 6) == [0, 4, 8, 11, 15, 19]
     assert strip_indices(3, 6) == [0, 1, 2] and strip_indices(1, 6) == [0]
     out, strip = tmp_path / "boxes.txt", tmp_path / "strip.png"
-    code = main(
-        [
-            "--model",
-            "alex",
-            "--weights",
-            str(parity_checkpoint("alex")),
-            "--video",
-            str(parity_video),
-            "--device",
-            "cpu",
-            "--max-frames",
-            "12",
-            "--strip",
-            str(strip),
-            "--strip-frames",
-            "4",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main([
+        "--model", "alex",
+        *first_12_frames_on_cpu(parity_checkpoint, parity_video),
+        "--strip", str(strip), "--strip-frames", "4",
+        "--out", str(out),
+    ])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 12
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("frames=12 ")
@@ -208,33 +204,14 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
     init_file.write_text("# the third target, selected on frame 6\n420,300,60,50@6\n", encoding="utf-8")
     out, strip = tmp_path / "res.txt", tmp_path / "strip.png"
     first = ",".join(repr(float(v)) for v in boxes[1][0])
-    code = main(
-        [
-            "--model",
-            "alex",
-            "--weights",
-            str(parity_checkpoint("alex")),
-            "--video",
-            str(parity_video),
-            "--device",
-            "cpu",
-            "--short-term",
-            "--max-frames",
-            "12",
-            "--init",
-            first,
-            "--init",
-            "40,30,80,100",
-            "--init-file",
-            str(init_file),
-            "--out",
-            str(out),
-            "--strip",
-            str(strip),
-            "--strip-frames",
-            "3",
-        ]
-    )
+    code = main([
+        "--model", "alex",
+        *first_12_frames_on_cpu(parity_checkpoint, parity_video),
+        "--short-term",
+        "--init", first, "--init", "40,30,80,100", "--init-file", str(init_file),
+        "--out", str(out),
+        "--strip", str(strip), "--strip-frames", "3",
+    ])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.out.strip().splitlines()[-1].startswith("frames=12 ")
@@ -253,23 +230,13 @@ def test_several_targets_one_results_file_each(parity_checkpoint, parity_video, 
 
     assert main(["--model", "alex", "--video", str(parity_video), "--init", "1,2,3,4@x"]) == 2
     assert "@" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "--model",
-                "alex",
-                "--weights",
-                str(parity_checkpoint("alex")),
-                "--video",
-                str(parity_video),
-                "--max-frames",
-                "5",
-                "--init",
-                "1,2,30,40@5",
-            ]
-        )
-        == 2
-    )
+    assert main([
+        "--model", "alex",
+        "--weights", str(parity_checkpoint("alex")),
+        "--video", str(parity_video),
+        "--max-frames", "5",
+        "--init", "1,2,30,40@5",
+    ]) == 2  # fmt: skip
     assert "only 5 frames" in capsys.readouterr().err
 
 
@@ -291,24 +258,12 @@ def test_default_runs_the_nodes_default_session(parity_checkpoint, parity_video,
     )
     init = (200.0, 150.0, 90.0, 70.0)
     out = tmp_path / "res.txt"
-    code = main(
-        [
-            "--config",
-            str(config_file),
-            "--weights",
-            str(parity_checkpoint("alex")),
-            "--video",
-            str(parity_video),
-            "--device",
-            "cpu",
-            "--max-frames",
-            "12",
-            "--init",
-            ",".join(map(str, init)),
-            "--out",
-            str(out),
-        ]
-    )
+    code = main([
+        "--config", str(config_file),
+        *first_12_frames_on_cpu(parity_checkpoint, parity_video),
+        "--init", ",".join(map(str, init)),
+        "--out", str(out),
+    ])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     rows = np.array([[float(v) for v in line.split(",")] for line in out.read_text().splitlines()])
 
