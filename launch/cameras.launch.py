@@ -14,7 +14,11 @@ Scale-out is one process per camera; several targets in one camera are batched i
 (`max_targets`), not spread over processes.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -22,6 +26,9 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
+
+if TYPE_CHECKING:
+    from launch import LaunchContext
 
 # Arguments a camera may set: tracker.launch.py's, less `namespace` (the camera's key is it).
 CAMERA_ARGUMENTS = (
@@ -44,7 +51,7 @@ CAMERA_ARGUMENTS = (
 SHARED_ARGUMENTS = ("lifecycle", "autostart")  # this file's arguments, the default for every camera
 
 
-def camera_arguments(document, shared=None) -> list:
+def camera_arguments(document: object, shared: Mapping[str, str] | None = None) -> list[tuple[str, dict[str, str]]]:
     """``[(namespace, {tracker.launch.py argument: value})]`` from a parsed cameras file.
 
     Raises ValueError naming the camera and the key at fault. ``shared``: arguments every camera
@@ -54,7 +61,7 @@ def camera_arguments(document, shared=None) -> list:
     if not isinstance(cameras, dict) or not cameras:
         raise ValueError("the cameras file needs a 'cameras:' mapping of namespace -> arguments")
     result = []
-    topics = {}
+    topics: dict[str, str] = {}
     for namespace, arguments in cameras.items():
         name = str(namespace).strip("/")
         if not name or not all(part.isidentifier() for part in name.split("/")):
@@ -82,12 +89,12 @@ def camera_arguments(document, shared=None) -> list:
     return result
 
 
-def _cameras_file(context) -> str:
-    path = LaunchConfiguration("cameras").perform(context)
+def _cameras_file(context: LaunchContext) -> str:
+    path: str = LaunchConfiguration("cameras").perform(context)
     return path or os.path.join(get_package_share_directory("siamrpnpp_ros"), "config", "cameras.yaml")
 
 
-def _trackers(context, *args, **kwargs):
+def _trackers(context: LaunchContext, *args: Any, **kwargs: Any) -> list[Any]:
     with open(_cameras_file(context), encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     shared = {name: LaunchConfiguration(name).perform(context) for name in SHARED_ARGUMENTS}

@@ -23,7 +23,10 @@ file for the model is used, with its tracker settings and also its `device` and 
 (`model:=mobilev2` gets `jetson_mobilenet.yaml`, fp16 on: add `fp16:=false` on a CPU).
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any
 
 import lifecycle_msgs.msg
 import yaml
@@ -35,6 +38,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+
+if TYPE_CHECKING:
+    from launch import LaunchContext
 
 OVERRIDABLE_PARAMETERS = ("model", "weights", "device", "backend")
 OVERRIDABLE_SWITCHES = ("use_compressed", "fp16")
@@ -49,8 +55,8 @@ CONFIG_FOR_MODEL = {
 }
 
 
-def _config_file(context) -> str:
-    config = LaunchConfiguration("config").perform(context)
+def _config_file(context: LaunchContext) -> str:
+    config: str = LaunchConfiguration("config").perform(context)
     if config:
         return config
     model = LaunchConfiguration("model").perform(context) or DEFAULT_MODEL
@@ -60,18 +66,16 @@ def _config_file(context) -> str:
     return os.path.join(get_package_share_directory("siamrpnpp_ros"), "config", filename)
 
 
-def _tracker_node(context, *args, **kwargs):
-    overrides = {}
+def _tracker_node(context: LaunchContext, *args: Any, **kwargs: Any) -> list[Any]:
+    overrides: dict[str, str | bool | int] = {}
     for name in OVERRIDABLE_PARAMETERS:
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
     for name in OVERRIDABLE_SWITCHES:
-        value = LaunchConfiguration(name).perform(context).strip().lower()
-        if value:
-            if value not in ("true", "false"):
-                raise ValueError(f"{name} must be true or false, got {value!r}")
-            overrides[name] = value == "true"
+        switch = _optional_switch(context, name)
+        if switch is not None:
+            overrides[name] = switch
     max_targets = LaunchConfiguration("max_targets").perform(context).strip()
     if max_targets:
         if not max_targets.isdigit() or int(max_targets) < 1:
@@ -126,21 +130,31 @@ def _tracker_node(context, *args, **kwargs):
     ]
 
 
-def _switch(context, name: str) -> bool:
-    value = LaunchConfiguration(name).perform(context).strip().lower()
+def _optional_switch(context: LaunchContext, name: str) -> bool | None:
+    """The true/false launch argument ``name``; None when left empty."""
+    value: str = LaunchConfiguration(name).perform(context).strip().lower()
+    if not value:
+        return None
     if value not in ("true", "false"):
         raise ValueError(f"{name} must be true or false, got {value!r}")
     return value == "true"
 
 
-def _camera_remappings(context) -> list:
+def _switch(context: LaunchContext, name: str) -> bool:
+    switch = _optional_switch(context, name)
+    if switch is None:
+        raise ValueError(f"{name} must be true or false, got ''")
+    return switch
+
+
+def _camera_remappings(context: LaunchContext) -> list[tuple[str, str]]:
     image_topic = LaunchConfiguration("image_topic").perform(context)
     return [("image", image_topic), ("image/compressed", image_topic + "/compressed")]
 
 
-def _node_uses_compressed(context) -> bool:
+def _node_uses_compressed(context: LaunchContext) -> bool:
     """The node's use_compressed: the launch argument when given, else the parameter file's."""
-    value = LaunchConfiguration("use_compressed").perform(context).strip().lower()
+    value: str = LaunchConfiguration("use_compressed").perform(context).strip().lower()
     if value:
         return value == "true"
     with open(_config_file(context), encoding="utf-8") as handle:
@@ -152,16 +166,13 @@ def _node_uses_compressed(context) -> bool:
     return False
 
 
-def _console_node(context, *args, **kwargs):
-    enabled = LaunchConfiguration("console").perform(context).strip().lower()
-    if enabled not in ("true", "false"):
-        raise ValueError(f"console must be true or false, got {enabled!r}")
-    if enabled == "false":
+def _console_node(context: LaunchContext, *args: Any, **kwargs: Any) -> list[Any]:
+    if not _switch(context, "console"):
         return []
-    port_text = LaunchConfiguration("console_port").perform(context).strip()
+    port_text: str = LaunchConfiguration("console_port").perform(context).strip()
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"console_port must be a port number (0-65535), got {port_text!r}")
-    parameters = {
+    parameters: dict[str, str | int | bool] = {
         "host": LaunchConfiguration("console_host").perform(context).strip(),
         "port": int(port_text),
         # Watches the camera topic the node tracks on.
@@ -184,81 +195,60 @@ def _console_node(context, *args, **kwargs):
     ]
 
 
+# Every launch argument: name, default, description.
+LAUNCH_ARGUMENTS = (
+    (
+        "config",
+        "",
+        "ROS parameters file; empty: the package's file for the model "
+        "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)",
+    ),
+    ("model", "", f"r50, mobilev2, alex or {DEFAULT_MODEL} (the bundled model); empty keeps the config file's"),
+    ("weights", "", "pysot checkpoint (model.pth); empty keeps the config file's"),
+    ("device", "", "auto, cuda, cuda:N or cpu; empty keeps the config file's"),
+    ("fp16", "", "true/false: half precision (CUDA only); empty keeps the config file's"),
+    ("backend", "", "torch or onnxruntime; empty keeps the config file's"),
+    ("image_topic", "/camera/image_raw", "camera topic; with use_compressed, its /compressed sibling is used"),
+    ("use_compressed", "", "true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's"),
+    ("max_targets", "", "most targets tracked at once (the node's default is 1); empty keeps the config file's"),
+    ("namespace", "", "namespace for the node and its topics"),
+    (
+        "lifecycle",
+        "false",
+        "true: run the managed (lifecycle) node, which starts unconfigured and loads the model on configure",
+    ),
+    (
+        "autostart",
+        "false",
+        "with lifecycle:=true: configure and then activate the node at start, instead of "
+        "waiting for a lifecycle manager",
+    ),
+    (
+        "console",
+        "false",
+        "true: also run the operator console (a web page to watch and select targets) in the same namespace",
+    ),
+    (
+        "console_host",
+        "127.0.0.1",
+        "address the console binds to; anything but 127.0.0.1 lets everyone "
+        "who reaches it steer the robot (set console_token)",
+    ),
+    ("console_port", "8080", "the console's TCP port"),
+    (
+        "console_token",
+        "",
+        "access token the console requires on every request; empty: $SIAMRPNPP_CONSOLE_TOKEN, else none",
+    ),
+)
+
+
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "config",
-                default_value="",
-                description="ROS parameters file; empty: the package's file for the model "
-                "(default_model.yaml, desktop_r50.yaml, jetson_mobilenet.yaml, cpu_alex.yaml)",
-            ),
-            DeclareLaunchArgument(
-                "model",
-                default_value="",
-                description=f"r50, mobilev2, alex or {DEFAULT_MODEL} (the bundled model); "
-                "empty keeps the config file's",
-            ),
-            DeclareLaunchArgument(
-                "weights", default_value="", description="pysot checkpoint (model.pth); empty keeps the config file's"
-            ),
-            DeclareLaunchArgument(
-                "device", default_value="", description="auto, cuda, cuda:N or cpu; empty keeps the config file's"
-            ),
-            DeclareLaunchArgument(
-                "fp16",
-                default_value="",
-                description="true/false: half precision (CUDA only); empty keeps the config file's",
-            ),
-            DeclareLaunchArgument(
-                "backend", default_value="", description="torch or onnxruntime; empty keeps the config file's"
-            ),
-            DeclareLaunchArgument(
-                "image_topic",
-                default_value="/camera/image_raw",
-                description="camera topic; with use_compressed, its /compressed sibling is used",
-            ),
-            DeclareLaunchArgument(
-                "use_compressed",
-                default_value="",
-                description="true to subscribe to sensor_msgs/CompressedImage; empty keeps the config file's",
-            ),
-            DeclareLaunchArgument(
-                "max_targets",
-                default_value="",
-                description="most targets tracked at once (the node's default is 1); empty keeps the config file's",
-            ),
-            DeclareLaunchArgument("namespace", default_value="", description="namespace for the node and its topics"),
-            DeclareLaunchArgument(
-                "lifecycle",
-                default_value="false",
-                description="true: run the managed (lifecycle) node, which starts unconfigured and loads the "
-                "model on configure",
-            ),
-            DeclareLaunchArgument(
-                "autostart",
-                default_value="false",
-                description="with lifecycle:=true: configure and then activate the node at start, instead of "
-                "waiting for a lifecycle manager",
-            ),
-            DeclareLaunchArgument(
-                "console",
-                default_value="false",
-                description="true: also run the operator console (a web page to watch and select "
-                "targets) in the same namespace",
-            ),
-            DeclareLaunchArgument(
-                "console_host",
-                default_value="127.0.0.1",
-                description="address the console binds to; anything but 127.0.0.1 lets everyone "
-                "who reaches it steer the robot (set console_token)",
-            ),
-            DeclareLaunchArgument("console_port", default_value="8080", description="the console's TCP port"),
-            DeclareLaunchArgument(
-                "console_token",
-                default_value="",
-                description="access token the console requires on every request; empty: "
-                "$SIAMRPNPP_CONSOLE_TOKEN, else none",
+            *(
+                DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, default, description in LAUNCH_ARGUMENTS
             ),
             OpaqueFunction(function=_tracker_node),
             OpaqueFunction(function=_console_node),
