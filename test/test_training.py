@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,6 +46,25 @@ from siamrpnpp_ros.training.targets import IGNORE, NEGATIVE, POSITIVE
 TINY = dict(
     model="alex", width_mult=0.125, search_size=159, workers=0, device="cpu", progress=False, log_every=1, threads=1
 )
+
+#: TINY's network and machine settings as options of the training command lines (train, default_model).
+TINY_OPTIONS = [
+    "--model", "alex", "--width-mult", "0.125",
+    "--workers", "0", "--threads", "1", "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+def tiny_config(sequences_dir: Path, out: Path, **settings: Any) -> TrainConfig:
+    """A TrainConfig of the TINY network on ``sequences_dir``, writing to ``out``; ``settings``
+    add to TINY or replace its values."""
+    return TrainConfig(data=(str(sequences_dir),), out=str(out), **{**TINY, **settings})
+
+
+def assert_tracks_a_flat_frame(model_name: str, weights: Path) -> None:
+    tracker = build_tracker(model_name, weights, device="cpu")
+    frame = _flat_frame()
+    tracker.init(frame, (120, 90, 48, 36))
+    assert np.isfinite(tracker.track(frame).box).all()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -378,14 +398,8 @@ def test_lr_schedule_warmup_then_log_decay():
 def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path):
     pretrained = tmp_path / "pretrained.pth"
     save_checkpoint(build_training_model("alex", 0.125), pretrained)
-    config = TrainConfig(
-        data=(str(sequences_dir),),
-        samples_per_epoch=2,
-        batch_size=2,
-        epochs=2,
-        pretrained=str(pretrained),
-        out=str(tmp_path / "run"),
-        **TINY,
+    config = tiny_config(
+        sequences_dir, tmp_path / "run", samples_per_epoch=2, batch_size=2, epochs=2, pretrained=str(pretrained)
     )
     trainer = Trainer(config)
     assert config.frozen_epochs == 1 and trainer.train_layers == ("conv3", "conv4", "conv5")
@@ -410,8 +424,9 @@ def test_frozen_backbone_keeps_weights_and_bn_statistics(sequences_dir, tmp_path
 
 @pytest.mark.slow
 def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
-    config = TrainConfig(
-        data=(str(sequences_dir),),
+    config = tiny_config(
+        sequences_dir,
+        tmp_path / "run",
         samples_per_epoch=4,
         batch_size=4,
         epochs=1,
@@ -419,8 +434,7 @@ def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
         lr=2e-3,
         negative_prob=0.0,
         seed=3,
-        out=str(tmp_path / "run"),
-        **{**TINY, "width_mult": 0.25},
+        width_mult=0.25,
     )
     torch.manual_seed(0)
     trainer = Trainer(config)
@@ -434,16 +448,15 @@ def test_overfits_a_fixed_batch(sequences_dir, tmp_path):
 @pytest.mark.slow
 def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
     out = tmp_path / "run"
-    config = TrainConfig(
-        data=(str(sequences_dir),),
+    config = tiny_config(
+        sequences_dir,
+        out,
         samples_per_epoch=4,
         batch_size=2,
         epochs=2,
-        out=str(out),
         val_benchmark=str(sequences_dir),
         val_every=2,
         val_max_frames=3,
-        **TINY,
     )
     result = Trainer(config).fit()
     assert result.epoch_rows[0]["val_auc"] == "" and 0 <= float(result.epoch_rows[1]["val_auc"]) <= 1
@@ -485,31 +498,18 @@ def test_fit_checkpoint_formats_and_resume(sequences_dir, tmp_path):
 
 def test_preset_checkpoint_loads_into_build_tracker(sequences_dir, tmp_path):
     out = tmp_path / "alex"
-    config = TrainConfig(
-        data=(str(sequences_dir),),
-        samples_per_epoch=1,
-        batch_size=1,
-        epochs=1,
-        out=str(out),
-        **{**TINY, "width_mult": None},
-    )
+    config = tiny_config(sequences_dir, out, samples_per_epoch=1, batch_size=1, epochs=1, width_mult=None)
     assert output_score_size(build_model("alex"), 127, 159) == 5
     Trainer(config).fit()
-    tracker = build_tracker("alex", out / "model.pth", device="cpu")
-    frame = _flat_frame()
-    tracker.init(frame, (120, 90, 48, 36))
-    assert np.isfinite(tracker.track(frame).box).all()
+    assert_tracks_a_flat_frame("alex", out / "model.pth")
 
 
 def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
     out = tmp_path / "thin"
-    config = TrainConfig(data=(str(sequences_dir),), samples_per_epoch=1, batch_size=1, epochs=1, out=str(out), **TINY)
+    config = tiny_config(sequences_dir, out, samples_per_epoch=1, batch_size=1, epochs=1)
     assert config.tracker_model_name == f"alex-w{TINY['width_mult']:g}"
     Trainer(config).fit()
-    tracker = build_tracker(config.tracker_model_name, out / "model.pth", device="cpu")
-    frame = _flat_frame()
-    tracker.init(frame, (120, 90, 48, 36))
-    assert np.isfinite(tracker.track(frame).box).all()
+    assert_tracks_a_flat_frame(config.tracker_model_name, out / "model.pth")
     with pytest.raises(CheckpointError, match="shape"):
         build_tracker("alex", out / "model.pth", device="cpu")
 
@@ -517,14 +517,7 @@ def test_thinner_checkpoint_loads_by_its_model_name(sequences_dir, tmp_path):
 @pytest.mark.slow
 def test_fit_with_a_worker_process(sequences_dir, tmp_path):
     """Data loading in a spawned worker (pickled dataset, fresh interpreter) gives the same run."""
-    config = TrainConfig(
-        data=(str(sequences_dir),),
-        samples_per_epoch=4,
-        batch_size=2,
-        epochs=1,
-        out=str(tmp_path / "spawned"),
-        **{**TINY, "workers": 1},
-    )
+    config = tiny_config(sequences_dir, tmp_path / "spawned", samples_per_epoch=4, batch_size=2, epochs=1, workers=1)
     result = Trainer(config).fit()
     assert result.epochs_completed == 1 and np.isfinite(float(result.epoch_rows[-1]["loss"]))
 
@@ -544,28 +537,12 @@ def test_train_cli(sequences_dir, tmp_path, capsys):
 
     out = tmp_path / "cli"
     common = [
-        "--data",
-        f"sequences:{sequences_dir}",
-        "--model",
-        "alex",
-        "--width-mult",
-        "0.125",
-        "--out",
-        str(out),
-        "--samples-per-epoch",
-        "2",
-        "--batch-size",
-        "2",
-        "--workers",
-        "0",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--no-progress",
-        "--shift",
-        "8",
-    ]
+        *TINY_OPTIONS,
+        "--data", f"sequences:{sequences_dir}",
+        "--out", str(out),
+        "--samples-per-epoch", "2", "--batch-size", "2",
+        "--shift", "8",
+    ]  # fmt: skip
     assert train.main(common + ["--print-config"]) == 0
     printed = capsys.readouterr().out
     assert "shift: 8.0" in printed and "kind: sequences" in printed
@@ -599,35 +576,12 @@ def test_default_model_recipe_keeps_the_test_set_for_the_report(tmp_path, capsys
         pytest.skip(f"Debian data packages not available: {exc}")
     out = tmp_path / "recipe"
     argv = [
-        "--out",
-        str(out),
-        "--model",
-        "alex",
-        "--width-mult",
-        "0.125",
-        "--train-sequences",
-        "2",
-        "--val-sequences",
-        "1",
-        "--test-sequences",
-        "1",
-        "--frames",
-        "8",
-        "--epochs",
-        "1",
-        "--samples-per-epoch",
-        "4",
-        "--batch-size",
-        "2",
-        "--workers",
-        "0",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
+        *TINY_OPTIONS,
+        "--out", str(out),
+        "--train-sequences", "2", "--val-sequences", "1", "--test-sequences", "1", "--frames", "8",
+        "--epochs", "1", "--samples-per-epoch", "4", "--batch-size", "2",
         "--baselines",
-        "--no-progress",
-    ]
+    ]  # fmt: skip
     assert default_model.main(argv) == 0
     material = json.loads((out / "data" / "material.json").read_text())
     assert set(material["packages"]) >= {"tuxpaint-stamps-default", "plasma-workspace-wallpapers"}
