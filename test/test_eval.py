@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -115,6 +116,12 @@ def test_builder_is_deterministic(tmp_path):
     assert set(first["sequences"][0]["attributes"]) <= set(config.attributes)
 
 
+def exact_pixels_config(**fields: Any) -> BuilderConfig:
+    """A small BuilderConfig (192x144) whose frames are exact: lossless and noise-free; every
+    attribute in ``fields["attributes"]`` is on."""
+    return BuilderConfig(width=192, height=144, attribute_prob=1.0, noise_sigma=0.0, image_format="png", **fields)
+
+
 def _nearer(image: np.ndarray, colour, other) -> np.ndarray:
     a = np.linalg.norm(image.astype(float) - np.asarray(colour, float), axis=2)
     b = np.linalg.norm(image.astype(float) - np.asarray(other, float), axis=2)
@@ -125,17 +132,8 @@ def test_builder_groundtruth_is_where_the_object_is():
     """Flat red object on a flat grey background, scaled and rotated: the red pixels' bbox is the box."""
     background, red = (60, 60, 60), (0, 0, 255)
     pool = pool_from_images([np.full((300, 400, 3), background, np.uint8), np.full((200, 200, 3), red, np.uint8)])
-    config = BuilderConfig(
-        sequences=4,
-        frames=6,
-        width=192,
-        height=144,
-        seed=2,
-        kinds=("object",),
-        attributes=("scale", "rotation", "fast_motion"),
-        attribute_prob=1.0,
-        noise_sigma=0.0,
-        image_format="png",
+    config = exact_pixels_config(
+        sequences=4, frames=6, seed=2, kinds=("object",), attributes=("scale", "rotation", "fast_motion")
     )
     shapes = set()
     for index in range(config.sequences):
@@ -156,17 +154,7 @@ def test_builder_window_groundtruth_follows_the_camera():
     ys, xs = np.mgrid[0:height, 0:width]
     photo = np.dstack([xs // 2, ys // 2, (xs * 7 + ys * 13) % 256]).astype(np.uint8)
     pool = pool_from_images([photo])
-    config = BuilderConfig(
-        sequences=2,
-        frames=5,
-        width=192,
-        height=144,
-        seed=4,
-        kinds=("window",),
-        attributes=(),
-        noise_sigma=0.0,
-        image_format="png",
-    )
+    config = exact_pixels_config(sequences=2, frames=5, seed=4, kinds=("window",), attributes=())
     checked = 0
     for index in range(config.sequences):
         frames, groundtruth, plan = render_sequence(pool, config, index)
@@ -301,27 +289,12 @@ def test_evaluate_cli_compares_and_skips_unavailable_baselines(tiny_benchmark, t
     )
     monkeypatch.setattr(trackers_module, "contrib_dir_candidates", lambda: [])
     out = tmp_path / "report"
-    code = evaluate.main(
-        [
-            "--benchmark",
-            str(tiny_benchmark),
-            "--tracker",
-            f"mine=alex:{weights}",
-            "--tracker",
-            "mil",
-            "--tracker",
-            "csrt",
-            "--out",
-            str(out),
-            "--max-frames",
-            "4",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--no-progress",
-        ]
-    )
+    code = evaluate.main([
+        "--benchmark", str(tiny_benchmark),
+        "--tracker", f"mine=alex:{weights}", "--tracker", "mil", "--tracker", "csrt",
+        "--out", str(out),
+        "--max-frames", "4", "--device", "cpu", "--threads", "1", "--no-progress",
+    ])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "skipped CSRT" in captured.err and "contrib" in captured.err

@@ -273,20 +273,12 @@ def test_evaluate_cli_long_term_end_to_end(toy_long_term, tmp_path, capsys):
         trackers += ["--tracker", "csrt"]
     out = tmp_path / "report"
     # Long-term mode is picked up from benchmark.json: no --long-term needed.
-    code = evaluate.main(
-        [
-            "--benchmark",
-            str(toy_long_term),
-            *trackers,
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--no-progress",
-        ]
-    )
+    code = evaluate.main([
+        "--benchmark", str(toy_long_term),
+        *trackers,
+        "--out", str(out),
+        "--device", "cpu", "--threads", "1", "--no-progress",
+    ])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "| F-score |" in captured.out and "| ours |" in captured.out and "| MIL |" in captured.out
