@@ -107,8 +107,8 @@ def image_to_bgr(msg: Any, layout: ImageLayout | None = None) -> np.ndarray:
     rows = buffer.reshape(layout.height, layout.step)[:, : layout.row_bytes]
     if spec.bytes_per_channel == 2:
         dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
-        pixels = np.ascontiguousarray(rows).view(dtype).reshape(layout.height, layout.width, spec.channels)
-        pixels = (pixels >> 8).astype(np.uint8)
+        wide = np.ascontiguousarray(rows).view(dtype).reshape(layout.height, layout.width, spec.channels)
+        pixels = (wide >> 8).astype(np.uint8)
     else:
         pixels = rows.reshape(layout.height, layout.width, spec.channels)
     if spec.to_bgr is None:

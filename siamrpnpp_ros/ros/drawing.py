@@ -26,7 +26,7 @@ def draw_tracking_overlay(
     target_id: int | None = None,
 ) -> np.ndarray:
     """A copy of ``frame`` (BGR) with the box, status, score and FPS drawn on it."""
-    image = frame.copy()
+    image: np.ndarray = frame.copy()
     color = STATUS_COLORS.get(status, (255, 255, 255))
     if box is not None and status != "IDLE":
         x, y, w, h = (float(v) for v in box)
@@ -54,7 +54,7 @@ def draw_targets_overlay(frame: np.ndarray, results: Sequence[Any], fps: float |
     if len(results) == 1:
         (result,) = results
         return draw_tracking_overlay(frame, result.box, result.status.name, result.score, fps, result.target_id)
-    image = frame.copy()
+    image: np.ndarray = frame.copy()
     for result in results:
         status = result.status.name
         if status == "IDLE":

@@ -91,10 +91,18 @@ class _Selection:
 
 
 @dataclass
-class _Cancel:
+class _EndTargets:
+    """A request to end every target, answered by the worker: it sets ``done`` once it ran, with
+    the ids of the targets it ended in ``targets``.
+    """
+
     reason: str
     done: threading.Event = field(default_factory=threading.Event)
-    cancelled_targets: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+
+
+class _Cancel(_EndTargets):
+    """The cancel_tracking service: end every target."""
 
 
 @dataclass
@@ -102,13 +110,8 @@ class _ApplySettings:
     settings: NodeSettings
 
 
-@dataclass
-class _Suspend:
+class _Suspend(_EndTargets):
     """The managed node is being deactivated: report every target LOST and end it."""
-
-    reason: str
-    done: threading.Event = field(default_factory=threading.Event)
-    reported_targets: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +147,14 @@ class _TrackerParts(Node):
         self._select_topic = "select_target"
         self._worker: threading.Thread | None = None
         self._reset_stream_state()
+
+    @property
+    def _loaded_settings(self) -> NodeSettings:
+        """``settings`` while a tracker is loaded, when the worker, the inputs and the timers run."""
+        settings = self.settings
+        if settings is None:
+            raise RuntimeError("no tracker loaded")
+        return settings
 
     def _reset_stream_state(self) -> None:
         # Executor-thread state: the order of the camera's stamps.
@@ -293,7 +304,7 @@ class _TrackerParts(Node):
             # Every batch size the targets and a lost target's tiles can form (ONNX Runtime:
             # exports its graphs now, not on the first frame with that many crops).
             self._targets.warm_up(batches)
-        if self.settings.long_term and tracker.config.lost_search == "wide":
+        if self._loaded_settings.long_term and tracker.config.lost_search == "wide":
             # The wide search of a lost target (tracker.lost_instance_size, 831 px by default)
             # needs ~10x the normal search's memory: the first target lost minutes into a run
             # raised RSS by ~35-55 MB in one step (README "Long runs"). On a CPU, where the tuned
@@ -313,9 +324,9 @@ class _TrackerParts(Node):
                     tracker.track(blank)  # lost: the next search is the wide one
                     tracker.track(blank)
                 tracker.reset()
-            batches = range(2 if tracker.device.type == "cpu" else 1, self.settings.max_targets + 1)
-            if len(batches) > 0:  # every batch size at the wide size (ONNX Runtime: its graphs)
-                self._targets.warm_up(batches, instance_size=lost_size)
+            wide_batches = range(2 if tracker.device.type == "cpu" else 1, self._loaded_settings.max_targets + 1)
+            if len(wide_batches) > 0:  # every batch size at the wide size (ONNX Runtime: its graphs)
+                self._targets.warm_up(wide_batches, instance_size=lost_size)
 
     # ------------------------------------------------------------------ executor thread: input
     def _warn(self, message: str) -> None:
@@ -340,10 +351,10 @@ class _TrackerParts(Node):
         except ValueError as error:
             self._reject(f"dropped image on {self._image_topic}: {error}")
             return
-        if layout.pixel_count > self.settings.max_image_pixels:
+        max_pixels = self._loaded_settings.max_image_pixels
+        if layout.pixel_count > max_pixels:
             self._reject(
-                f"dropped {layout.width}x{layout.height} image: more than max_image_pixels "
-                f"({self.settings.max_image_pixels}) pixels"
+                f"dropped {layout.width}x{layout.height} image: more than max_image_pixels ({max_pixels}) pixels"
             )
             return
         self._accept(msg, len(msg.data), received, lambda: image_to_bgr(msg, layout))
@@ -354,7 +365,7 @@ class _TrackerParts(Node):
         if len(msg.data) == 0:
             self._reject("dropped empty compressed image")
             return
-        max_pixels = self.settings.max_image_pixels
+        max_pixels = self._loaded_settings.max_image_pixels
 
         def decode() -> np.ndarray:
             image = compressed_to_bgr(msg)
@@ -406,7 +417,7 @@ class _TrackerParts(Node):
             response.message = "the tracker did not answer in time; the cancel is still queued"
         else:
             response.success = True
-            ended = cancel.cancelled_targets
+            ended = cancel.targets
             response.message = (
                 "no target was active"
                 if not ended
@@ -463,12 +474,12 @@ class _TrackerParts(Node):
             self._select(command.message)
         elif isinstance(command, _Cancel):
             try:
-                command.cancelled_targets = self._cancel(command.reason)
+                command.targets = self._cancel(command.reason)
             finally:
                 command.done.set()
         elif isinstance(command, _Suspend):
             try:
-                command.reported_targets = self._suspend(command.reason)
+                command.targets = self._suspend(command.reason)
             finally:
                 command.done.set()
         elif isinstance(command, _ApplySettings):
@@ -584,7 +595,7 @@ class _TrackerParts(Node):
         only in the frames they have not seen yet (the core skips the rest for them).
         """
         backlog = self._cache.after(init_sequence)
-        limit = self.settings.max_catch_up_frames
+        limit = self._loaded_settings.max_catch_up_frames
         if len(backlog) > limit:
             if limit == 0:
                 backlog = []
@@ -778,13 +789,13 @@ class _TrackerParts(Node):
                 tracking_status=status.name,
                 target_id=first.target_id if first is not None else 0,
                 extra={
-                    "model": self.settings.model,
+                    "model": self._loaded_settings.model,
                     "device": self._device_name,
                     # presence, raw score and age: the first target's; every target's under target_<id>.*
                     "presence": f"{first.presence:.3f}" if first is not None else "",
                     "score": f"{first.score:.3f}" if first is not None else "",
                     "age": str(first.age) if first is not None else "0",
-                    "max_targets": str(self.settings.max_targets),
+                    "max_targets": str(self._loaded_settings.max_targets),
                     "cached_frames": str(len(self._cache)),
                     "cached_mb": f"{self._cache.nbytes / 2**20:.1f}",
                     **_budget_values(self._lost_budget),

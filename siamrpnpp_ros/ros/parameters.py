@@ -14,6 +14,7 @@ not node parameters: the node derives them from ``lost_score_threshold`` and
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,12 @@ class NodeSettings:
         return self.weights or None
 
 
+# NodeSettings' fields of a plain type (str, bool, int, float) -> that type.
+_PLAIN_FIELDS: dict[str, type] = {
+    name: kind for name, kind in typing.get_type_hints(NodeSettings).items() if kind in (str, bool, int, float)
+}
+
+
 @dataclass(frozen=True)
 class _Spec:
     name: str
@@ -96,17 +103,20 @@ class _Spec:
         return descriptor
 
 
+# Python type of a default -> ROS parameter type; bool before int (a bool is an int).
+_PARAMETER_TYPES: tuple[tuple[type | tuple[type, ...], int], ...] = (
+    (bool, ParameterType.PARAMETER_BOOL),
+    (int, ParameterType.PARAMETER_INTEGER),
+    (float, ParameterType.PARAMETER_DOUBLE),
+    (str, ParameterType.PARAMETER_STRING),
+    ((list, tuple), ParameterType.PARAMETER_DOUBLE_ARRAY),
+)
+
+
 def _parameter_type(value: Any) -> int:
-    if isinstance(value, bool):
-        return ParameterType.PARAMETER_BOOL
-    if isinstance(value, int):
-        return ParameterType.PARAMETER_INTEGER
-    if isinstance(value, float):
-        return ParameterType.PARAMETER_DOUBLE
-    if isinstance(value, str):
-        return ParameterType.PARAMETER_STRING
-    if isinstance(value, (list, tuple)):
-        return ParameterType.PARAMETER_DOUBLE_ARRAY
+    for python_type, parameter_type in _PARAMETER_TYPES:
+        if isinstance(value, python_type):
+            return parameter_type
     raise TypeError(f"no parameter type for {value!r}")
 
 
@@ -402,29 +412,11 @@ def settings_from_values(values: dict[str, Any]) -> NodeSettings:
         tracker = preset_for(values["model"]).replace(**tracker_values)
     except (ValueError, TypeError) as error:
         raise ValueError(f"invalid tracker.* parameters: {error}") from None
-    return NodeSettings(
-        model=values["model"],
-        weights=str(values["weights"]),
-        device=device,
-        fp16=bool(values["fp16"]),
-        backend=values["backend"],
-        fuse_bn=bool(values["fuse_bn"]),
-        threads=int(values["threads"]),
-        onnx_cache_dir=str(values["onnx_cache_dir"]),
-        long_term=bool(values["long_term"]),
-        use_compressed=bool(values["use_compressed"]),
-        image_qos=values["image_qos"],
-        image_qos_depth=int(values["image_qos_depth"]),
-        frame_cache_size=int(values["frame_cache_size"]),
-        frame_cache_max_mb=int(values["frame_cache_max_mb"]),
-        max_catch_up_frames=int(values["max_catch_up_frames"]),
-        max_image_pixels=int(values["max_image_pixels"]),
-        diagnostics_period=float(values["diagnostics_period"]),
-        policy=policy,
-        tracker=tracker,
-        max_targets=int(values["max_targets"]),
-        lost_search_budget_ms=budget,
-    )
+    # Every plain field converted to its type (the model, QoS and backend names are validated
+    # strings already), the device as normalised above.
+    plain: dict[str, Any] = {name: kind(values[name]) for name, kind in _PLAIN_FIELDS.items()}
+    plain["device"] = device
+    return NodeSettings(**plain, policy=policy, tracker=tracker, lost_search_budget_ms=budget)
 
 
 def settings_values(settings: NodeSettings) -> dict[str, Any]:
