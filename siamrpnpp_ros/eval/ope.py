@@ -46,6 +46,7 @@ from .trackers import (
     PresenceReporter,
     SessionFrameTracker,
     SiamRPNFrameTracker,
+    opencv_availability,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -264,6 +265,21 @@ def opencv_runner(kind: str, availability: OpenCVAvailability, name: Optional[st
     if availability.contrib_dir is not None:
         return OpenCVSubprocessRunner(label, kind, availability.contrib_dir)
     raise RuntimeError(availability.reason)
+
+
+def opencv_baseline_runners(kinds: Iterable[str]) -> tuple[list[SequenceRunner], list[str]]:
+    """Runners for the OpenCV baselines among ``kinds`` that can run here, and a note
+    ``skipped KIND: why`` for each of the others.
+    """
+    runners: list[SequenceRunner] = []
+    skipped = []
+    for kind in kinds:
+        availability = opencv_availability(kind)
+        if availability.available:
+            runners.append(opencv_runner(kind, availability))
+        else:
+            skipped.append(f"skipped {kind.upper()}: {availability.reason}")
+    return runners, skipped
 
 
 def siamrpn_runner(

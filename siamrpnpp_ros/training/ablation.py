@@ -37,9 +37,8 @@ from typing import Any, Optional
 import torch
 
 from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
-from siamrpnpp_ros.eval.ope import load_benchmark, opencv_runner, run_ope, siamrpn_model_runner
+from siamrpnpp_ros.eval.ope import load_benchmark, opencv_baseline_runners, run_ope, siamrpn_model_runner
 from siamrpnpp_ros.eval.report import write_report
-from siamrpnpp_ros.eval.trackers import opencv_availability
 from siamrpnpp_ros.models import load_checkpoint
 from siamrpnpp_ros.tracking.config import preset_for
 from siamrpnpp_ros.tracking.factory import select_device
@@ -133,13 +132,11 @@ def run_ablation(
         + f", {base.epochs} epochs x {base.samples_per_epoch} pairs, batch {base.batch_size}, seed {base.seed}; "
         "only the maximum search-crop shift differs."
     ]
-    for kind in baselines:
-        availability = opencv_availability(kind)
-        if availability.available:
-            runners.append(opencv_runner(kind, availability))
-        else:
-            notes.append(f"skipped {kind.upper()}: {availability.reason}")
-            print(f"ablation: skipped {kind.upper()}: {availability.reason}", file=sys.stderr)
+    baseline_runners, skipped = opencv_baseline_runners(baselines)
+    runners += baseline_runners
+    notes += skipped
+    for note in skipped:
+        print(f"ablation: {note}", file=sys.stderr)
     with torch.inference_mode():
         summaries = run_ope(runners, sequences, out / "results", reuse=True, progress=progress)
     write_report(summaries.values(), out / "report", title="shift-range ablation", notes=notes)

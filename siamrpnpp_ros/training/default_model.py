@@ -63,13 +63,12 @@ from siamrpnpp_ros.eval.builder import BuilderConfig, build_benchmark
 from siamrpnpp_ros.eval.ope import (
     benchmark_manifest,
     load_benchmark,
-    opencv_runner,
+    opencv_baseline_runners,
     run_ope,
     sequence_attributes,
     siamrpn_runner,
 )
 from siamrpnpp_ros.eval.report import markdown_table, write_report
-from siamrpnpp_ros.eval.trackers import opencv_availability
 from siamrpnpp_ros.material.imagenet_weights import (
     PRETRAINED_BACKBONES,
     PretrainedWeightsError,
@@ -299,12 +298,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runners = [siamrpn_runner(f"SiamRPN++ {model_name} (default)", model_name, out / "best.pth", args.device)]
         start = f"from {args.pretrained} (backbone)" if args.pretrained else "from scratch"
         notes = [f"Trained {start} by siamrpnpp_ros.training.default_model; best epoch {chosen} by validation AUC."]
-        for kind in args.baselines:
-            availability = opencv_availability(kind)
-            if availability.available:
-                runners.append(opencv_runner(kind, availability))
-            else:
-                notes.append(f"skipped {kind.upper()}: {availability.reason}")
+        baseline_runners, skipped = opencv_baseline_runners(args.baselines)
+        runners += baseline_runners
+        notes += skipped
         summaries = run_ope(runners, load_benchmark(test_dir), out / "results", reuse=True, progress=progress)
         write_report(
             summaries.values(),
