@@ -245,7 +245,7 @@ def annotate(
     search_wide: bool = False,
 ) -> np.ndarray:
     """A copy of ``frame`` with the tracked box (and ground truth), score, index and FPS drawn."""
-    canvas = frame.copy()
+    canvas: np.ndarray = frame.copy()
     if groundtruth_box is not None:
         _draw_box(canvas, groundtruth_box, GROUNDTRUTH_COLOR)
     _draw_box(canvas, box, PREDICTION_COLOR)
@@ -265,7 +265,7 @@ def annotate_targets(
     """A copy of ``frame`` with every target's box in its own colour, labelled with its id and
     score (``boxes``: ``(target id, top-left x,y,w,h, score)``), plus the frame index and FPS.
     """
-    canvas = frame.copy()
+    canvas: np.ndarray = frame.copy()
     for target_id, box, score in boxes:
         color = TARGET_COLORS[(target_id - 1) % len(TARGET_COLORS)]
         _draw_box(canvas, box, color)
@@ -395,7 +395,9 @@ def _run(args: argparse.Namespace) -> int:
                 for result in results:
                     # The tracker's own box, not the session's held box while LOST, and its presence:
                     # the score the node publishes (the raw score unless presence is calibrated).
-                    tracked = targets.get(result.target_id).last_tracked  # type: ignore[union-attr]
+                    target = targets.get(result.target_id)
+                    tracked = target.last_tracked if target is not None else None
+                    assert tracked is not None, "a target step() reported on has the tracker's result"
                     drawn.append((result.target_id, tracked.box, tracked.presence, tracked.search_wide))
             for target_id, (init_box, first) in plan.items():
                 if first == index:
@@ -446,7 +448,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise OSError(f"cannot write video {path} (mp4v codec unavailable or path not writable)")
     return writer

@@ -101,7 +101,7 @@ def ros_context(args: Sequence[str] | None) -> Iterator[None]:
     """``rclpy.init`` as a context manager: Jazzy and newer return one, Humble returns None."""
     import rclpy
 
-    initialized = rclpy.init(args=args)
+    initialized = rclpy.init(args=None if args is None else list(args))
     if initialized is not None and hasattr(initialized, "__enter__"):
         with initialized:
             yield

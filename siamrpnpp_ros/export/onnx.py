@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from torch import nn
 
 from siamrpnpp_ros.models import build_model, load_checkpoint
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
@@ -62,14 +63,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     require_supported_versions()
     args = build_parser().parse_args(argv)
     try:
-        model = build_model(args.model)
+        trained = build_model(args.model)
         if args.weights:
-            load_checkpoint(model, args.weights)
+            load_checkpoint(trained, args.weights)
         else:
             torch.manual_seed(0)
             print(f"{PROGRAM}: warning: no --weights, exporting random weights", file=sys.stderr)
-        if not args.no_fuse:
-            model = fuse_for_inference(model)
+        model: nn.Module = trained if args.no_fuse else fuse_for_inference(trained)
         size = args.instance_size or preset_for(args.model).instance_size
         out = Path(args.out)
         search_path = export_search_onnx(model, out / f"{args.model}_search_{size}.onnx", size, args.opset)

@@ -10,8 +10,13 @@ should exit 0; anything raised while the context is still valid is a real failur
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
 
 
 def stopped_by_shutdown(error: BaseException, context: Context) -> bool:
@@ -19,3 +24,19 @@ def stopped_by_shutdown(error: BaseException, context: Context) -> bool:
     if isinstance(error, (KeyboardInterrupt, ExternalShutdownException)):
         return True
     return isinstance(error, Exception) and not context.ok()
+
+
+@contextlib.contextmanager
+def running_node(node: Node, shutdown: bool = True) -> Iterator[None]:
+    """The body runs ``node``: a request to stop (``stopped_by_shutdown``) ends it quietly,
+    anything else propagates. The node is destroyed after, and with ``shutdown`` rclpy too.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, Exception) as error:
+        if not stopped_by_shutdown(error, node.context):  # Ctrl-C, however it surfaces: exit 0
+            raise
+    finally:
+        node.destroy_node()
+        if shutdown:
+            rclpy.try_shutdown()

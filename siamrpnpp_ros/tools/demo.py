@@ -29,10 +29,20 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.tools.environment import isolated_ros_environment
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    from builtin_interfaces.msg import Time
+    from rclpy.node import Node
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from siamrpnpp_ros.msg import TrackedBox
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARITY_DIR = Path(os.environ.get("SIAMRPNPP_PARITY_DIR") or REPO_ROOT / "test" / "data" / "parity")
@@ -78,18 +88,18 @@ class AnnotatedVideoWriter:
         self._cv2 = cv2
         self.path = path
         self.fps = fps
-        self._writer = None
-        self._pending: deque[tuple[int, object]] = deque()
-        self._last_box = None
+        self._writer: cv2.VideoWriter | None = None
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
+        self._last_box: TrackedBox | None = None
         self.written = 0
 
-    def add_frame(self, stamp_ns: int, frame) -> None:
+    def add_frame(self, stamp_ns: int, frame: np.ndarray) -> None:
         """Queue ``frame`` for its box; past ``MAX_PENDING_FRAMES`` queued, the oldest is written without waiting."""
         self._pending.append((stamp_ns, frame))
         while len(self._pending) > MAX_PENDING_FRAMES:
             self._write(*self._pending.popleft(), own_box=False)
 
-    def add_box(self, stamp_ns: int, box) -> None:
+    def add_box(self, stamp_ns: int, box: TrackedBox) -> None:
         """Write the queued frames up to ``stamp_ns``: that frame with ``box``, earlier ones as not processed."""
         while self._pending and self._pending[0][0] <= stamp_ns:
             frame_stamp, frame = self._pending.popleft()
@@ -106,7 +116,7 @@ class AnnotatedVideoWriter:
         if self._writer is not None:
             self._writer.release()
 
-    def _write(self, stamp_ns: int, frame, own_box: bool) -> None:
+    def _write(self, stamp_ns: int, frame: np.ndarray, own_box: bool) -> None:
         from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
         from siamrpnpp_ros.tracking.session import TrackStatus
 
@@ -127,7 +137,7 @@ class AnnotatedVideoWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             height, width = image.shape[:2]
             self._writer = self._cv2.VideoWriter(
-                str(self.path), self._cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
+                str(self.path), self._cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (width, height)
             )
         self._writer.write(image)
         self.written += 1
@@ -161,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stamp_ns(stamp) -> int:
+def _stamp_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
@@ -177,7 +187,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
     return process.returncode
 
 
-def bring_up(node, node_process: subprocess.Popen, quiet: bool = False) -> bool:
+def bring_up(node: Node, node_process: subprocess.Popen, quiet: bool = False) -> bool:
     """What a lifecycle manager does for the managed tracker: configure, then activate, through
     its ``change_state`` service. Returns False (with a message) if a transition fails or the
     node exits first.
@@ -185,10 +195,12 @@ def bring_up(node, node_process: subprocess.Popen, quiet: bool = False) -> bool:
     import rclpy
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
+    from rclpy.client import Client
 
     from siamrpnpp_ros.ros.node import NODE_NAME
 
-    client = node.create_client(ChangeState, f"/{NODE_NAME}/change_state")
+    # ChangeState is untyped (generated messages): its request and response are Any.
+    client: Client[Any, Any] = node.create_client(ChangeState, f"/{NODE_NAME}/change_state")
     deadline = time.monotonic() + NODE_STARTUP_TIMEOUT_S
     for label, transition in (
         ("configure", Transition.TRANSITION_CONFIGURE),
@@ -204,7 +216,8 @@ def bring_up(node, node_process: subprocess.Popen, quiet: bool = False) -> bool:
                 started = time.monotonic()
                 future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
             rclpy.spin_once(node, timeout_sec=0.1)
-        if not future.result().success:
+        response = future.result()
+        if response is None or not response.success:
             print(f"demo: {label} failed; the tracker node logged why", file=sys.stderr)
             return False
         if not quiet:
@@ -235,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sequence = open_sequence(video)
     except SequenceError as error:
         raise SystemExit(f"demo: {error}") from None
+    box: Sequence[float]
     if init:
         box = parse_box(init)
     elif sequence.groundtruth is not None and len(sequence.groundtruth):
@@ -277,11 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     node = rclpy.create_node("demo_monitor")
     writer = AnnotatedVideoWriter(out_path, rate)
     frame_indices: dict[int, int] = {}  # stamp -> frame index, for printing
-    boxes: list = []
+    boxes: list[TrackedBox] = []
     latencies: list[float] = []
     first_box_time: list[float] = []
 
-    def on_image(image) -> None:
+    def on_image(image: Image | CompressedImage) -> None:
         stamp = _stamp_ns(image.header.stamp)
         frame_indices.setdefault(stamp, len(frame_indices))
         if len(frame_indices) > 10_000:  # bounded on long videos

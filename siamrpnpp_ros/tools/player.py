@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES, image_qos
-from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
+from siamrpnpp_ros.ros.shutdown import running_node
 from siamrpnpp_ros.sequences import FrameSequence, SequenceError, open_sequence
 
 DEFAULT_RATE_HZ = 10.0
@@ -74,7 +76,7 @@ class CameraPlayer(Node):
                 rclpy.spin_once(self, timeout_sec=min(remaining, 0.05))
         return self.published
 
-    def _frames(self, loop: bool):
+    def _frames(self, loop: bool) -> Iterator[np.ndarray]:
         while True:
             played = 0
             for frame in self.sequence:
@@ -83,9 +85,7 @@ class CameraPlayer(Node):
             if not loop or played == 0:
                 return
 
-    def _header(self):
-        from std_msgs.msg import Header
-
+    def _header(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
 
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rclpy.init(args=[sys.argv[0], *ros_args])
     player = CameraPlayer(sequence, args.compressed, args.qos, args.frame_id)
-    try:
+    with running_node(player):
         if args.wait_subscribers > 0 and not player.wait_for_subscribers(args.wait_subscribers, args.wait_timeout):
             print(
                 f"player: no {args.wait_subscribers} subscriber(s) on {player.publisher.topic_name} "
@@ -143,12 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reliable samples still in flight would be lost if the process exited right away.
         player.publisher.wait_for_all_acked(Duration(seconds=5.0))
         print(f"player: published {count} frames at {rate:g} fps on {player.publisher.topic_name}", flush=True)
-    except (KeyboardInterrupt, Exception) as error:
-        if not stopped_by_shutdown(error, player.context):  # Ctrl-C, however it surfaces: exit 0
-            raise
-    finally:
-        player.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

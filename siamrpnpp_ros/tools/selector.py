@@ -20,10 +20,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from siamrpnpp_ros.msg import SelectTarget
 from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, image_qos
-from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
+from siamrpnpp_ros.ros.shutdown import running_node
 
 
 class AutoSelector:
@@ -43,8 +44,8 @@ class AutoSelector:
         self.node = node
         self.box = tuple(float(v) for v in box)
         self.target_id = target_id
-        self.selected_header = None
-        self._first_header = None
+        self.selected_header: Header | None = None
+        self._first_header: Header | None = None
         self._tracker_has_images = False
         self._on_image = on_image
         self.publisher = node.create_publisher(SelectTarget, "select_target", COMMAND_QOS)
@@ -65,7 +66,7 @@ class AutoSelector:
             if received.isdigit() and int(received) > 0:
                 self._tracker_has_images = True
 
-    def _image_received(self, image) -> None:
+    def _image_received(self, image: Image | CompressedImage) -> None:
         # Until a tracker listens a selection would be lost: the box belongs to the first image after.
         if self._first_header is None and self.tracker_listening:
             self._first_header = image.header
@@ -74,7 +75,7 @@ class AutoSelector:
         if self._on_image is not None:
             self._on_image(image)
 
-    def _select(self, header) -> None:
+    def _select(self, header: Header) -> None:
         selection = SelectTarget()
         selection.header = header
         selection.target_id = self.target_id
@@ -94,9 +95,10 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if len(parts) != 4:
         raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}")
     try:
-        return tuple(float(p) for p in parts)  # type: ignore[return-value]
+        x, y, w, h = (float(p) for p in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected four numbers x,y,w,h, got {text!r}") from None
+    return x, y, w, h
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,16 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init(args=[sys.argv[0], *ros_args])
     node = rclpy.create_node("auto_selector")
     selector = AutoSelector(node, args.box, args.target_id, args.compressed, args.qos)
-    try:
+    with running_node(node):
         while rclpy.ok() and selector.selected_header is None:
             rclpy.spin_once(node, timeout_sec=0.1)
         selector.publisher.wait_for_all_acked(Duration(seconds=5.0))
-    except (KeyboardInterrupt, Exception) as error:
-        if not stopped_by_shutdown(error, node.context):  # Ctrl-C, however it surfaces: exit 0
-            raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

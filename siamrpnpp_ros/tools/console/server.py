@@ -243,7 +243,7 @@ class ConsoleServer:
     # ------------------------------------------------------------------ API
     def state_message(self) -> dict[str, Any]:
         """The ``state`` message for pages: the targets' snapshot plus camera, tracker and browser counts."""
-        state = self.bridge.targets.snapshot()
+        state: dict[str, Any] = self.bridge.targets.snapshot()
         state.update(
             type="state",
             camera_fps=self.bridge.frames.rate(),
