@@ -36,7 +36,7 @@ def _target_painted_out(frame: np.ndarray, box: tuple[float, float, float, float
     height, width = frame.shape[:2]
     x0, y0 = max(0, int(x)), max(0, int(y))
     x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
-    empty = frame.copy()
+    empty: np.ndarray = frame.copy()
     empty[y0:y1, x0:x1] = frame.reshape(-1, 3).mean(axis=0).astype(np.uint8)
     return empty
 
@@ -173,9 +173,9 @@ def phase_breakdown(
         tracker_module.appearance.similarity,
         tracker_module.presence_features,
     )
-    tracker_module.appearance.describe = timed("describe", originals[0])  # type: ignore[assignment]
-    tracker_module.appearance.similarity = timed("similarity", originals[1])  # type: ignore[assignment]
-    tracker_module.presence_features = timed("presence features", originals[2])  # type: ignore[assignment]
+    tracker_module.appearance.describe = timed("describe", originals[0])
+    tracker_module.appearance.similarity = timed("similarity", originals[1])
+    tracker_module.presence_features = timed("presence features", originals[2])
     try:
         runners: list[tuple[str, Any, list[np.ndarray]]] = []
         empty = [_target_painted_out(image, box) for image in images]
@@ -184,9 +184,9 @@ def phase_breakdown(
             config = tracker.config.replace(lost_tiles_per_frame=max(1, tiles))
             tracker.config = align_long_term_thresholds(config, LostPolicy())
             tracker.init(images[0], box)
-            tracker.search_crop = timed("crops", tracker.search_crop)
-            tracker._run_model = timed("network", tracker._run_model)
-            tracker.finish_search = timed("finish", tracker.finish_search)
+            tracker.search_crop = timed("crops", tracker.search_crop)  # type: ignore[method-assign]
+            tracker._run_model = timed("network", tracker._run_model)  # type: ignore[method-assign]
+            tracker.finish_search = timed("finish", tracker.finish_search)  # type: ignore[method-assign]
             name = "tracking" if tiles == 0 else f"lost, {tiles} tile{'s' if tiles > 1 else ''}"
             runners.append((name, tracker, images if tiles == 0 else empty))
         samples: dict[str, dict[str, list[float]]] = {name: {} for name, _, _ in runners}
@@ -216,7 +216,7 @@ def phase_breakdown(
             tracker_module.appearance.describe,
             tracker_module.appearance.similarity,
             tracker_module.presence_features,
-        ) = originals  # type: ignore[assignment]
+        ) = originals
     report: dict[str, dict[str, float]] = {}
     for name, phases in samples.items():
         if not phases:
