@@ -33,7 +33,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage
 
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox
-from siamrpnpp_ros.tools.node_under_test import CONSOLE_MODULE, TrackerDiagnostics, player_args, ros_program_args
+from siamrpnpp_ros.tools.node_under_test import TrackerDiagnostics, console_args, player_args
 
 STARTUP_TIMEOUT_S = 120.0  # torch and the model on a busy 2-core machine
 TIMEOUT_S = 30.0
@@ -79,13 +79,7 @@ def test_browser_drag_selects_on_the_displayed_frame_and_shows_the_tracked_box(
     port = free_port()
     remaps = [f"__ns:={NAMESPACE}"]
     tracker = tracker_node("device:=cpu", "image_qos:=reliable", "diagnostics_period:=0.5", remaps=remaps)
-    console = ros_peer(
-        *ros_program_args(
-            CONSOLE_MODULE,
-            parameters=[f"port:={port}", f"token:={TOKEN}", "width:=480", "jpeg_quality:=70"],
-            remaps=remaps,
-        )
-    )
+    console = ros_peer(*console_args(port, f"token:={TOKEN}", "width:=480", "jpeg_quality:=70", remaps=remaps))
     selections: list[SelectTarget] = []
     boxes: list[TrackedBox] = []
     node = ros_node.node
@@ -300,11 +294,7 @@ def test_compressed_camera_in_a_namespace_streams_and_selects(ros_peer, ros_node
     port = free_port()
     namespace = "/drone7"
     console = ros_peer(
-        *ros_program_args(
-            CONSOLE_MODULE,
-            parameters=[f"port:={port}", "compressed:=true", "image_topic:=camera/image_raw"],
-            remaps=[f"__ns:={namespace}"],
-        )
+        *console_args(port, "compressed:=true", "image_topic:=camera/image_raw", remaps=[f"__ns:={namespace}"])
     )
     node = ros_node.node
     selections: list[SelectTarget] = []

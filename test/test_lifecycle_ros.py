@@ -18,17 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-pytest.importorskip("rclpy", reason="rclpy is not installed")
-
-from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node tests
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from test_node_ros import (
     DIAGNOSTICS,
     INITIALIZING,
     LOST,
@@ -40,6 +35,8 @@ from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node
     same_header,
     stop_cleanly,
 )
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_SIZE = (384, 288)  # half size: below what best-effort samples cross reliably, as in test_lost_target_ros

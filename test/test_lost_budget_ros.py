@@ -8,14 +8,11 @@ start-up with one clear line and at run time with a reason.
 from __future__ import annotations
 
 import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from test_node_ros import DIAGNOSTICS, STARTUP_TIMEOUT_S, TrackerClient, stop_cleanly
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-pytest.importorskip("rclpy", reason="rclpy is not installed")
-
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from test_node_ros import DIAGNOSTICS, STARTUP_TIMEOUT_S, TrackerClient, stop_cleanly  # noqa: E402
 
 NAME = "lost_search_budget_ms"
 

@@ -14,13 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-pytest.importorskip("rclpy", reason="rclpy is not installed")
-
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node tests
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from test_node_ros import (
     DIAGNOSTICS,
     LOST,
     TRACKING,
@@ -28,6 +23,8 @@ from test_node_ros import (  # noqa: E402 - after the rclpy check, like the node
     header_for,
     stop_cleanly,
 )
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SIZE = (384, 288)  # half of vtest's 768x576: below the size best-effort samples cross reliably

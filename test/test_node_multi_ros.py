@@ -13,16 +13,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-pytest.importorskip("rclpy", reason="rclpy is not installed")
-
-# After the skip: without rclpy this module is skipped rather than failing to import.
-from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rcl_interfaces.msg import Log  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from test_node_ros import (  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus
+from rcl_interfaces.msg import Log
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from test_node_ros import (
     DIAGNOSTICS,
     FRAME_TIMEOUT_S,
     IDLE,
@@ -35,7 +29,9 @@ from test_node_ros import (  # noqa: E402
     stop_cleanly,
 )
 
-from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray  # noqa: E402
+from siamrpnpp_ros.msg import SelectTarget, TrackedBoxArray
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 BOX_TOLERANCE_PX = 0.01
 SCORE_TOLERANCE = 1e-4

@@ -17,24 +17,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from parity_support import BOX_TOLERANCE_PX, SCORE_TOLERANCE, first_ill_conditioned_frame
+from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from siamrpnpp_ros.msg import SelectTarget, TrackedBox
+from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image
+from siamrpnpp_ros.tracking import preset_for
 
 pytestmark = pytest.mark.ros
-
-pytest.importorskip("rclpy", reason="rclpy is not installed")
-
-from builtin_interfaces.msg import Time  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from parity_support import BOX_TOLERANCE_PX, SCORE_TOLERANCE, first_ill_conditioned_frame  # noqa: E402
-from rcl_interfaces.msg import Log, Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
-from siamrpnpp_ros.msg import SelectTarget, TrackedBox  # noqa: E402
-from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image  # noqa: E402
-from siamrpnpp_ros.tracking import preset_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NODE_NAME = "siamrpnpp_tracker"

@@ -36,17 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 # After the sys.path set-up above.
 from browser_support import free_port, open_browser, require_browser, wait_for_http  # noqa: E402
 
-from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
-    CONSOLE_MODULE,
-    InProcessNode,
-    PythonProcess,
-    TrackerDiagnostics,
-    isolated_domain,
-    pick_domain_id,
-    player_args,
-    ros_program_args,
-    start_tracker_node,
-)
+from siamrpnpp_ros.tools import node_under_test as harness  # noqa: E402
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)
@@ -96,7 +86,7 @@ def main() -> int:
         return 2
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
-    with isolated_domain(pick_domain_id(30)) as env:
+    with harness.isolated_domain(harness.pick_domain_id(30)) as env:
         return measure(args, env, logs, layouts, chromium, chromedriver)
 
 
@@ -113,16 +103,16 @@ def measure(
     robot_cpus, station_cpus = {all_cpus[0]}, set(all_cpus[1:])
     port = free_port()
     peers = [
-        start_tracker_node(
+        harness.start_tracker_node(
             ["device:=cpu", "image_qos:=reliable", "diagnostics_period:=1.0", "threads:=1"], env, logs / "tracker.log"
         ),
-        PythonProcess(ros_program_args(CONSOLE_MODULE, parameters=[f"port:={port}"]), env, logs / "console.log"),
+        harness.PythonProcess(harness.console_args(port), env, logs / "console.log"),
     ]
-    ros = InProcessNode("bench_console")
+    ros = harness.InProcessNode("bench_console")
     node = ros.node
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     boxes: list[tuple[float, TrackedBox]] = []
-    tracker = TrackerDiagnostics(node)
+    tracker = harness.TrackerDiagnostics(node)
     node.create_subscription(TrackedBox, "tracked_box", lambda m: boxes.append((time.monotonic(), m)), reliable)
     selections = node.create_publisher(SelectTarget, "select_target", reliable)
     browsers: list = []
@@ -134,8 +124,8 @@ def measure(
             print("bench_console: the tracker did not start", file=sys.stderr)
             return 1
         peers.append(
-            PythonProcess(
-                player_args(args.video, "--rate", str(args.rate), "--loop", "--qos", "reliable"),
+            harness.PythonProcess(
+                harness.player_args(args.video, "--rate", str(args.rate), "--loop", "--qos", "reliable"),
                 env,
                 logs / "player.log",
             )

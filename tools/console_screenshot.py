@@ -24,17 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 # After the sys.path set-up above.
 from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http  # noqa: E402
 
-from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
-    CONSOLE_MODULE,
-    InProcessNode,
-    PythonProcess,
-    TrackerDiagnostics,
-    isolated_domain,
-    pick_domain_id,
-    player_args,
-    ros_program_args,
-    start_tracker_node,
-)
+from siamrpnpp_ros.tools import node_under_test as harness  # noqa: E402
 
 VTEST_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 VTEST_PERSON = (638.0, 240.0, 48.0, 82.0)  # tools/demo.py's VTEST_TARGET
@@ -59,7 +49,7 @@ def main() -> int:
         return 2
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
-    with isolated_domain(pick_domain_id(60)) as env:
+    with harness.isolated_domain(harness.pick_domain_id(60)) as env:
         return screenshot(args, env, logs, chromium, chromedriver)
 
 
@@ -69,13 +59,13 @@ def screenshot(args: argparse.Namespace, env: dict[str, str], logs: Path, chromi
 
     port = free_port()
     peers = [
-        start_tracker_node(
+        harness.start_tracker_node(
             ["device:=cpu", "diagnostics_period:=0.2", "image_qos:=reliable"], env, logs / "tracker.log"
         ),
-        PythonProcess(ros_program_args(CONSOLE_MODULE, parameters=[f"port:={port}"]), env, logs / "console.log"),
+        harness.PythonProcess(harness.console_args(port), env, logs / "console.log"),
     ]
-    ros = InProcessNode("console_screenshot")
-    tracker = TrackerDiagnostics(ros.node)
+    ros = harness.InProcessNode("console_screenshot")
+    tracker = harness.TrackerDiagnostics(ros.node)
     browser = None
     try:
         if not ros.spin_until(
@@ -87,8 +77,8 @@ def screenshot(args: argparse.Namespace, env: dict[str, str], logs: Path, chromi
         wait_for_http(f"http://127.0.0.1:{port}/api/state", {}, 60.0, lambda: peers[1].process.poll() is None)
         browser = open_browser(chromium, chromedriver, 1280, 900)
         browser.get(f"http://127.0.0.1:{port}/")
-        player = PythonProcess(
-            player_args(VTEST_VIDEO, "--frames", "300", "--qos", "reliable"), env, logs / "player.log"
+        player = harness.PythonProcess(
+            harness.player_args(VTEST_VIDEO, "--frames", "300", "--qos", "reliable"), env, logs / "player.log"
         )
         peers.append(player)
         view = browser.find_element(By.ID, "view")

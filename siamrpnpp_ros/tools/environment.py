@@ -1,7 +1,8 @@
 """Environment for ROS processes that exchange camera images on one host.
 
-Used by the demo and the multi-process tests, and a reference for users: see
-config/fastdds_large_images.xml for why images need a transport profile.
+Used by the demo, the transport check and ``tools.node_under_test`` (the benchmarks' and the
+ROS tests' harness), and a reference for users: see config/fastdds_large_images.xml for why
+images need a transport profile.
 """
 
 from __future__ import annotations

@@ -752,14 +752,10 @@ def _loadavg() -> list[float] | None:
 
 
 # ----------------------------------------------------------------------------- command line
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m siamrpnpp_ros.tools.latency_bench``."""
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="See the module docstring (and docs/performance.md, Latency through ROS) for the columns.",
-    )
+def add_camera_and_node_options(parser: argparse.ArgumentParser, distinct_frames: int) -> None:
+    """The options of this bench and the soak: the node's model and device, the footage the
+    camera plays, its size, encoding and QoS, and extra node parameters.
+    """
     parser.add_argument(
         "--model",
         type=model_name_argument,
@@ -773,15 +769,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="x,y,w,h of the target in the video's own pixels (default: its "
         "groundtruth.txt, else the middle of the image)",
     )
-    parser.add_argument("--frames", type=int, default=300, help="measured frames per transport (default 300)")
     parser.add_argument(
-        "--warmup", type=int, default=5, help="frames after the selection that are not measured (default 5)"
-    )
-    parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (default 30)")
-    parser.add_argument(
-        "--transports",
-        default="raw,compressed",
-        help="comma-separated: raw (Image bgr8), compressed (CompressedImage jpeg)",
+        "--distinct-frames",
+        type=int,
+        default=distinct_frames,
+        help=f"frames read from the video (played forwards and backwards; default {distinct_frames})",
     )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
@@ -793,6 +785,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="image QoS of this camera and of the node (default sensor_data, as a driver)",
     )
     parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=node_parameter_argument,
+        metavar="NAME:=VALUE",
+        help="extra node parameter, e.g. long_term:=false (repeatable; wins over the tool's own)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m siamrpnpp_ros.tools.latency_bench``."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the module docstring (and docs/performance.md, Latency through ROS) for the columns.",
+    )
+    add_camera_and_node_options(parser, distinct_frames=120)
+    parser.add_argument("--frames", type=int, default=300, help="measured frames per transport (default 300)")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="frames after the selection that are not measured (default 5)"
+    )
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz (default 30)")
+    parser.add_argument(
+        "--transports",
+        default="raw,compressed",
+        help="comma-separated: raw (Image bgr8), compressed (CompressedImage jpeg)",
+    )
+    parser.add_argument(
         "--targets",
         type=int,
         default=1,
@@ -800,24 +821,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="targets selected at once (node max_targets:=N; figures on target 1; default 1)",
     )
     parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        type=node_parameter_argument,
-        metavar="NAME:=VALUE",
-        help="extra node parameter, e.g. long_term:=false (repeatable; wins over the bench's)",
-    )
-    parser.add_argument(
         "--model-frames",
         type=int,
         default=30,
         help="frames for the in-process model timing before the runs; 0 = skip (default 30)",
-    )
-    parser.add_argument(
-        "--distinct-frames",
-        type=int,
-        default=120,
-        help="frames read from the video (played forwards and backwards; default 120)",
     )
     parser.add_argument(
         "--vanish-after",

@@ -4,7 +4,7 @@ An isolated domain (``isolated_domain``: a per-run ``ROS_DOMAIN_ID``, discovery 
 this host, the package's Fast DDS large-image profile; see ``tools.environment``), the node
 started in its own process with ``--ros-args`` parameters and its output in a log file
 (``start_tracker_node``), an rclpy node in this process to talk to it (``InProcessNode``),
-waiting for matched endpoints rather than sleeping (``wait_for_endpoints``), and a clean stop
+waiting for matched endpoints rather than sleeping (``InProcessNode.wait_for_endpoints``), and a clean stop
 (``PythonProcess.stop``: SIGINT as Ctrl-C, then kill) that returns the exit code.
 
 Parameter names are checked against the ones the node declares (``check_parameter_names``):
@@ -132,6 +132,11 @@ def ros_arguments(
 def ros_program_args(module: str, arguments: Sequence[str] = (), **ros: Any) -> list[str]:
     """The Python arguments that run ``module`` with its own ``arguments``, then ``ros_arguments(**ros)``."""
     return ["-m", module, *arguments, *ros_arguments(**ros)]
+
+
+def console_args(port: int, *parameters: str, **ros: Any) -> list[str]:
+    """The operator console serving on ``port``, with its other ``parameters`` (``NAME:=VALUE``)."""
+    return ros_program_args(CONSOLE_MODULE, parameters=[f"port:={port}", *parameters], **ros)
 
 
 def player_args(video: str | Path, *options: str, wait_subscribers: int = 2, **ros: Any) -> list[str]:

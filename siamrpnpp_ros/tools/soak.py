@@ -67,17 +67,13 @@ from siamrpnpp_ros.tools.latency_bench import (
     _load,
     _loadavg,
     _stamp_ns,
+    add_camera_and_node_options,
     build_messages,
     load_material,
     pingpong_index,
     resolve_model,
 )
-from siamrpnpp_ros.tools.node_under_test import (
-    NodeStartError,
-    node_parameter_argument,
-    pick_domain_id,
-    tracker_node_under_test,
-)
+from siamrpnpp_ros.tools.node_under_test import NodeStartError, pick_domain_id, tracker_node_under_test
 
 PROGRAM = "soak"
 DEFAULT_DIAGNOSTICS_PERIOD_S = 1.0
@@ -908,29 +904,13 @@ def format_report(report: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     """The soak tool's options (see the module docstring)."""
-    from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
-    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
-
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=300.0, help="seconds streamed after the selection")
     parser.add_argument("--rate", type=float, default=60.0, help="camera rate in Hz (default 60)")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--transport", choices=("raw", "compressed"), default="raw")
-    parser.add_argument("--jpeg-quality", type=int, default=90)
-    parser.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data")
-    parser.add_argument(
-        "--model", type=model_name_argument, help=f"network of --weights: {THIN_NAME_HELP} (default {DEFAULT_MODEL})"
-    )
-    parser.add_argument("--weights", help="checkpoint for --model (default: the bundled weights)")
-    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--video", help="video file or image folder (default: the demo's, vtest.avi)")
-    parser.add_argument("--init", help="x,y,w,h of the target in the video's own pixels (default: the demo's)")
-    parser.add_argument(
-        "--distinct-frames", type=int, default=240, help="frames read from the video (played back and forth)"
-    )
+    add_camera_and_node_options(parser, distinct_frames=240)
     parser.add_argument("--absent-every", type=float, default=0.0, help="seconds between target absences (0: none)")
     parser.add_argument("--absent-for", type=float, default=0.0, help="seconds each absence lasts")
     parser.add_argument("--stall-every", type=float, default=0.0, help="seconds between camera stalls (0: none)")
@@ -947,14 +927,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=600.0,
         help="RSS flatness is judged from this many seconds on (a quarter of shorter runs)",
-    )
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        type=node_parameter_argument,
-        metavar="NAME:=VALUE",
-        help="extra node parameter",
     )
     parser.add_argument(
         "--env",
