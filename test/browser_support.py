@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +51,19 @@ def require_browser() -> tuple[str, str]:
             pytest.fail(problem)
         pytest.skip(problem)
     return chromium, driver
+
+
+def browser_for_tool(program: str) -> tuple[str, str] | None:
+    """(chromium, chromedriver) for ``program``, a tool run outside pytest; None, the reason
+    printed, without them.
+    """
+    import pytest
+
+    try:
+        return require_browser()
+    except (pytest.skip.Exception, pytest.fail.Exception) as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return None
 
 
 def open_browser(chromium: str, driver: str, width: int = 1280, height: int = 900):

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT / "test"))  # browser_support: the browser test
 sys.path.insert(0, str(REPO_ROOT))
 
 # After the sys.path set-up above.
-from browser_support import free_port, open_browser, require_browser, wait_for_http  # noqa: E402
+from browser_support import browser_for_tool, free_port, open_browser, wait_for_http  # noqa: E402
 
 from siamrpnpp_ros.tools import node_under_test as harness  # noqa: E402
 
@@ -69,13 +69,10 @@ def main() -> int:
     parser.add_argument("--logs", default="out/bench_console", help="folder for the processes' logs")
     parser.add_argument("--layouts", default="split,shared", help="comma-separated: split, shared")
     args = parser.parse_args()
-    import pytest
-
-    try:
-        chromium, chromedriver = require_browser()
-    except (pytest.skip.Exception, pytest.fail.Exception) as error:
-        print(f"bench_console: {error}", file=sys.stderr)
+    browser = browser_for_tool("bench_console")
+    if browser is None:
         return 2
+    chromium, chromedriver = browser
 
     if len(os.sched_getaffinity(0)) < 2:
         print("bench_console: needs at least 2 CPUs (the split layout)", file=sys.stderr)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO_ROOT / "test"))  # browser_support: the browser test
 sys.path.insert(0, str(REPO_ROOT))
 
 # After the sys.path set-up above.
-from browser_support import drag, element_box, free_port, open_browser, require_browser, wait_for_http  # noqa: E402
+from browser_support import browser_for_tool, drag, element_box, free_port, open_browser, wait_for_http  # noqa: E402
 
 from siamrpnpp_ros.tools import node_under_test as harness  # noqa: E402
 
@@ -37,13 +37,10 @@ def main() -> int:
     parser.add_argument("--after", type=float, default=6.0, help="seconds of tracking before the screenshot")
     parser.add_argument("--logs", default="out/console_screenshot")
     args = parser.parse_args()
-    import pytest
-
-    try:
-        chromium, chromedriver = require_browser()
-    except (pytest.skip.Exception, pytest.fail.Exception) as error:
-        print(f"console_screenshot: {error}", file=sys.stderr)
+    browser = browser_for_tool("console_screenshot")
+    if browser is None:
         return 2
+    chromium, chromedriver = browser
     if not VTEST_VIDEO.is_file():
         print(f"console_screenshot: {VTEST_VIDEO} is missing (apt install opencv-doc)", file=sys.stderr)
         return 2

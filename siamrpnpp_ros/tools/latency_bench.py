@@ -89,7 +89,6 @@ from siamrpnpp_ros.benchmark.report import _load, format_cell, markdown_row  # n
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument  # noqa: E402
 from siamrpnpp_ros.tools.demo import default_video  # noqa: E402
 from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
-    NodeStartError,
     isolated_domain,
     node_parameter_argument,
     pick_domain_id,
@@ -435,10 +434,7 @@ def run_transport(
                 )
 
             say(f"{transport}: starting the tracker node (domain {domain_id})")
-            try:
-                record.startup_s = observer.wait_for_endpoints(process, matched, NODE_STARTUP_TIMEOUT_S)
-            except NodeStartError as error:
-                raise fail(str(error)) from None
+            record.startup_s = observer.wait_for_endpoints(process, matched, NODE_STARTUP_TIMEOUT_S, fail)
             say(
                 f"{transport}: node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} "
                 f"at {args.rate:g} Hz"

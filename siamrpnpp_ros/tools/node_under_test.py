@@ -43,10 +43,6 @@ class UnknownParameterError(ValueError):
     """A node parameter the tracker node does not declare (ROS would silently ignore it)."""
 
 
-class NodeStartError(RuntimeError):
-    """The node exited, or was not discovered in time, while starting."""
-
-
 # ----------------------------------------------------------------------------- domain
 def pick_domain_id(salt: int = 0) -> int:
     """A domain id unlikely to collide with another run on this machine; ``salt`` separates the
@@ -247,15 +243,21 @@ class InProcessNode:
         """Spin until ``condition`` holds; False if ``timeout`` seconds pass first."""
         return wait_until(condition, timeout, spin=self.spin_once)
 
-    def wait_for_endpoints(self, process: PythonProcess, matched: Callable[[], bool], timeout: float) -> float:
+    def wait_for_endpoints(
+        self,
+        process: PythonProcess,
+        matched: Callable[[], bool],
+        timeout: float,
+        fail: Callable[[str], BaseException],
+    ) -> float:
         """Spin until ``matched()`` (the node under test is discovered both ways); the seconds
-        since ``process`` started. ``NodeStartError`` if it exits first or ``timeout`` passes.
+        since ``process`` started. Raises ``fail(reason)`` if it exits first or ``timeout`` passes.
         """
         while not matched():
             if process.process.poll() is not None:
-                raise NodeStartError("the tracker node stopped while starting")
+                raise fail("the tracker node stopped while starting")
             if time.monotonic() > process.started + timeout:
-                raise NodeStartError(f"the tracker node was not discovered within {timeout:.0f} s")
+                raise fail(f"the tracker node was not discovered within {timeout:.0f} s")
             self.spin_once()
         return time.monotonic() - process.started
 

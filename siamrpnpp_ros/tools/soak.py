@@ -73,7 +73,7 @@ from siamrpnpp_ros.tools.latency_bench import (
     pingpong_index,
     resolve_model,
 )
-from siamrpnpp_ros.tools.node_under_test import NodeStartError, pick_domain_id, tracker_node_under_test
+from siamrpnpp_ros.tools.node_under_test import pick_domain_id, tracker_node_under_test
 
 PROGRAM = "soak"
 DEFAULT_DIAGNOSTICS_PERIOD_S = 1.0
@@ -408,18 +408,16 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
             node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, DIAGNOSTICS_QOS)
 
             say(f"starting the tracker node (domain {domain_id}); log {log_path}")
-            try:
-                record.startup_s = observer.wait_for_endpoints(
-                    process,
-                    lambda: (
-                        camera.subscribers() > 0
-                        and selections.get_subscription_count() > 0
-                        and box_subscription.get_publisher_count() > 0
-                    ),
-                    NODE_STARTUP_TIMEOUT_S,
-                )
-            except NodeStartError as error:
-                raise fail(str(error)) from None
+            record.startup_s = observer.wait_for_endpoints(
+                process,
+                lambda: (
+                    camera.subscribers() > 0
+                    and selections.get_subscription_count() > 0
+                    and box_subscription.get_publisher_count() > 0
+                ),
+                NODE_STARTUP_TIMEOUT_S,
+                fail,
+            )
             say(
                 f"node matched after {record.startup_s:.1f} s; streaming {args.width}x{args.height} at "
                 f"{args.rate:g} Hz for {args.duration:g} s after the selection"
