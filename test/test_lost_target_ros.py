@@ -15,14 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from test_node_ros import (
-    DIAGNOSTICS,
-    LOST,
-    TRACKING,
-    TrackerClient,
-    header_for,
-    stop_cleanly,
-)
+from test_node_ros import DIAGNOSTICS, LOST, TRACKING, TrackerClient, header_for, stop_cleanly
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
