@@ -26,6 +26,12 @@ import numpy as np
 from siamrpnpp_ros.benchmark.report import format_cell, markdown_row
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info
 from siamrpnpp_ros.benchmark.targets import _weights_for, frame_progress, parse_counts, side_by_side_table
+from siamrpnpp_ros.sequences import open_sequence
+from siamrpnpp_ros.tracking import tracker as tracker_module
+from siamrpnpp_ros.tracking.backends import configure_threads
+from siamrpnpp_ros.tracking.factory import build_tracker
+from siamrpnpp_ros.tracking.longterm import LongTermTracker
+from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
 HEADER = ("model", "mode", "tiles per lost frame", "lost step_ms", "p90_ms", "normal step_ms", "lost/normal")
 
@@ -43,10 +49,6 @@ def _target_painted_out(frame: np.ndarray, box: tuple[float, float, float, float
 
 def run_lost(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, mode, tile count) of ``args.lost_tiles``; returns the report."""
-    from siamrpnpp_ros.tracking.backends import configure_threads
-    from siamrpnpp_ros.tracking.longterm import LongTermTracker
-    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
-
     counts = parse_counts(args.lost_tiles)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -144,11 +146,6 @@ def phase_breakdown(
     ``frames`` per row. The trackers take their steps in an order that rotates per frame.
     """
     import torch
-
-    from siamrpnpp_ros.sequences import open_sequence
-    from siamrpnpp_ros.tracking import tracker as tracker_module
-    from siamrpnpp_ros.tracking.factory import build_tracker
-    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
     torch.set_num_threads(threads)
     images = []

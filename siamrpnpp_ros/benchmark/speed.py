@@ -48,6 +48,12 @@ from typing import Any
 import numpy as np
 
 from siamrpnpp_ros.benchmark.report import format_row
+from siamrpnpp_ros.models import build_model, load_checkpoint
+from siamrpnpp_ros.models.config import split_model_name
+from siamrpnpp_ros.models.rpn import MultiRPN
+from siamrpnpp_ros.sequences import open_sequence
+from siamrpnpp_ros.tracking import SiamRPNTracker, preset_for, select_device
+from siamrpnpp_ros.tracking.backends import build_backend, configure_threads
 
 PROGRAM = "siamrpnpp-bench"
 # Each (model, mode) runs as ``python -m CLI_MODULE --_child ...`` (see ``_child_command``).
@@ -142,9 +148,6 @@ def seeded_model(name: str, seed: int = 0) -> Any:
     """
     import torch
 
-    from siamrpnpp_ros.models import build_model
-    from siamrpnpp_ros.tracking.config import preset_for
-
     torch.manual_seed(seed)
     model = build_model(name)
     for module in model.modules():
@@ -236,8 +239,6 @@ class PysotReference:
 
         ``kernels`` is not used; pysot recomputes them every frame.
         """
-        from siamrpnpp_ros.models.rpn import MultiRPN
-
         assert self._zf is not None, "template() first"
         xf = self.model._features(x, is_template=False)
         head = self.model.rpn_head
@@ -313,7 +314,6 @@ def load_frames(video: str | None, count: int) -> tuple[list[np.ndarray], tuple[
     if video is None:
         frames, box = synthetic_sequence(count)
         return frames, box, "synthetic 640x480"
-    from siamrpnpp_ros.sequences import open_sequence
 
     sequence = open_sequence(video)
     frames = []
@@ -371,10 +371,6 @@ def _attach(module: Any, timer: _Timer) -> list[Any]:
 
 def build_for_mode(mode: str, model_name: str, weights: str | None, device: str, fast_size: int, seed: int) -> Any:
     """The tracker for one bench mode (see the module docstring)."""
-    from siamrpnpp_ros.models import load_checkpoint
-    from siamrpnpp_ros.tracking import SiamRPNTracker, preset_for, select_device
-    from siamrpnpp_ros.tracking.backends import build_backend
-
     dev = select_device(device)
     model = seeded_model(model_name, seed)
     if weights:
@@ -405,8 +401,6 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """Benchmark one (model, mode) in this process; returns the result record."""
     import torch
     from tqdm import tqdm
-
-    from siamrpnpp_ros.tracking.backends import configure_threads
 
     configure_threads(args.threads)
     weights = resolve_weights(args.weights, [args.model])[args.model]
@@ -542,7 +536,6 @@ def _fast_size(args: argparse.Namespace, model: str) -> int:
                 sizes = {m: int(item) for m in sizes}
     if model in sizes:
         return sizes[model]
-    from siamrpnpp_ros.models.config import split_model_name
 
     return sizes[split_model_name(model)[0]]  # a thinner model runs at its preset's fast size
 
@@ -604,7 +597,6 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     resolve_weights(args.weights, models)  # validate early
     if args.accuracy and "exact" in modes:
         modes = ["exact"] + [m for m in modes if m != "exact"]  # the teacher runs first
-    from siamrpnpp_ros.tracking.backends import configure_threads
 
     configure_threads(args.threads)
     info = machine_info()
@@ -665,8 +657,6 @@ def _has_onnxruntime() -> bool:
 
 
 def _peak_device(device: str) -> str:
-    from siamrpnpp_ros.tracking import select_device
-
     return str(select_device(device))
 
 

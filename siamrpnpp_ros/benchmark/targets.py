@@ -30,6 +30,9 @@ import numpy as np
 
 from siamrpnpp_ros.benchmark.report import format_cell, markdown_row, side_by_side_header
 from siamrpnpp_ros.benchmark.speed import _fast_size, build_for_mode, load_frames, machine_info, resolve_weights
+from siamrpnpp_ros.tracking.backends import configure_threads
+from siamrpnpp_ros.tracking.factory import default_weights_path
+from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
 #: Modes that batch (``reference`` keeps one template and cannot).
 TARGET_MODES = ("plain", "exact", "fused", "onnxruntime", "fast", "fast-ort")
@@ -85,7 +88,6 @@ def _weights_for(args: argparse.Namespace, model: str) -> str | None:
     chosen = resolve_weights(args.weights, [model])[model]
     if chosen:
         return chosen
-    from siamrpnpp_ros.tracking.factory import default_weights_path
 
     try:
         return str(default_weights_path(model))
@@ -113,9 +115,6 @@ class _TimedNetwork:
 
 def run_targets(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, mode, target count) of ``args``; returns the report."""
-    from siamrpnpp_ros.tracking.backends import configure_threads
-    from siamrpnpp_ros.tracking.multi import MultiTargetTracker
-
     counts = parse_counts(args.targets)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

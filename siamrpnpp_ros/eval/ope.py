@@ -34,8 +34,11 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 import numpy as np
+import torch
 
 from siamrpnpp_ros.sequences import open_sequence
+from siamrpnpp_ros.tracking import SiamRPNTracker, build_tracker
+from siamrpnpp_ros.tracking.factory import build_session
 
 from .longterm_metrics import LongTermSummary, long_term_score
 from .metrics import SequenceScore, TrackerSummary, score_sequence
@@ -299,13 +302,9 @@ def siamrpn_runner(
     ``TrackingSession`` with ``policy`` (default ``LostPolicy()``) around the long-term
     tracker whose search thresholds follow the policy; it reports confidence and presence.
     """
-    # Here, not at the top: eval stays torch-free to import (reports, the OpenCV worker).
-    from siamrpnpp_ros.tracking import build_tracker
-
     if not long_term:
         tracker = build_tracker(model_name, weights, device=device, config=config)
         return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
-    from siamrpnpp_ros.tracking.factory import build_session  # torch: see above
 
     session = build_session(model_name, weights, long_term=True, policy=policy, config=config, device=device)
     return FrameTrackerRunner(name, lambda: SessionFrameTracker(session.tracker, session.policy))
@@ -315,11 +314,6 @@ def siamrpn_model_runner(name: str, model: Any, tracker_config: Any, device: Any
     """A runner for an in-memory SiamRPN network (any config, e.g. width-reduced) with a
     ``TrackerConfig``; the model is moved to ``device`` and put in eval mode.
     """
-    # Here, not at the top: eval stays torch-free to import (reports, the OpenCV worker).
-    import torch
-
-    from siamrpnpp_ros.tracking import SiamRPNTracker
-
     tracker = SiamRPNTracker(model, tracker_config, device=torch.device(device))
     return FrameTrackerRunner(name, lambda: SiamRPNFrameTracker(tracker))
 

@@ -28,13 +28,13 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # not imported at run time: it would load torch with this module
-    from siamrpnpp_ros.tracking.tracker import SiamRPNTracker
+from siamrpnpp_ros.tracking.session import TrackingSession, TrackStatus
+from siamrpnpp_ros.tracking.tracker import SiamRPNTracker
 
 #: Classic baselines: name -> OpenCV class name (``cv2.<Class>_create`` or ``cv2.<Class>.create``).
 OPENCV_TRACKERS: dict[str, str] = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
@@ -104,8 +104,6 @@ class SessionFrameTracker:
     """
 
     def __init__(self, tracker: Any, policy: Any = None) -> None:
-        from siamrpnpp_ros.tracking.session import TrackingSession  # torch: only when used, see the top
-
         self.session = TrackingSession(tracker, policy)
         self._report: tuple[float, bool] = (1.0, True)
 
@@ -116,8 +114,6 @@ class SessionFrameTracker:
 
     def update(self, frame: np.ndarray) -> tuple[float, float, float, float]:
         """The session's box in ``frame`` (its last confident box while LOST)."""
-        from siamrpnpp_ros.tracking.session import TrackStatus  # torch: only when used, see the top
-
         result = self.session.step(frame)
         confidence = float(result.presence)  # what LOST follows, and what the node publishes as score
         self._report = (min(max(confidence, 0.0), 1.0), result.status != TrackStatus.LOST)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .compat import load_weights_only, meta_device
 from .config import MODEL_PRESETS
+from .siamrpn import SiamRPN
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -231,8 +232,6 @@ def save_checkpoint(model: nn.Module, path: PathLike) -> None:
 @lru_cache(maxsize=None)
 def _preset_signature(name: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """Keys and shapes of a preset, computed on the meta device (no memory, no init cost)."""
-    from .siamrpn import SiamRPN  # local: siamrpn imports nothing from here, avoid a cycle anyway
-
     with meta_device():
         model = SiamRPN(MODEL_PRESETS[name])
     return frozenset((k, tuple(v.shape)) for k, v in model.state_dict().items() if not k.endswith(_IGNORED_SUFFIX))

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from siamrpnpp_ros.models.config import model_config, split_model_name
+
 from .presence import FEATURE_NAMES
 
 #: The pysot presets; ``models.config.parse_model_name`` also accepts thinner variants (``alex-w0.5``)
@@ -234,8 +236,6 @@ def preset_for(model: str) -> TrackerConfig:
     so mobilev2's 255 px search, base size 8 and 25x25 score map hold), unless
     ``BUNDLED_MODEL_PRESETS`` has tuned ones for it.
     """
-    from siamrpnpp_ros.models.config import model_config, split_model_name
-
     base, _ = split_model_name(model)
     tuned = BUNDLED_MODEL_PRESETS.get(model_config(model).name)
     return tuned if tuned is not None else TRACKER_PRESETS[base]

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Optional
 
 from siamrpnpp_ros.material.imagenet_weights import PRETRAINED_BACKBONES
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
+from siamrpnpp_ros.training.model import training_model_config
 
 from .augment import SEARCH_AUGMENT, TEMPLATE_AUGMENT, AugmentConfig
 from .datasets import SOURCE_KINDS
@@ -245,8 +246,6 @@ class TrainConfig:
         """The model name that ``build_tracker`` (and the node's ``model`` parameter) needs for
         this run's checkpoints: the preset, or ``<preset>-w<width_mult>``.
         """
-        from siamrpnpp_ros.training.model import training_model_config
-
         return training_model_config(self.model, self.width_mult).name
 
     @property

@@ -38,6 +38,7 @@ from siamrpnpp_ros.models.compat import load_weights_only
 from siamrpnpp_ros.tracking.config import preset_for
 from siamrpnpp_ros.tracking.factory import select_device
 
+from .composite import CompositeSource
 from .config import DataSpec, TrainConfig, save_train_config
 from .datasets import TrainingSource, load_source
 from .losses import siamrpn_loss
@@ -53,6 +54,7 @@ from .model import (
 )
 from .pairs import EpochSampler, PairDataset, PairGenerator
 from .schedule import LRSchedule
+from .sources import TrainingMaterial
 from .targets import AnchorTargetAssigner
 
 LOGGER = logging.getLogger(__name__)
@@ -116,9 +118,6 @@ class TrainResult:
 def open_source(spec: DataSpec) -> TrainingSource | PairGenerator:
     """Open one configured data path: a track source, or composited pairs from a material manifest."""
     if spec.kind == "composite":
-        from .composite import CompositeSource
-        from .sources import TrainingMaterial
-
         material = TrainingMaterial.load(Path(spec.path)).select("train")
         return CompositeSource(material, weight=spec.weight, name=f"composite:{spec.path}")
     return load_source(spec.path, spec.kind, spec.boxes, spec.annotations, spec.frame_range, spec.weight)
