@@ -24,6 +24,7 @@ from siamrpnpp_ros.benchmark.report import format_table, save_plot
 from siamrpnpp_ros.benchmark.speed import DEFAULT_MODES, MODES, PROGRAM, run_all, run_one
 from siamrpnpp_ros.benchmark.targets import format_targets_table, run_targets
 from siamrpnpp_ros.requirements_check import require_supported_versions
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0:
         parser.error("--frames must be >= 1 and --warmup >= 0")
-    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 
     try:
         side_by_side = None

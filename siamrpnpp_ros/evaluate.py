@@ -35,8 +35,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from siamrpnpp_ros.eval.ope import (
+    benchmark_manifest,
+    load_benchmark,
+    opencv_runner,
+    run_long_term,
+    run_ope,
+    sequence_attributes,
+    siamrpn_runner,
+)
+from siamrpnpp_ros.eval.report import long_term_table, markdown_table, write_long_term_report, write_report
+from siamrpnpp_ros.eval.trackers import OPENCV_TRACKERS, opencv_availability
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name
 from siamrpnpp_ros.requirements_check import require_supported_versions
+from siamrpnpp_ros.tracking.config import load_tracker_config
 
 PROGRAM = "siamrpnpp-eval"
 
@@ -59,8 +71,6 @@ def parse_tracker_spec(text: str) -> TrackerSpec:
     """``csrt`` | ``kcf`` | ``mil`` | ``[LABEL=]MODEL:WEIGHTS[:CONFIG]`` (CONFIG: a parameters YAML
     whose ``tracker`` section overrides the model's preset, as the node's ``--params-file``).
     """
-    from siamrpnpp_ros.eval.trackers import OPENCV_TRACKERS
-
     label, sep, body = text.partition("=")
     if not sep:
         label, body = "", text
@@ -146,17 +156,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from siamrpnpp_ros.eval.ope import (
-        benchmark_manifest,
-        load_benchmark,
-        opencv_runner,
-        run_ope,
-        sequence_attributes,
-        siamrpn_runner,
-    )
-    from siamrpnpp_ros.eval.report import markdown_table, write_report
-    from siamrpnpp_ros.eval.trackers import opencv_availability
-
     specs = [parse_tracker_spec(t) for t in args.tracker]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
@@ -185,8 +184,6 @@ def _run(args: argparse.Namespace) -> int:
                 torch.set_num_threads(args.threads)
             config = None
             if spec.config:
-                from siamrpnpp_ros.tracking.config import load_tracker_config
-
                 _, config = load_tracker_config(spec.config, spec.kind)
             runners.append(
                 siamrpn_runner(
@@ -217,9 +214,6 @@ def _report_long_term(
     out: Path,
 ) -> int:
     import numpy as np
-
-    from siamrpnpp_ros.eval.ope import run_long_term
-    from siamrpnpp_ros.eval.report import long_term_table, write_long_term_report
 
     fps = args.fps or manifest.get("fps")
     if not any(np.isnan(sequence.groundtruth).any() for sequence in sequences):

@@ -50,8 +50,11 @@ import numpy as np
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
 from siamrpnpp_ros.requirements_check import require_supported_versions
+from siamrpnpp_ros.sequences import open_sequence
 from siamrpnpp_ros.tracking.config import load_tracker_config, preset_for
-from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, build_tracker
+from siamrpnpp_ros.tracking.multi import MultiTargetTracker
+from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
 PROGRAM = "siamrpnpp-track"
 # Sequences shorter than this finish too quickly for a progress bar to help.
@@ -303,11 +306,6 @@ def summary_line(frame_count: int, track_ms: Sequence[float], device: str, targe
 
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from siamrpnpp_ros.sequences import open_sequence
-    from siamrpnpp_ros.tracking.factory import build_tracker
-    from siamrpnpp_ros.tracking.multi import MultiTargetTracker
-    from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
     selections = [parse_selection(text) for text in args.init or []]
     if args.init_file:

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from siamrpnpp_ros.requirements_check import require_supported_versions
+from siamrpnpp_ros.training.config import TrainConfig, load_train_config
+from siamrpnpp_ros.training.trainer import Trainer
 
 PROGRAM = "siamrpnpp-train"
 
@@ -98,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The TrainConfig: YAML (if any), then every flag given on the command line."""
-    from siamrpnpp_ros.training.config import TrainConfig, load_train_config
-
     config = load_train_config(args.config) if args.config else TrainConfig()
     changes: dict[str, Any] = {}
     direct = (
@@ -161,7 +161,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if not config.data:
             raise ValueError("no training data: pass --data PATH (or data: in --config)")
-        from siamrpnpp_ros.training.trainer import Trainer
 
         trainer = Trainer(config)
         print(
