@@ -138,6 +138,7 @@ def main(args: Sequence[str] | None = None) -> int:
     import rclpy.executors
     from rclpy.executors import ExternalShutdownException
 
+    # deferred: loads torch and rclpy, which must come after quiet_openmp_waits() and prepare_process()
     from siamrpnpp_ros.ros.node import NODE_NAME, LifecycleTrackerNode, TrackerNode, startup_error
     from siamrpnpp_ros.ros.shutdown import stopped_by_shutdown
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -196,6 +198,54 @@ def test_folders_import_one_way():
                 elif kind == "module" and name not in TOP_LEVEL_IMPORTS.get(folder, set()):
                     wrong.append(f"{module.relative_to(REPO_ROOT)} imports the top-level {name}")
     assert not wrong, "imports against the folder order (FOLDER_IMPORTS):\n" + "\n".join(wrong)
+
+
+def is_own_import(node: ast.stmt) -> bool:
+    """An import of this package's own modules: relative, or of ``siamrpnpp_ros`` by name."""
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == "siamrpnpp_ros" for alias in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] == "siamrpnpp_ros"
+    return False
+
+
+DEFERRED = re.compile(r"#\s*deferred:\s*\S")
+
+
+def test_function_level_imports_of_the_package_say_why():
+    """The package imports its own modules at the top of each module, so that an import loop
+    shows at once instead of hiding in a function. An import inside a function stays only where
+    it defers an optional or environment-bound dependency (rclpy and the ROS messages in modules
+    that must load without ROS, aiohttp, onnxruntime, torch before the process is set up), and
+    it says so: a ``# deferred: <reason>`` comment on its line or the line above; imports right
+    below such an import share its comment."""
+    undeclared = []
+    for path in sorted((REPO_ROOT / "siamrpnpp_ros").rglob("*.py")):
+        source = path.read_text()
+        comments: dict[int, str] = {}
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.string
+        lines = source.splitlines()
+        function_level: dict[int, ast.stmt] = {}
+        for function in ast.walk(ast.parse(source, str(path))):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) and is_own_import(node):
+                        function_level[node.lineno] = node
+        covered_ends: set[int] = set()
+        for lineno, node in sorted(function_level.items()):
+            above = lineno - 1
+            on_line = DEFERRED.match(comments.get(lineno, ""))
+            comment_above = lines[above - 1].strip().startswith("#") and DEFERRED.match(comments.get(above, ""))
+            if on_line or comment_above or above in covered_ends:
+                covered_ends.add(node.end_lineno or lineno)
+            else:
+                undeclared.append(f"{path.relative_to(REPO_ROOT)}:{lineno}: {lines[lineno - 1].strip()}")
+    assert not undeclared, (
+        "import these at the top of the module, or say why not with '# deferred: <reason>' on the line "
+        "or the line above:\n" + "\n".join(undeclared)
+    )
 
 
 def test_material_is_imported_by_training_and_eval_only():

@@ -38,6 +38,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.task import Future
@@ -45,6 +46,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from siamrpnpp_ros.models import CheckpointError
 from siamrpnpp_ros.msg import SelectTarget, TrackedBox, TrackedBoxArray
 from siamrpnpp_ros.ros.conversions import bgr_to_image, check_image, compressed_to_bgr, image_to_bgr
 from siamrpnpp_ros.ros.diagnostics import NodeStats, RuntimeMonitor, tracker_status
@@ -945,10 +947,6 @@ def startup_error(error: BaseException) -> tuple[str, str]:
     The plain node exits with the code for the kind (tracker_node.main); the managed node logs
     the line and fails its configure transition.
     """
-    from rclpy.exceptions import ParameterException
-
-    from siamrpnpp_ros.models import CheckpointError
-
     text = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, (CheckpointError, FileNotFoundError)):
         return "weights", f"cannot load weights: {text}"

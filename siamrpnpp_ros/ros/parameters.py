@@ -24,9 +24,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, is_model_name, model_config
 from siamrpnpp_ros.ros.qos import IMAGE_QOS_CHOICES
 from siamrpnpp_ros.tracking.config import TrackerConfig, preset_for, tracker_field_names
-from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, build_tracker, select_device
 from siamrpnpp_ros.tracking.longterm import BUDGET_AUTO, parse_lost_search_budget
-from siamrpnpp_ros.tracking.session import LostPolicy
+from siamrpnpp_ros.tracking.session import LostPolicy, align_long_term_thresholds
 
 MAX_INT = 2**31 - 1
 BACKENDS = ("torch", "onnxruntime")
@@ -454,9 +454,6 @@ def build_tracker_for(settings: NodeSettings) -> Any:
     """The tracker the node runs for ``settings`` (long-term thresholds aligned with the
     lost/recover policy), built by ``tracking.factory.build_tracker``.
     """
-    from siamrpnpp_ros.tracking.factory import build_tracker, select_device
-    from siamrpnpp_ros.tracking.session import align_long_term_thresholds
-
     config = align_long_term_thresholds(settings.tracker, settings.policy) if settings.long_term else settings.tracker
     return build_tracker(
         settings.model,

@@ -32,8 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument
+from siamrpnpp_ros.ros.conversions import compressed_to_bgr, image_to_bgr
+from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
+from siamrpnpp_ros.sequences import SequenceError, open_sequence
 from siamrpnpp_ros.tools.environment import isolated_ros_environment
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
+from siamrpnpp_ros.tracking.session import TrackStatus
 
 if TYPE_CHECKING:
     import cv2
@@ -117,9 +121,6 @@ class AnnotatedVideoWriter:
             self._writer.release()
 
     def _write(self, stamp_ns: int, frame: np.ndarray, own_box: bool) -> None:
-        from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
-        from siamrpnpp_ros.tracking.session import TrackStatus
-
         box = self._last_box
         if box is None:
             image = draw_tracking_overlay(frame, None, "IDLE")
@@ -197,7 +198,7 @@ def bring_up(node: Node, node_process: subprocess.Popen, quiet: bool = False) ->
     from lifecycle_msgs.srv import ChangeState
     from rclpy.client import Client
 
-    from siamrpnpp_ros.ros.node import NODE_NAME
+    from siamrpnpp_ros.ros.node import NODE_NAME  # deferred: loads rclpy (see main)
 
     # ChangeState is untyped (generated messages): its request and response are Any.
     client: Client[Any, Any] = node.create_client(ChangeState, f"/{NODE_NAME}/change_state")
@@ -232,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(isolated_ros_environment(1 + (os.getpid() + 50) % 100))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
-    from siamrpnpp_ros.sequences import SequenceError, open_sequence
+    # deferred: the selector loads rclpy, which must start in the ROS environment set above
     from siamrpnpp_ros.tools.selector import parse_box
 
     out_path = Path(args.out)
@@ -281,11 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import rclpy
 
+    # deferred: ROS messages and rclpy, loaded in the ROS environment set above (and not for --help)
     from siamrpnpp_ros.msg import TrackedBox
-    from siamrpnpp_ros.ros.conversions import compressed_to_bgr, image_to_bgr
     from siamrpnpp_ros.ros.qos import RESULT_QOS
     from siamrpnpp_ros.tools.selector import AutoSelector
-    from siamrpnpp_ros.tracking.session import TrackStatus
 
     rclpy.init(args=[sys.argv[0]])
     node = rclpy.create_node("demo_monitor")

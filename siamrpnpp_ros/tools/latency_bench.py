@@ -85,8 +85,18 @@ from siamrpnpp_ros.tracker_node import quiet_openmp_waits
 # The node's OpenMP wait policy also for the in-process model timing (before torch loads).
 quiet_openmp_waits()
 
+from siamrpnpp_ros.benchmark.lost import _target_painted_out  # noqa: E402
 from siamrpnpp_ros.benchmark.report import _load, format_cell, markdown_row  # noqa: E402
+from siamrpnpp_ros.benchmark.targets import target_boxes  # noqa: E402
 from siamrpnpp_ros.models.config import THIN_NAME_HELP, model_name_argument  # noqa: E402
+from siamrpnpp_ros.ros.conversions import (  # noqa: E402
+    bgr_to_compressed,
+    bgr_to_image,
+    check_image,
+    compressed_to_bgr,
+    image_to_bgr,
+)
+from siamrpnpp_ros.sequences import SequenceError, open_sequence  # noqa: E402
 from siamrpnpp_ros.tools.demo import default_video  # noqa: E402
 from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
     isolated_domain,
@@ -96,6 +106,7 @@ from siamrpnpp_ros.tools.node_under_test import (  # noqa: E402
     tracker_node_under_test,
 )
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL  # noqa: E402
+from siamrpnpp_ros.tracking.multi import MultiTargetTracker  # noqa: E402
 
 PROGRAM = "latency_bench"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -171,8 +182,7 @@ def load_material(args: argparse.Namespace) -> Material:
     """The frames, the selection box and the reference model the run plays (from ``--video``/``--init``)."""
     import cv2
 
-    from siamrpnpp_ros.sequences import SequenceError, open_sequence
-    from siamrpnpp_ros.tools.selector import parse_box
+    from siamrpnpp_ros.tools.selector import parse_box  # deferred: the selector loads rclpy (not for --help)
 
     model, weights = resolve_model(args)
     video, init = args.video, args.init
@@ -211,8 +221,6 @@ def vanish_frames(material: Material, after: int, count: int) -> None:
     """
     import cv2
 
-    from siamrpnpp_ros.benchmark.lost import _target_painted_out
-
     if after < 1 or after >= len(material.frames):
         raise SystemExit(f"{PROGRAM}: --vanish-after must be in 1..{len(material.frames) - 1}")
     empty = _target_painted_out(material.frames[0], _box_for(material, 0))
@@ -235,8 +243,6 @@ def vanish_frames(material: Material, after: int, count: int) -> None:
 
 def build_messages(frames: Sequence[np.ndarray], transport: str, jpeg_quality: int) -> list[Any]:
     """One message per distinct frame, built now so that no encoding happens while measuring."""
-    from siamrpnpp_ros.ros.conversions import bgr_to_compressed, bgr_to_image
-
     if transport == "raw":
         return [bgr_to_image(frame) for frame in frames]
     return [bgr_to_compressed(frame, codec="jpeg", quality=jpeg_quality) for frame in frames]
@@ -273,8 +279,6 @@ def measure_reference(
     on a throw-away node given the same ``-p`` arguments), and the tracker is built as the
     node builds it, so the step is the one the node runs.
     """
-    from siamrpnpp_ros.ros.conversions import check_image, compressed_to_bgr, image_to_bgr
-
     reference: dict[str, Any] = {}
     for transport in transports:
         decode = (lambda m: image_to_bgr(m, check_image(m))) if transport == "raw" else compressed_to_bgr
@@ -290,8 +294,8 @@ def measure_reference(
 
     import rclpy
 
+    # deferred: ros.parameters loads ROS messages (not for --help)
     from siamrpnpp_ros.ros.parameters import build_tracker_for, declare_node_parameters
-    from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
     with isolated_domain(domain_id):
         context = rclpy.Context()
@@ -332,8 +336,6 @@ def measure_reference(
 
 def _boxes_for(material: Material, frame_index: int, count: int) -> list[tuple[float, ...]]:
     """The target's box on that frame, then ``count - 1`` more spread over the image."""
-    from siamrpnpp_ros.benchmark.targets import target_boxes
-
     height, width = material.frames[0].shape[:2]
     return target_boxes(_box_for(material, frame_index), count, width, height)
 
@@ -375,6 +377,7 @@ def run_transport(
     from sensor_msgs.msg import CompressedImage, Image
     from tqdm import tqdm
 
+    # deferred: ROS messages and rclpy, only needed when a run starts (not for --help)
     from siamrpnpp_ros.msg import SelectTarget, TrackedBox
     from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
 
@@ -550,7 +553,7 @@ def analyse(record: RunRecord, reference: dict[str, Any]) -> dict[str, Any]:
     """Per processed frame in the measured window: e2e, node, e2e-node, wait, work, step, ros (ms);
     the run's percentiles, and the same for TRACKING and LOST boxes apart.
     """
-    from siamrpnpp_ros.msg import TrackedBox
+    from siamrpnpp_ros.msg import TrackedBox  # deferred: ROS messages (not for --help)
 
     tracking, lost = TrackedBox.STATUS_TRACKING, TrackedBox.STATUS_LOST
     publish_times = dict(record.window)

@@ -76,6 +76,7 @@ def isolated_domain(domain_id: int) -> Iterator[dict[str, str]]:
 # ----------------------------------------------------------------------------- parameters
 def node_parameter_names() -> frozenset[str]:
     """Every parameter name the tracker node declares."""
+    # deferred: ros.parameters loads ROS messages; the tools' --help works without ROS
     from siamrpnpp_ros.ros.parameters import MODEL_SPEC, NODE_SPECS, tracker_specs
 
     # The tracker.* names are the same for every model; only their defaults differ.

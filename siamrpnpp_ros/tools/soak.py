@@ -328,6 +328,7 @@ def run_soak(args: argparse.Namespace, material: Material, domain_id: int, out_d
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CompressedImage, Image
 
+    # deferred: ROS messages and rclpy, only needed when a run starts (not for --help)
     from siamrpnpp_ros.msg import SelectTarget, TrackedBox
     from siamrpnpp_ros.ros.qos import COMMAND_QOS, DIAGNOSTICS_QOS, RESULT_QOS, image_qos
 
@@ -577,7 +578,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def analyse(record: SoakRecord, args: argparse.Namespace, schedule: Schedule) -> dict[str, Any]:
     """Figures of a soak run: memory flatness, latency percentiles, status cycles and the accounting."""
-    from siamrpnpp_ros.msg import TrackedBox
+    from siamrpnpp_ros.msg import TrackedBox  # deferred: ROS messages (not for --help)
 
     tracking, lost = TrackedBox.STATUS_TRACKING, TrackedBox.STATUS_LOST
     stream = [b for b in record.boxes if b[4] in (tracking, lost)]

@@ -41,7 +41,7 @@ def lower_priority(increment: int) -> None:
 
 async def serve(node: Any) -> int:
     """Run the web server for ``node`` (a ``ConsoleNode``, already spinning) until a signal."""
-    from siamrpnpp_ros.tools.console.server import ConsoleServer
+    from siamrpnpp_ros.tools.console.server import ConsoleServer  # deferred: aiohttp is optional
 
     logger = node.get_logger()
     settings = node.settings
@@ -81,6 +81,7 @@ def main(args: Sequence[str] | None = None) -> int:
     from rclpy.exceptions import ParameterException
     from rclpy.signals import SignalHandlerOptions
 
+    # deferred: rclpy and ROS messages, only needed when the console runs
     from siamrpnpp_ros.tools.console.ros_bridge import ConsoleNode, SpinThread
     from siamrpnpp_ros.tools.console.settings import NODE_NAME
 
