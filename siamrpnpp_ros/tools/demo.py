@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from siamrpnpp_ros.ros.conversions import compressed_to_bgr, image_to_bgr
 from siamrpnpp_ros.ros.drawing import draw_tracking_overlay
 from siamrpnpp_ros.sequences import SequenceError, open_sequence
 from siamrpnpp_ros.tools.environment import isolated_ros_environment
+from siamrpnpp_ros.tools.node_under_test import stop_process
 from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL
 from siamrpnpp_ros.tracking.session import TrackStatus
 
@@ -174,18 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _stamp_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
-    """SIGINT (a clean shutdown, as Ctrl-C), then kill after ``timeout`` seconds."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def bring_up(node: Node, node_process: subprocess.Popen, quiet: bool = False) -> bool:

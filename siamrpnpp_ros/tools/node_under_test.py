@@ -145,6 +145,20 @@ def player_args(video: str | Path, *options: str, wait_subscribers: int = 2, **r
 
 
 # ----------------------------------------------------------------------------- processes
+def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGINT first (what Ctrl-C does, so the program shuts down cleanly), then kill after
+    ``timeout`` seconds; the exit code.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class PythonProcess:
     """A Python program started in its own process from the checkout, its output in a log file."""
 
@@ -180,14 +194,7 @@ class PythonProcess:
         """SIGINT first (what Ctrl-C does, so the program shuts down cleanly), then kill after
         ``timeout`` seconds; the exit code.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
 
 def start_tracker_node(
