@@ -278,6 +278,28 @@ def test_bench_smoke(capsys, tmp_path):
     assert report["peaks"]["matmul_gflops"] > 0 and fused["nominal_gflop"] == pytest.approx(12.9, abs=0.2)
 
 
+def test_bench_weights_list_may_name_some_of_several_models():
+    """``--weights name=path`` naming one of several ``--models``: each run gets its own model's
+    weights (or none), in a child process as in the side-by-side modes."""
+    from siamrpnpp_ros.bench import build_parser
+    from siamrpnpp_ros.benchmark.speed import _child_command
+    from siamrpnpp_ros.benchmark.targets import _weights_for
+
+    args = build_parser().parse_args(["--models", "alex,alex-w0.25", "--weights", "alex-w0.25=/x/small.pth"])
+    assert _weights_for(args, "alex-w0.25") == "/x/small.pth"
+    assert _weights_for(args, "alex") is None  # no bundled weights for pysot's alex: seeded
+    small = _child_command(args, "alex-w0.25", "exact", "/x/small.pth", None)
+    assert small[small.index("--weights") + 1] == "/x/small.pth"
+    assert "--weights" not in _child_command(args, "alex", "exact", None, None)
+
+
+def test_bench_fp16_mode_refuses_a_cpu():
+    from siamrpnpp_ros.benchmark.speed import build_for_mode
+
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        build_for_mode("fp16", "alex-w0.25", None, "cpu", 255, 0)
+
+
 @pytest.mark.slow
 def test_bench_targets_smoke(capsys, tmp_path):
     """siamrpnpp-bench --targets: one row per target count, the marginal cost against one target."""

@@ -296,6 +296,44 @@ def test_half_precision_on_gpu(parity_checkpoint, parity_dump):
     np.testing.assert_allclose(loc.cpu().numpy(), dump["loc_f1"], rtol=0, atol=5e-2)
 
 
+def _half_head_error(model, dump, fold_bn: bool) -> float:
+    """Max |cls/loc| difference of ``model`` in half precision against float32 on a parity crop."""
+    from siamrpnpp_ros.models.fusion import fuse_for_inference
+
+    z, x = torch.from_numpy(dump["z_crop"]).float(), torch.from_numpy(dump["x_crop_f1"]).float()
+    with torch.inference_mode():
+        reference = model(x, model.template(z))
+        network = fuse_for_inference(model, fold_bn=fold_bn).half()
+        try:
+            half = network(x.half(), network.template(z.half()))
+        except RuntimeError as error:  # older torch has no half convolutions on the CPU
+            pytest.skip(f"no float16 convolution on this CPU build: {error}")
+    return max(float((r - h.float()).abs().max()) for r, h in zip(reference, half, strict=True))
+
+
+def test_half_precision_needs_batchnorm_folded_first(parity_dump):
+    """Why ``build_tracker(fp16=True)`` folds BatchNorm first: the bundled model takes raw 0-255
+    pixels, its first BatchNorm subtracts means in the thousands, and float16 loses that."""
+    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, default_weights_path
+
+    model = build_model(DEFAULT_MODEL)
+    load_checkpoint(model, default_weights_path(DEFAULT_MODEL))
+    model.eval()
+    dump = parity_dump("alex")
+    folded, unfolded = _half_head_error(model, dump, True), _half_head_error(model, dump, False)
+    assert folded < 0.05, folded
+    assert unfolded > 10 * folded, (unfolded, folded)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (fp16 is refused on the CPU)")
+def test_fp16_tracker_runs_folded_batchnorm():
+    from siamrpnpp_ros.tracking.factory import DEFAULT_MODEL, build_tracker
+
+    tracker = build_tracker(DEFAULT_MODEL, None, device="cuda", fp16=True)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in tracker.model.modules())
+    assert next(tracker.model.parameters()).dtype == torch.float16
+
+
 # --------------------------------------------------------------------------- checkpoint loading
 
 

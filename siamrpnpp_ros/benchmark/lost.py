@@ -65,11 +65,17 @@ def run_lost(args: argparse.Namespace) -> dict[str, Any]:
             empty_frames = [_target_painted_out(frame, first_box) for frame in frames]
             # (row key, tracker, the frames it sees): the normal step, then one lost tracker per count.
             runners: list[tuple[int | str, LongTermTracker, list[np.ndarray]]] = [
-                ("normal", LongTermTracker(built.model, config, device=built.device), frames)
+                ("normal", LongTermTracker(built.model, config, device=built.device, fp16=built.fp16), frames)
             ]
             for count in counts:
                 tiles_config = config.replace(lost_tiles_per_frame=count)
-                runners.append((count, LongTermTracker(built.model, tiles_config, device=built.device), empty_frames))
+                runners.append(
+                    (
+                        count,
+                        LongTermTracker(built.model, tiles_config, device=built.device, fp16=built.fp16),
+                        empty_frames,
+                    )
+                )
             for _, tracker, _ in runners:
                 tracker.init(frames[0], first_box)
             steps: dict[int | str, list[float]] = {key: [] for key, _, _ in runners}

@@ -15,6 +15,7 @@ between modes):
 ``fast``         ``fused`` with a smaller search crop (``--fast-size``, default 191 for
                  r50/mobilev2, 255 for alex).
 ``fast-ort``     ``onnxruntime`` with the smaller search crop.
+``fp16``         ``fused`` in half precision (``fp16=True``); CUDA only.
 
 Printed per run: median / p90 / FPS of ``track()``, the median split into crop, backbone, neck,
 head (RPN incl. correlation, level fusion and the copy of the outputs to the host) and
@@ -58,7 +59,7 @@ from siamrpnpp_ros.tracking.backends import build_backend, configure_threads
 PROGRAM = "siamrpnpp-bench"
 # Each (model, mode) runs as ``python -m CLI_MODULE --_child ...`` (see ``_child_command``).
 CLI_MODULE = "siamrpnpp_ros.bench"
-MODES: tuple[str, ...] = ("reference", "plain", "exact", "fused", "onnxruntime", "fast", "fast-ort")
+MODES: tuple[str, ...] = ("reference", "plain", "exact", "fused", "onnxruntime", "fast", "fast-ort", "fp16")
 DEFAULT_MODES = ("reference", "exact", "fused", "onnxruntime", "fast")
 DEFAULT_FAST_SIZE = {"r50": 191, "mobilev2": 191, "alex": 255}
 SPLIT_KEYS = ("crop", "backbone", "neck", "head", "decode")
@@ -384,7 +385,7 @@ def build_for_mode(mode: str, model_name: str, weights: str | None, device: str,
         network = build_backend("torch", model, dev, optimize=False)
     elif mode == "exact":
         network = build_backend("torch", model, dev, optimize=True)
-    elif mode in ("fused", "fast"):
+    elif mode in ("fused", "fast", "fp16"):
         network = build_backend("torch", model, dev, fuse_bn=True)
     elif mode in ("onnxruntime", "fast-ort"):
         network = build_backend("onnxruntime", model, dev)
@@ -392,7 +393,8 @@ def build_for_mode(mode: str, model_name: str, weights: str | None, device: str,
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     # Any: it also carries the plain model, which FLOP counting needs (run_one and
     # benchmark.targets delete it again); SiamRPNTracker declares no such attribute.
-    tracker: Any = SiamRPNTracker(network, config, device=dev)
+    # fp16 on a CPU device is refused here, by SiamRPNTracker, with a clear message.
+    tracker: Any = SiamRPNTracker(network, config, device=dev, fp16=mode == "fp16")
     tracker._bench_source = model  # noqa: SLF001
     return tracker
 
@@ -554,7 +556,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _child_command(args: argparse.Namespace, model: str, mode: str, teacher: str | None) -> list[str]:
+def _child_command(
+    args: argparse.Namespace, model: str, mode: str, weights: str | None, teacher: str | None
+) -> list[str]:
+    # ``weights``: this model's own path, as the child benchmarks one model only.
     cmd = [
         sys.executable,
         "-m",
@@ -574,7 +579,7 @@ def _child_command(args: argparse.Namespace, model: str, mode: str, teacher: str
         str(args.seed),
     ]
     for flag, value in (
-        ("--weights", args.weights),
+        ("--weights", weights),
         ("--video", args.video),
         ("--threads", args.threads),
         ("--fast-size", args.fast_size),
@@ -594,7 +599,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    resolve_weights(args.weights, models)  # validate early
+    weights = resolve_weights(args.weights, models)  # validated before any run
     if args.accuracy and "exact" in modes:
         modes = ["exact"] + [m for m in modes if m != "exact"]  # the teacher runs first
 
@@ -614,10 +619,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 if args.in_process:
                     ns = argparse.Namespace(**vars(args))
                     ns.model, ns.mode, ns.teacher = model, mode, child_teacher
+                    ns.weights = weights[model]
                     record = run_one(ns)
                 else:
                     proc = subprocess.run(
-                        _child_command(args, model, mode, child_teacher),
+                        _child_command(args, model, mode, weights[model], child_teacher),
                         stdout=subprocess.PIPE,
                         text=True,
                         env=_child_env(),

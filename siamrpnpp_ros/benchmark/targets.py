@@ -35,7 +35,7 @@ from siamrpnpp_ros.tracking.factory import default_weights_path
 from siamrpnpp_ros.tracking.multi import MultiTargetTracker
 
 #: Modes that batch (``reference`` keeps one template and cannot).
-TARGET_MODES = ("plain", "exact", "fused", "onnxruntime", "fast", "fast-ort")
+TARGET_MODES = ("plain", "exact", "fused", "onnxruntime", "fast", "fast-ort", "fp16")
 HEADER = (
     "model",
     "mode",
@@ -85,7 +85,9 @@ def target_boxes(
 
 
 def _weights_for(args: argparse.Namespace, model: str) -> str | None:
-    chosen = resolve_weights(args.weights, [model])[model]
+    # Resolved against every --models entry: a name=path list may name the others too.
+    all_models = [m.strip() for m in args.models.split(",") if m.strip()]
+    chosen = resolve_weights(args.weights, all_models)[model]
     if chosen:
         return chosen
 

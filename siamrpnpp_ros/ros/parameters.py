@@ -138,7 +138,7 @@ NODE_SPECS: tuple[_Spec, ...] = (
         "Inference device: auto (CUDA if available), cpu, cuda or cuda:N.",
         constraints="auto, cpu, cuda or cuda:N",
     ),
-    _Spec("fp16", False, "Half-precision network (CUDA only; refused on the CPU)."),
+    _Spec("fp16", False, "Half-precision network, BatchNorm folded first (CUDA only; refused on the CPU)."),
     _Spec(
         "backend",
         "torch",

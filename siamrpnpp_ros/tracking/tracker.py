@@ -160,7 +160,8 @@ class SiamRPNTracker:
     ``model(x, kernels) -> (cls, loc)``) or anything with that contract (``FusedSiamRPN``,
     ``backends.OnnxRuntimeModel``); an ``nn.Module`` is moved to ``device``, put in eval mode and,
     with ``fp16``, converted to half precision in place. fp16 needs a CUDA device: half-precision
-    convolutions on CPU are slow or missing, so it is refused there. Head outputs are always
+    convolutions on CPU are slow or missing, so it is refused there. Give fp16 a network with
+    BatchNorm folded (``build_tracker(fp16=True)`` does; see its body). Head outputs are always
     decoded in float32/float64 NumPy like pysot.
     """
 
