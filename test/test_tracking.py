@@ -574,6 +574,27 @@ def test_tiled_lost_search_costs_one_batched_pass_and_finds_the_target_anywhere(
     assert not result.search_wide and not result.lost and _near(result.box, (536, 377))
 
 
+def test_lost_search_goes_where_the_target_colours_appear():
+    # One tile per lost frame: the tile around the held state first, then the one where the
+    # target's colours have gathered, however far down the nearest-first order it is.
+    scene = SyntheticScene(seed=2, width=640, height=480)
+    cfg = TRACKER_PRESETS["alex"].replace(confidence_low=0.5, confidence_high=0.9, lost_tiles_per_frame=1)
+    tracker = LongTermTracker(TemplateMatchingNet(), cfg)
+    tracker.init(scene.frame((100, 100)), (100, 100, 64, 64))
+    assert tracker.track(scene.frame(None)).lost
+    tiles = tracker.tile_centers(640, 480)
+    reappear = (540, 380)
+    nearest = min(range(len(tiles)), key=lambda i: math.dist(tiles[i], (reappear[0] + 32, reappear[1] + 32)))
+    assert nearest > 10, "in the nearest-first order that tile would come much later"
+    searched = []
+    for _ in range(len(tiles)):
+        result = tracker.track(scene.frame(reappear))
+        searched.append(result)
+        if not result.lost:
+            break
+    assert len(searched) == 2 and _near(result.box, reappear), f"found after {len(searched)} lost frames"
+
+
 def test_one_tile_per_frame_searches_like_several_at_a_time():
     # lost_tiles_per_frame only batches the same searches: one at a time visits the same tiles in
     # the same order and finds the target on the same tile, just later.

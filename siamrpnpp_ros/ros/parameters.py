@@ -178,7 +178,8 @@ NODE_SPECS: tuple[_Spec, ...] = (
         "Long-term tracker, lost_search tiles: the time a frame with a lost target may take, so the node "
         "keeps up with the camera. auto = the measured image period less a margin for the rest of the "
         "node; a number = that many milliseconds; off = always tracker.lost_tiles_per_frame tiles. "
-        "Fewer tiles per frame cover the image over more frames, nearest the last box first.",
+        "Fewer tiles per frame cover the image over more frames: the one around the last box first, "
+        "then those that have become most like the target in colour.",
         read_only=False,
         constraints="auto, off, or a number of milliseconds > 0",
         dynamic_typing=True,

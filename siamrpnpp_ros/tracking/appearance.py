@@ -59,6 +59,9 @@ THUMBNAIL_SIDE = 24
 MIN_TEXTURE = 2.0
 #: Boxes with less than this many pixels inside the frame on either side have no appearance.
 MIN_SIDE_PIXELS = 2
+# Width of the frame copy that ``colour_match_map`` works on: a 60 px target in 640x480 still
+# covers 15 of its pixels, and the map costs a fraction of a millisecond.
+COLOUR_MAP_WIDTH = 160
 
 
 @dataclass(frozen=True)
@@ -139,3 +142,26 @@ def similarity(reference: AppearanceDescriptor | None, current: AppearanceDescri
     )
     pattern = float((reference.thumbnail * current.thumbnail).sum())
     return min(colour, 1.0), pattern
+
+
+def colour_match_map(
+    frame: np.ndarray, reference: AppearanceDescriptor, box_size: tuple[float, float]
+) -> tuple[np.ndarray, float]:
+    """How much each place of ``frame`` looks like ``reference``'s colours, averaged over a box
+    of the target's size ``box_size`` (w, h in frame pixels): ``(map, frame pixels per map
+    pixel)``, values in [0, 1], on a copy of the frame ``COLOUR_MAP_WIDTH`` pixels wide.
+
+    Histogram ratio back-projection: each pixel gets min(1, reference share / frame share) of
+    its hue-saturation bin, so colours that fill the whole frame weigh little and the
+    target's own colours stand out where they gather (about 0.3 ms for 640x480 here).
+    """
+    height, width = frame.shape[:2]
+    shrink = max(1.0, width / COLOUR_MAP_WIDTH)
+    size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
+    hsv = cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+    ratio = np.minimum(reference.histogram / np.maximum(hue_saturation_histogram(hsv), 1e-12), 1.0)
+    ratio[reference.histogram <= 0] = 0.0
+    ratio_table = ratio.reshape(HUE_BINS, SATURATION_BINS).astype(np.float32)
+    projected = cv2.calcBackProject([hsv], [0, 1], ratio_table, [0, 180, 0, 256], 1.0).astype(np.float32)
+    kernel = (max(1, round(box_size[0] / shrink)), max(1, round(box_size[1] / shrink)))
+    return cv2.boxFilter(projected, -1, kernel, normalize=True, borderType=cv2.BORDER_CONSTANT), shrink
