@@ -65,8 +65,11 @@ timeout 120 "$py" -m siamrpnpp_ros.bench --device cuda --video "$sequence" --fra
 echo "targets exit $?"
 
 step "3. the lost search: a normal step against K tiles"
-timeout 90 "$py" -m siamrpnpp_ros.bench --device cuda --video "$sequence" --frames 50 --quiet \
-    --models "$v3" --weights "$v3=$v3_weights" --modes exact,fp16 --lost-tiles 1,4,16 \
+# The bundled model on the bench's synthetic clip. With the pedestrian painted out of vtest.avi
+# neither model lost her within 50 frames (2026-12-04), and v3 does not lose the painted-out
+# target of the synthetic clip either until its presence weights are fitted (issue #26).
+timeout 90 "$py" -m siamrpnpp_ros.bench --device cuda --frames 50 --quiet \
+    --models "$bundled" --modes exact,fp16 --lost-tiles 1,4,16 \
     --json "$out/lost_cuda.json"
 echo "lost exit $?"
 
