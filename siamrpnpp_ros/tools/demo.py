@@ -283,7 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     latencies: list[float] = []
     first_box_time: list[float] = []
 
+    last_image_at = [time.monotonic()]
+
     def on_image(image: Image | CompressedImage) -> None:
+        last_image_at[0] = time.monotonic()
         stamp = _stamp_ns(image.header.stamp)
         frame_indices.setdefault(stamp, len(frame_indices))
         if len(frame_indices) > 10_000:  # bounded on long videos
@@ -349,14 +352,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"demo: the tracker node exited with {node_process.returncode}", file=sys.stderr)
                 exit_code = 1
                 break
-        # End of the video: wait for the box of the last frame (or give up after a grace period).
+        # End of the video: the player has exited, but its last frames and their boxes may still
+        # be on their way. Wait until no image has come for three frame periods and the box of
+        # the newest image is in (or give up after a grace period).
         grace_end = time.monotonic() + END_OF_VIDEO_GRACE_S
-        last_stamp = max(frame_indices) if frame_indices else None
-        while (
-            time.monotonic() < grace_end
-            and last_stamp is not None
-            and not any(_stamp_ns(b.header.stamp) == last_stamp for b in boxes[-3:])
-        ):
+        quiet_s = 3.0 / rate
+        while time.monotonic() < grace_end and frame_indices:
+            newest = max(frame_indices)
+            settled = time.monotonic() - last_image_at[0] > quiet_s
+            if settled and any(_stamp_ns(b.header.stamp) == newest for b in boxes[-3:]):
+                break
             rclpy.spin_once(node, timeout_sec=0.05)
     except KeyboardInterrupt:
         exit_code = 130
