@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one run, for a session or a user that has one. CI has no
-# GPU, so these never run there; docs/performance.md ("On a GPU") has the figures they gave.
+# GPU, so these never run there; docs/performance.md ("Measured on a GPU") has their figures.
 #
 #   tools/gpu_checks.sh VIDEO OUTDIR
 #

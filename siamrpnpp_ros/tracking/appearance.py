@@ -153,7 +153,8 @@ def colour_match_map(
 
     Histogram ratio back-projection: each pixel gets min(1, reference share / frame share) of
     its hue-saturation bin, so colours that fill the whole frame weigh little and the
-    target's own colours stand out where they gather (about 0.3 ms for 640x480 here).
+    target's own colours stand out where they gather. With the tile scores of a lost frame it
+    took 0.9 ms (median, 640x480, 20 tiles, on the 2-core CPU at load average 4).
     """
     height, width = frame.shape[:2]
     shrink = max(1.0, width / COLOUR_MAP_WIDTH)

@@ -18,8 +18,8 @@ the next searches look for the target further away, with an almost flat window
   tile comes up within a frame or two wherever it is, rather than when a fixed order
   reaches it. Tiles that stay unsearched gain priority with time, so every tile comes up;
   without colours to go by (no appearance), the order is nearest to the held state first,
-  round robin. Of a frame's tiles the one with the highest presence counts, and its box is taken only when
-  that presence reaches ``confidence_high``, so a look-alike that scores in between does not
+  round robin. Of a frame's tiles the one with the highest presence counts, and its box is
+  taken only when that presence reaches ``confidence_high``, so a look-alike that scores in between does not
   take the track over.
   Two state rules differ from pysot's, because a state that has drifted bigger than the
   target can never find it again (tiles at a 370 px scale do not see a 60 px pedestrian) and
@@ -176,7 +176,8 @@ class LongTermTracker(SiamRPNTracker):
         return (cfg.score_size() - 1) * cfg.anchor_stride / scale
 
     def tile_centers(self, frame_width: int, frame_height: int) -> list[tuple[float, float]]:
-        """The centres, in frame pixels, of the tiles that cover the frame, in the order searched.
+        """The centres, in frame pixels, of the tiles that cover the frame, nearest to the held
+        state first: the first is searched first, and the order breaks ties of priority.
 
         Tiles are spaced by the span of the score map's anchor centres at the target's scale, so
         that every point of the frame lies under some tile's anchors; nearest to the held state
